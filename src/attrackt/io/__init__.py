@@ -1,0 +1,1 @@
+"""Reading and writing: CTC folders, geff graphs, napari layers, crash-safe files."""

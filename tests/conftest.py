@@ -1,0 +1,31 @@
+"""Shared fixtures: the real-data folder (skipped with a reason when absent) and tiny synthetic data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _find_shared_data() -> Path | None:
+    env = os.environ.get("ATTRACKT_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The CTC data of ../shared/data (or $ATTRACKT_DATA); the test is skipped when it is absent."""
+    path = _find_shared_data()
+    if path is None:
+        pytest.skip(
+            "real data not found: set ATTRACKT_DATA or place the shared data at ../shared/data"
+        )
+    return path
