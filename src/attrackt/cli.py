@@ -23,3 +23,24 @@ def main(
     """attrackt: each command is one stage; `attrackt run` does them all."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+# ---- data: validate, info, synth ---------------------------------------------------------
+
+
+# ---- evaluation --------------------------------------------------------------------------
+
+
+# ---- linking -----------------------------------------------------------------------------
+
+
+# ---- features and embeddings -------------------------------------------------------------
+
+
+# ---- association model: prepare, train, predict ------------------------------------------
+
+
+# ---- proof-reading: rank, finetune, loop -------------------------------------------------
+
+
+# ---- the whole pipeline ------------------------------------------------------------------
