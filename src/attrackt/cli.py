@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Annotated
 
+import numpy as np
 import typer
+
+from attrackt.data import Detections
+from attrackt.errors import InputError
 
 app = typer.Typer(
     name="attrackt",
@@ -35,6 +41,121 @@ def main(
 
 
 # ---- features and embeddings -------------------------------------------------------------
+
+
+def _read_movie(path: Path) -> np.ndarray:
+    """A (T, [Z,] Y, X) stack from a .npy or .tif file, or a folder of per-frame .tif files."""
+    # TODO(io): replace by the attrackt.io.ctc readers once they are on main.
+    import tifffile
+
+    if path.is_dir():
+        frames = sorted(path.glob("*.tif")) + sorted(path.glob("*.tiff"))
+        if not frames:
+            raise InputError(path, "holds no .tif frames")
+        return np.stack([tifffile.imread(f) for f in frames])
+    if not path.is_file():
+        raise InputError(path, "no such file or folder")
+    if path.suffix == ".npy":
+        return np.load(path, mmap_mode="r")
+    if path.suffix in (".tif", ".tiff"):
+        return tifffile.imread(path)
+    raise InputError(path, "expected a .npy or .tif stack, or a folder of .tif frames")
+
+
+def _movies(detections: Detections, paths: list[Path], what: str) -> dict[str, np.ndarray]:
+    """One movie per sequence of ``detections``, given in the order of its sequences."""
+    names = detections.sequences
+    if len(paths) != len(names):
+        raise InputError(
+            f"--{what}", f"give one per sequence ({len(names)}: {names}), got {len(paths)}"
+        )
+    return {name: _read_movie(p) for name, p in zip(names, paths, strict=True)}
+
+
+def _crop_size(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError as err:
+        raise InputError("--crop-size", f"expected N or Z,Y,X integers, got {text!r}") from err
+
+
+@app.command("features")
+def features_command(
+    input: Annotated[Path, typer.Argument(help="Detections parquet file.")],
+    images: Annotated[list[Path], typer.Option(help="Movie per sequence (.npy/.tif).")],
+    masks: Annotated[list[Path], typer.Option(help="Label masks per sequence.")],
+    out: Annotated[Path, typer.Option(help="Detections parquet to write.")],
+) -> None:
+    """Add shape and intensity features (area, intensity statistics, axes, ...) to detections."""
+    from attrackt.features import regionprops_features
+
+    detections = Detections.load(input)
+    movies, labels = _movies(detections, images, "images"), _movies(detections, masks, "masks")
+    parts = [
+        regionprops_features(movies[name], labels[name], part)
+        for name, part in detections.by_sequence()
+    ]
+    result = Detections.concat(parts) if parts else detections
+    result.save(out)
+    logging.getLogger(__name__).info("wrote %d detections with features to %s", len(result), out)
+
+
+@app.command("embed")
+def embed_command(
+    input: Annotated[Path, typer.Argument(help="Detections parquet file.")],
+    images: Annotated[list[Path], typer.Option(help="Movie per sequence (.npy/.tif).")],
+    out: Annotated[Path, typer.Option(help="Detections parquet to write.")],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Auto-encoder to load instead of training.")
+    ] = None,
+    train_dir: Annotated[
+        Path | None, typer.Option(help="Training log and checkpoints [OUT_autoencoder/].")
+    ] = None,
+    masks: Annotated[list[Path] | None, typer.Option(help="Label masks per sequence.")] = None,
+    mask_others: Annotated[bool, typer.Option(help="Blank other cells (needs masks).")] = False,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Crops per training step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-4,
+    crop_size: Annotated[str, typer.Option(help="Crop size: N, or Y,X / Z,Y,X.")] = "64",
+    latent_channels: Annotated[int, typer.Option(help="Channels of the latent.")] = 4,
+    variational: Annotated[bool, typer.Option(help="Train a variational auto-encoder.")] = False,
+    embedding: Annotated[str, typer.Option(help="'flat' latent or 'pooled' (for 3D).")] = "flat",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue a training left in TRAIN_DIR.")] = True,
+) -> None:
+    """Embed each detection's image crop with the crop auto-encoder (trained here unless given)."""
+    from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_detections
+    from attrackt.train import TrainConfig
+
+    detections = Detections.load(input)
+    movies = _movies(detections, images, "images")
+    labels = _movies(detections, masks, "masks") if masks else None
+    sizes = _crop_size(crop_size)
+    config = EmbedConfig(
+        model=AutoEncoderConfig(
+            crop_size=sizes * detections.ndim if len(sizes) == 1 else sizes,
+            latent_channels=latent_channels,
+            variational=variational,
+            embedding=embedding,
+        ),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            min_lr=lr / 30,
+            warmup_steps=0.02,
+            seed=seed,
+            device=device,
+        ),
+        mask_others=mask_others,
+    )
+    work = train_dir or out.with_name(out.stem + "_autoencoder")
+    result = embed_detections(
+        detections, movies, config, work, checkpoint=checkpoint, masks=labels, resume=resume
+    )
+    result.save(out)
+    logging.getLogger(__name__).info("wrote %d embedded detections to %s", len(result), out)
 
 
 # ---- association model: prepare, train, predict ------------------------------------------
