@@ -1,4 +1,4 @@
-"""The core types: invariants, derived structure (tracklets, divisions) and lossless disk round trips."""
+"""Core types: invariants, tracklets and divisions, lossless disk round trips."""
 
 from __future__ import annotations
 
