@@ -63,6 +63,8 @@ def _finite_frame(images: Any, t: int, dtype: Any = None) -> np.ndarray:
 
 def _frame_slices(times: np.ndarray) -> list[tuple[int, slice]]:
     """``(t, rows)`` for each frame of a time vector sorted ascending."""
+    if not len(times):
+        return []
     frames, starts = np.unique(times, return_index=True)
     ends = np.append(starts[1:], len(times))
     return [(int(t), slice(int(a), int(b))) for t, a, b in zip(frames, starts, ends, strict=True)]
@@ -295,7 +297,8 @@ def extract_crops(
     for t, rows in _frame_slices(detections.times):
         frame = np.pad(_finite_frame(images, t), pad, constant_values=PAD_VALUE)
         corner = tuple(centre[rows].T)  # padding shifts the centre to the window's corner
-        out[rows] = sliding_window_view(frame, sizes)[corner]
+        with np.errstate(over="ignore"):  # an overflowing cast is reported below
+            out[rows] = sliding_window_view(frame, sizes)[corner]
         if mask_others:
             own = detections.labels[rows].reshape((-1,) + (1,) * ndim)
             mask = sliding_window_view(np.pad(np.asarray(masks[t]), pad), sizes)[corner]

@@ -477,8 +477,8 @@ def fit(
     ``data`` is the number of training samples (shuffled each epoch with ``config.seed``) or any
     index sampler with a length (and, for exact resume, a ``set_epoch`` that fixes its order).
     Each step draws ``config.batch_size`` indices, moves them to the model's device and calls
-    ``make_batch(indices)`` then ``loss_fn(model, batch)``. ``model`` must already sit on
-    ``resolve_device(config.device)``.
+    ``make_batch(indices)`` then ``loss_fn(model, batch)``. ``model`` is moved to
+    ``resolve_device(config.device)``, where ``make_batch`` must find its tensors.
 
     ``out_dir`` receives ``log.jsonl`` (one JSON record per log or validation event),
     ``last.pt`` (every ``checkpoint_every`` steps and at the end) and, with ``val``,
@@ -491,11 +491,14 @@ def fit(
     """
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
+    model.to(device)
     main = is_main_process()
     kind, model_config = model_identity(model)
     extra = dict(extra_state or {})
     _check_plain(model_config, "model config")
     _check_plain(extra, "extra_state")
+    if val is not None and val.size < 1:
+        raise InputError("validation data", "is empty; pass val=None to train without it")
 
     sampler = EpochShuffler(data, config.seed) if isinstance(data, int) else data
     drop_last = len(sampler) >= config.batch_size  # keep every batch full when there is enough

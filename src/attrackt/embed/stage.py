@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,7 +62,7 @@ def embed_detections(
     """
     if checkpoint is not None:
         model = load_autoencoder(checkpoint, config.train.device)
-        config = EmbedConfig(**{**vars(config), "model": model.config})
+        config = dataclasses.replace(config, model=model.config)
         crops = detection_crops(detections, images, config, masks)
     else:
         if out_dir is None:
