@@ -1,4 +1,4 @@
-"""CTC reading and writing: layout, masks -> detections/tracks, result round trips, GT detections."""
+"""CTC reading and writing: layout, masks -> detections and tracks, round trips, GT detections."""
 
 from __future__ import annotations
 
@@ -210,7 +210,11 @@ def test_result_writer_refuses_a_detection_without_region_and_keeps_the_old_fold
     assert (target / "keep.txt").read_text() == "old"
     masks[1, 1:3, 1:3] = 4
     write_ctc_result(target, Tracks(det, np.array([[0, 1]])), masks)
-    assert sorted(p.name for p in target.iterdir()) == ["mask000.tif", "mask001.tif", "res_track.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "mask000.tif",
+        "mask001.tif",
+        "res_track.txt",
+    ]
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
@@ -229,8 +233,11 @@ def test_written_sequence_reads_back_here_and_in_traccuracy(tmp_path, ndim):
 def test_sequence_writer_checks_the_table_before_writing(tmp_path):
     images, masks, table = tiny_movie()
     table.loc[table["label"] == 2, "end"] = 3  # but label 2 is in frames 4 and 5
-    with pytest.raises(InputError, match=r"man_track\.txt: track 2 spans frames 0-3 but its label "
-                       r"is also in man_track004\.tif, man_track005\.tif"):
+    with pytest.raises(
+        InputError,
+        match=r"man_track\.txt: track 2 spans frames 0-3 but its label "
+        r"is also in man_track004\.tif, man_track005\.tif",
+    ):
         write_ctc_sequence(tmp_path, "01", images, masks, table)
     assert not (tmp_path / "01").exists()
 

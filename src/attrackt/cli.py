@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -28,12 +29,17 @@ def main(
 
 # ---- data: validate, info, synth ---------------------------------------------------------
 
+_CTCPath = Annotated[
+    Path, typer.Argument(help="A CTC dataset folder, a sequence, or a TRA/RES folder.")
+]
+_Sequence = Annotated[
+    str | None,
+    typer.Option("--sequence", "-s", help="Sequence name, e.g. 01."),
+]
+
 
 @app.command()
-def validate(
-    path: Path = typer.Argument(..., help="A CTC dataset folder, a sequence, or a TRA/RES folder."),
-    sequence: str | None = typer.Option(None, "--sequence", "-s", help="Sequence name, e.g. 01."),
-) -> None:
+def validate(path: _CTCPath, sequence: _Sequence = None) -> None:
     """Check CTC data; print each error and warning with its file. Exit code 1 on errors."""
     from attrackt.io.validate import validate_ctc
 
@@ -45,10 +51,7 @@ def validate(
 
 
 @app.command()
-def info(
-    path: Path = typer.Argument(..., help="A CTC dataset folder, a sequence, or a TRA/RES folder."),
-    sequence: str | None = typer.Option(None, "--sequence", "-s", help="Sequence name, e.g. 01."),
-) -> None:
+def info(path: _CTCPath, sequence: _Sequence = None) -> None:
     """Frames, image shape, cells per frame, tracks, divisions and nodes of CTC data."""
     from attrackt.errors import InputError
     from attrackt.io.ctc import ctc_info

@@ -97,7 +97,9 @@ def check_frame_files(
                 if before >= 0
                 else f"numbering starts at {frames[after][0].name}"
             )
-            issues.append(error(folder / frame_name(prefix, int(t), n), f"missing frame {t} ({where})"))
+            issues.append(
+                error(folder / frame_name(prefix, int(t), n), f"missing frame {t} ({where})")
+            )
         return issues
     expected = np.asarray(expected, dtype=np.int64)
     if missing is not None:
@@ -136,8 +138,11 @@ def check_masks(
         return [error(paths[0], f"masks must hold integer labels, found {masks.dtype} pixels")]
     if image_shape is not None and masks.shape[1:] != tuple(image_shape):
         return [
-            error(paths[0], f"mask shape {masks.shape[1:]} differs from image shape "
-                  f"{tuple(image_shape)} ({image_path.name if image_path else 'images'})")
+            error(
+                paths[0],
+                f"mask shape {masks.shape[1:]} differs from image shape "
+                f"{tuple(image_shape)} ({image_path.name if image_path else 'images'})",
+            )
         ]
     issues: list[Issue] = []
     if masks.dtype.kind == "i":
@@ -199,8 +204,11 @@ def check_track_table(
             issues.append(error(src, f"track {row.label}: parent {row.parent} does not exist"))
         elif ends[row.parent] >= row.start:
             issues.append(
-                error(src, f"track {row.label} starts at frame {row.start} but its parent "
-                      f"{row.parent} ends at frame {ends[row.parent]}")
+                error(
+                    src,
+                    f"track {row.label} starts at frame {row.start} but its parent "
+                    f"{row.parent} ends at frame {ends[row.parent]}",
+                )
             )
 
     n_frames = len(mask_paths)
@@ -209,23 +217,32 @@ def check_track_table(
     beyond = spans[(spans["start"] < 0) | (spans["end"] >= n_frames)]
     for lab, row in beyond.iterrows():
         issues.append(
-            error(src, f"track {lab}: span {row.start}-{row.end} lies outside the "
-                  f"{n_frames} frames (0-{n_frames - 1})")
+            error(
+                src,
+                f"track {lab}: span {row.start}-{row.end} lies outside the "
+                f"{n_frames} frames (0-{n_frames - 1})",
+            )
         )
     joined = pairs[["t", "label"]].join(spans, on="label")
     unknown = joined[joined["start"].isna()]
     for lab, group in unknown.groupby("label")["t"]:
         issues.append(
-            error(src, f"label {lab} in {_names(group.to_numpy(), render=name)} "
-                  f"has no row in {table_path.name}")
+            error(
+                src,
+                f"label {lab} in {_names(group.to_numpy(), render=name)} "
+                f"has no row in {table_path.name}",
+            )
         )
     known = joined[joined["start"].notna()]
     outside = known[(known["t"] < known["start"]) | (known["t"] > known["end"])]
     for lab, group in outside.groupby("label")["t"]:
         start, end = spans.loc[lab]
         issues.append(
-            error(src, f"track {lab} spans frames {start}-{end} but its label is also in "
-                  f"{_names(group.to_numpy(), render=name)}")
+            error(
+                src,
+                f"track {lab} spans frames {start}-{end} but its label is also in "
+                f"{_names(group.to_numpy(), render=name)}",
+            )
         )
     inside = known.drop(outside.index)
     seen = inside.groupby("label")["t"].nunique()
@@ -238,7 +255,10 @@ def check_track_table(
         present = frames_of.get(lab, np.zeros(0, np.int64))
         absent = np.setdiff1d(span, present)
         issues.append(
-            error(src, f"track {lab} spans frames {start}-{end} but is absent from "
-                  f"{_names(absent, render=name)}")
+            error(
+                src,
+                f"track {lab} spans frames {start}-{end} but is absent from "
+                f"{_names(absent, render=name)}",
+            )
         )
     return issues

@@ -90,8 +90,9 @@ def locate_sequence(path: str | Path, sequence: str | None = None) -> CTCSequenc
         seq = CTCSequence(path, str(sequence))
         if not any(p.is_dir() for p in (seq.images, seq.tra.parent, seq.st_seg.parent, seq.result)):
             raise InputError(
-                path, f"has no sequence {sequence!r} (no folder {sequence}, {sequence}_GT, "
-                f"{sequence}_ST or {sequence}_RES)"
+                path,
+                f"has no sequence {sequence!r} (no folder {sequence}, {sequence}_GT, "
+                f"{sequence}_ST or {sequence}_RES)",
             )
         return seq
     if path.name in ("TRA", "SEG"):
@@ -102,8 +103,9 @@ def locate_sequence(path: str | Path, sequence: str | None = None) -> CTCSequenc
     if match and path.is_dir():
         return CTCSequence(path.parent, match.group(1))
     raise InputError(
-        path, "not a CTC sequence folder (expected DATASET/01, DATASET/01_GT/TRA or "
-        "DATASET/01_RES); or give the dataset folder and the sequence name"
+        path,
+        "not a CTC sequence folder (expected DATASET/01, DATASET/01_GT/TRA or "
+        "DATASET/01_RES); or give the dataset folder and the sequence name",
     )
 
 
@@ -143,8 +145,11 @@ def parse_track_table(path: str | Path) -> tuple[pd.DataFrame | None, list[Issue
             values = []
         if len(values) != 4 or min(values) < 0:
             issues.append(
-                error(path, f"line {number}: expected 4 integers >= 0 'label start end parent', "
-                      f"got {line.strip()!r}")
+                error(
+                    path,
+                    f"line {number}: expected 4 integers >= 0 'label start end parent', "
+                    f"got {line.strip()!r}",
+                )
             )
             continue
         rows.append(values)
@@ -215,6 +220,7 @@ def detections_from_masks(
         areas.append(area)
         centroids.append(centroid)
         means.append(mean)
+
     def joined(parts: list, empty: np.ndarray) -> np.ndarray:
         return np.concatenate(parts) if parts else empty
 
@@ -560,8 +566,9 @@ def write_ctc_result(folder: str | Path, tracks: Tracks, masks: np.ndarray) -> P
         raise InputError(folder, f"tracks of several sequences {det.sequences}; write one each")
     if masks.dtype.kind not in "iu" or masks.ndim != det.ndim + 1:
         raise InputError(
-            folder, f"masks must be ({'T, Z, ' if det.ndim == 3 else 'T, '}Y, X) integer "
-            f"labels, got {masks.dtype} {masks.shape}"
+            folder,
+            f"masks must be ({'T, Z, ' if det.ndim == 3 else 'T, '}Y, X) integer "
+            f"labels, got {masks.dtype} {masks.shape}",
         )
     t, labels = det.times, det.labels
     if len(det) and (t.min() < 0 or t.max() >= len(masks)):
@@ -583,8 +590,8 @@ def write_ctc_result(folder: str | Path, tracks: Tracks, masks: np.ndarray) -> P
         if len(absent):
             r = absent[0]
             raise InputError(
-                folder, f"detection {det.ids[r]} (t={frame}, label {labels[r]}) has no region "
-                "in the masks"
+                folder,
+                f"detection {det.ids[r]} (t={frame}, label {labels[r]}) has no region in the masks",
             )
     with atomic_path(folder) as tmp:
         write_frames(tmp, "mask", out)
