@@ -88,8 +88,7 @@ def check_frame_files(
     have = np.fromiter(frames, dtype=np.int64)
     n = int(max(have.max() + 1, 0 if expected is None else len(expected)))
     if expected is None:
-        missing = np.setdiff1d(np.arange(have.max() + 1), have)
-        for t in missing:
+        for t in np.setdiff1d(np.arange(have.max() + 1), have):
             before = have[have < t].max(initial=-1)
             after = have[have > t].min()
             where = (
