@@ -262,3 +262,56 @@ def test_cli_features_adds_columns(tmp_path):
     assert result.exit_code == 0, result.output
     table = Detections.load(tmp_path / "f.parquet").table
     assert table["area"].tolist() == [25, 25, 20]  # the last square is cut by the border
+
+
+def test_cli_reads_ctc_folders_masks_others_and_reports_bad_input(tmp_path):
+    import tifffile
+
+    images = np.full((2, 32, 32), 100, np.uint16)
+    masks = np.zeros((2, 32, 32), np.uint16)
+    for t, label, (y, x) in [(0, 1, (10, 10)), (0, 2, (10, 18)), (1, 1, (20, 20))]:
+        images[t, y - 2 : y + 3, x - 2 : x + 3] = 1000 * label
+        masks[t, y - 2 : y + 3, x - 2 : x + 3] = label
+    det = Detections.from_arrays(
+        [0, 0, 1], np.array([[10, 10], [10, 18], [20, 20]]), labels=[1, 2, 1]
+    )
+    det.save(tmp_path / "det.parquet")
+    for name, stack, prefix in [("02", images, "t"), ("02_GT/TRA", masks, "man_track")]:
+        (tmp_path / name).mkdir(parents=True)
+        for t, frame in enumerate(stack):
+            tifffile.imwrite(tmp_path / name / f"{prefix}{t:03d}.tif", frame)
+    base = [
+        "embed",
+        str(tmp_path / "det.parquet"),
+        "--images",
+        str(tmp_path / "02"),
+        "--steps",
+        "2",
+        "--crop-size",
+        "16",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    plain = CliRunner().invoke(app, base + ["--out", str(tmp_path / "a.parquet")])
+    masked = CliRunner().invoke(
+        app,
+        base
+        + [
+            "--out",
+            str(tmp_path / "b.parquet"),
+            "--masks",
+            str(tmp_path / "02_GT/TRA"),
+            "--mask-others",
+            "--checkpoint",
+            str(tmp_path / "a_autoencoder" / "last.pt"),
+        ],
+    )
+    assert plain.exit_code == 0 and masked.exit_code == 0, plain.output + masked.output
+    a = Detections.load(tmp_path / "a.parquet").vectors["embedding"]
+    b = Detections.load(tmp_path / "b.parquet").vectors["embedding"]
+    # same model: the neighbours in frame 0 see each other unless masked; the lone cell does not
+    assert not np.allclose(a[:2], b[:2]) and np.allclose(a[2], b[2], atol=1e-5)
+    missing = CliRunner().invoke(app, base[:3] + [str(tmp_path / "nowhere"), "--out", "x.parquet"])
+    assert missing.exit_code == 1 and "nowhere: no such file or folder" in missing.output

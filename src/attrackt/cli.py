@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -82,23 +84,34 @@ def info(path: _CTCPath, sequence: _Sequence = None) -> None:
 # ---- features and embeddings -------------------------------------------------------------
 
 
+_DetectionsFile = Annotated[Path, typer.Argument(help="Detections parquet file.")]
+_OutFile = Annotated[Path, typer.Option(help="Detections parquet to write.")]
+_Movies = Annotated[
+    list[Path], typer.Option(help="Movie per sequence (in table order): CTC folder, .tif, .npy.")
+]
+_Masks = Annotated[list[Path], typer.Option(help="Label masks per sequence: CTC folder, ...")]
+_FRAME_PREFIXES = ("t", "man_track", "mask", "man_seg")  # images, TRA, RES, SEG
+
+
 def _read_movie(path: Path) -> np.ndarray:
-    """A (T, [Z,] Y, X) stack from a .npy or .tif file, or a folder of per-frame .tif files."""
-    # TODO(io): replace by the attrackt.io.ctc readers once they are on main.
-    import tifffile
+    """(T, [Z,] Y, X) from a CTC frame folder (images, TRA, RES or SEG), a .tif or a .npy stack."""
+    from attrackt.io.checks import check_frame_files, raise_on_errors
+    from attrackt.io.tiff import frame_files, read_frames, read_tiff
 
     if path.is_dir():
-        frames = sorted(path.glob("*.tif")) + sorted(path.glob("*.tiff"))
-        if not frames:
-            raise InputError(path, "holds no .tif frames")
-        return np.stack([tifffile.imread(f) for f in frames])
+        for prefix in _FRAME_PREFIXES:
+            frames = frame_files(path, prefix)
+            if frames:
+                raise_on_errors(check_frame_files(frames, path, prefix))
+                return read_frames([paths[0] for paths in frames.values()])
+        raise InputError(path, f"holds no frame files ({', '.join(_FRAME_PREFIXES)}NNN.tif)")
     if not path.is_file():
         raise InputError(path, "no such file or folder")
     if path.suffix == ".npy":
         return np.load(path, mmap_mode="r")
     if path.suffix in (".tif", ".tiff"):
-        return tifffile.imread(path)
-    raise InputError(path, "expected a .npy or .tif stack, or a folder of .tif frames")
+        return read_tiff(path)
+    raise InputError(path, "expected a CTC frame folder, a .tif stack or a .npy stack")
 
 
 def _movies(detections: Detections, paths: list[Path], what: str) -> dict[str, np.ndarray]:
@@ -111,6 +124,16 @@ def _movies(detections: Detections, paths: list[Path], what: str) -> dict[str, n
     return {name: _read_movie(p) for name, p in zip(names, paths, strict=True)}
 
 
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """Turn an :class:`InputError` into one line on stderr and exit code 1."""
+    try:
+        yield
+    except InputError as err:
+        typer.echo(f"ERROR {err}", err=True)
+        raise typer.Exit(1) from err
+
+
 def _crop_size(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
@@ -120,37 +143,41 @@ def _crop_size(text: str) -> tuple[int, ...]:
 
 @app.command("features")
 def features_command(
-    input: Annotated[Path, typer.Argument(help="Detections parquet file.")],
-    images: Annotated[list[Path], typer.Option(help="Movie per sequence (.npy/.tif).")],
-    masks: Annotated[list[Path], typer.Option(help="Label masks per sequence.")],
-    out: Annotated[Path, typer.Option(help="Detections parquet to write.")],
+    input: _DetectionsFile,
+    images: _Movies,
+    masks: _Masks,
+    out: _OutFile,
 ) -> None:
     """Add shape and intensity features (area, intensity statistics, axes, ...) to detections."""
     from attrackt.features import regionprops_features
 
-    detections = Detections.load(input)
-    movies, labels = _movies(detections, images, "images"), _movies(detections, masks, "masks")
-    parts = [
-        regionprops_features(movies[name], labels[name], part)
-        for name, part in detections.by_sequence()
-    ]
-    result = Detections.concat(parts) if parts else detections
-    result.save(out)
+    with _reported():
+        detections = Detections.load(input)
+        movies = _movies(detections, images, "images")
+        labels = _movies(detections, masks, "masks")
+        parts = [
+            regionprops_features(movies[name], labels[name], part)
+            for name, part in detections.by_sequence()
+        ]
+        result = Detections.concat(parts) if parts else detections
+        result.save(out)
     logging.getLogger(__name__).info("wrote %d detections with features to %s", len(result), out)
 
 
 @app.command("embed")
 def embed_command(
-    input: Annotated[Path, typer.Argument(help="Detections parquet file.")],
-    images: Annotated[list[Path], typer.Option(help="Movie per sequence (.npy/.tif).")],
-    out: Annotated[Path, typer.Option(help="Detections parquet to write.")],
+    input: _DetectionsFile,
+    images: _Movies,
+    out: _OutFile,
     checkpoint: Annotated[
         Path | None, typer.Option(help="Auto-encoder to load instead of training.")
     ] = None,
     train_dir: Annotated[
         Path | None, typer.Option(help="Training log and checkpoints [OUT_autoencoder/].")
     ] = None,
-    masks: Annotated[list[Path] | None, typer.Option(help="Label masks per sequence.")] = None,
+    masks: Annotated[
+        list[Path] | None, typer.Option(help="Label masks per sequence (for --mask-others).")
+    ] = None,
     mask_others: Annotated[bool, typer.Option(help="Blank other cells (needs masks).")] = False,
     steps: Annotated[int, typer.Option(help="Training steps.")] = 5000,
     batch_size: Annotated[int, typer.Option(help="Crops per training step.")] = 64,
@@ -167,33 +194,34 @@ def embed_command(
     from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_detections
     from attrackt.train import TrainConfig
 
-    detections = Detections.load(input)
-    movies = _movies(detections, images, "images")
-    labels = _movies(detections, masks, "masks") if masks else None
-    sizes = _crop_size(crop_size)
-    config = EmbedConfig(
-        model=AutoEncoderConfig(
-            crop_size=sizes * detections.ndim if len(sizes) == 1 else sizes,
-            latent_channels=latent_channels,
-            variational=variational,
-            embedding=embedding,
-        ),
-        train=TrainConfig(
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            min_lr=lr / 30,
-            warmup_steps=0.02,
-            seed=seed,
-            device=device,
-        ),
-        mask_others=mask_others,
-    )
-    work = train_dir or out.with_name(out.stem + "_autoencoder")
-    result = embed_detections(
-        detections, movies, config, work, checkpoint=checkpoint, masks=labels, resume=resume
-    )
-    result.save(out)
+    with _reported():
+        detections = Detections.load(input)
+        movies = _movies(detections, images, "images")
+        labels = _movies(detections, masks, "masks") if masks else None
+        sizes = _crop_size(crop_size)
+        config = EmbedConfig(
+            model=AutoEncoderConfig(
+                crop_size=sizes * detections.ndim if len(sizes) == 1 else sizes,
+                latent_channels=latent_channels,
+                variational=variational,
+                embedding=embedding,
+            ),
+            train=TrainConfig(
+                steps=steps,
+                batch_size=batch_size,
+                lr=lr,
+                min_lr=lr / 30,
+                warmup_steps=0.02,
+                seed=seed,
+                device=device,
+            ),
+            mask_others=mask_others,
+        )
+        work = train_dir or out.with_name(out.stem + "_autoencoder")
+        result = embed_detections(
+            detections, movies, config, work, checkpoint=checkpoint, masks=labels, resume=resume
+        )
+        result.save(out)
     logging.getLogger(__name__).info("wrote %d embedded detections to %s", len(result), out)
 
 

@@ -76,17 +76,21 @@ def _frame_slices(times: np.ndarray) -> list[tuple[int, slice]]:
 
 
 def feature_names(ndim: int) -> list[str]:
-    """The columns :func:`regionprops_features` adds, for 2 or 3 spatial dimensions."""
-    axes = ["major_axis_length", "minor_axis_length"]
+    """The columns :func:`regionprops_features` adds, for 2 or 3 spatial dimensions.
+
+    Named as ``skimage.measure.regionprops`` names them where it has them (``area`` is the
+    voxel count, or volume, in 3D too).
+    """
+    axes = ["axis_major_length", "axis_minor_length"]
     if ndim == 3:
-        axes.insert(1, "intermediate_axis_length")
+        axes.insert(1, "axis_intermediate_length")
     return [
-        "area" if ndim == 2 else "volume",
-        "mean_intensity",
-        "std_intensity",
-        "min_intensity",
-        "max_intensity",
-        "equivalent_diameter",
+        "area",
+        "intensity_mean",
+        "intensity_std",
+        "intensity_min",
+        "intensity_max",
+        "equivalent_diameter_area",
         *axes,
         "eccentricity",
         "axis_ratio",
