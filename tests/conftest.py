@@ -1,4 +1,4 @@
-"""Shared fixtures: the real-data folder (skipped with a reason when absent) and tiny synthetic data."""
+"""Shared fixtures: the real-data folder, skipped with a reason when absent."""
 
 from __future__ import annotations
 

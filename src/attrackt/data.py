@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from attrackt.errors import InputError
 from attrackt.io.atomic import atomic_path
@@ -29,7 +27,10 @@ _CORE = ("id", "t", "label", "sequence")
 _META_KEY = b"attrackt"
 
 
-def _read_parquet(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
+def _read_parquet(path: str | Path):  # -> tuple[pyarrow.Table, dict]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
@@ -42,7 +43,9 @@ def _read_parquet(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
     return table, meta
 
 
-def _write_parquet(path: str | Path, table: pa.Table, meta: dict[str, Any]) -> None:
+def _write_parquet(path: str | Path, table, meta: dict[str, Any]) -> None:
+    import pyarrow.parquet as pq
+
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[_META_KEY] = json.dumps(meta).encode()
     table = table.replace_schema_metadata(schema_meta)
@@ -263,7 +266,9 @@ class Detections:
         )
 
     # ---- disk ------------------------------------------------------------------------------
-    def to_arrow(self) -> pa.Table:
+    def to_arrow(self):  # -> pyarrow.Table
+        import pyarrow as pa
+
         table = pa.Table.from_pandas(self.table, preserve_index=False)
         for name, vec in self.vectors.items():
             flat = pa.array(np.ascontiguousarray(vec, dtype=np.float32).reshape(-1))
@@ -273,7 +278,7 @@ class Detections:
         return table
 
     @classmethod
-    def from_arrow(cls, table: pa.Table, meta: dict[str, Any] | None = None) -> Detections:
+    def from_arrow(cls, table, meta: dict[str, Any] | None = None) -> Detections:
         vec_cols = [c for c in table.column_names if c.startswith("vec:")]
         vectors = {}
         for col in vec_cols:
@@ -349,7 +354,7 @@ class Tracks:
     @property
     def parents(self) -> dict[int, int]:
         """child id -> parent id."""
-        return dict(zip(self.edges[:, 1].tolist(), self.edges[:, 0].tolist()))
+        return dict(zip(self.edges[:, 1].tolist(), self.edges[:, 0].tolist(), strict=True))
 
     def children(self) -> dict[int, list[int]]:
         """parent id -> list of child ids (only detections that have children)."""
@@ -441,6 +446,8 @@ class Tracks:
     # ---- disk ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write a folder with ``detections.parquet`` and ``edges.parquet`` (atomically)."""
+        import pyarrow as pa
+
         with atomic_path(path) as tmp:
             tmp.mkdir()
             self.detections.save(tmp / "detections.parquet")
@@ -452,7 +459,9 @@ class Tracks:
         """Read a folder written by :meth:`save`."""
         path = Path(path)
         if not path.is_dir():
-            raise InputError(path, "not a tracks folder (expected detections.parquet + edges.parquet)")
+            raise InputError(
+                path, "not a tracks folder (expected detections.parquet + edges.parquet)"
+            )
         det = Detections.load(path / "detections.parquet")
         edges, meta = _read_parquet(path / "edges.parquet")
         if meta.get("kind") != "edges":
@@ -464,9 +473,7 @@ class Tracks:
             raise InputError(path, err.problem) from err
 
     def equals(self, other: Tracks) -> bool:
-        return self.detections.equals(other.detections) and np.array_equal(
-            self.edges, other.edges
-        )
+        return self.detections.equals(other.detections) and np.array_equal(self.edges, other.edges)
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,6 +553,8 @@ class Associations:
 
     def save(self, path: str | Path) -> None:
         """Write one parquet file (atomically)."""
+        import pyarrow as pa
+
         table = pa.Table.from_pandas(self.table, preserve_index=False)
         _write_parquet(path, table, {"kind": "associations", "meta": self.meta})
 
@@ -580,14 +589,23 @@ class Answer:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"id": self.id, "children": list(self.children), "time": self.time, "author": self.author}
+            {
+                "id": self.id,
+                "children": list(self.children),
+                "time": self.time,
+                "author": self.author,
+            }
         )
 
     @classmethod
     def from_json(cls, line: str) -> Answer:
         raw = json.loads(line)
-        return cls(int(raw["id"]), tuple(int(c) for c in raw["children"]), float(raw["time"]),
-                   str(raw.get("author", "")))
+        return cls(
+            int(raw["id"]),
+            tuple(int(c) for c in raw["children"]),
+            float(raw["time"]),
+            str(raw.get("author", "")),
+        )
 
 
 class Annotations:
@@ -627,7 +645,9 @@ class Annotations:
     def add(self, answer: Answer) -> None:
         """Record an answer; with a journal path it is on disk when this returns."""
         if len(answer.children) > 2:
-            raise InputError(self.path, f"detection {answer.id} given {len(answer.children)} children; at most 2")
+            raise InputError(
+                self.path, f"detection {answer.id} given {len(answer.children)} children; at most 2"
+            )
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as fh:
