@@ -15,6 +15,7 @@ scores are traccuracy's ``DivisionMetrics`` with frame buffer 0.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import warnings
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attrackt.data import Tracks
+from attrackt.data import Detections, Tracks
 from attrackt.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,17 @@ def _tracking_graph(tracks: Tracks, offsets: dict[str, int], masks: np.ndarray |
     )
 
 
+def _same_sequence_name(pred: Tracks, gt: Tracks) -> Tracks:
+    """With one sequence on each side, pred takes gt's sequence name (names often differ)."""
+    ours, theirs = pred.detections.sequences, gt.detections.sequences
+    if len(ours) == 1 and len(theirs) == 1 and ours != theirs:
+        log.info("scoring sequence %r against %r", ours[0], theirs[0])
+        det = pred.detections
+        det = Detections(det.table.assign(sequence=theirs[0]), det.vectors, det.meta)
+        return Tracks(det, pred.edges)
+    return pred
+
+
 def _identity_mapping(pred: Tracks, gt: Tracks) -> list[tuple[int, int]] | None:
     """``(gt_id, pred_id)`` pairs when both are over the same detections, else ``None``."""
     if len(pred.detections) != len(gt.detections):
@@ -181,6 +193,7 @@ def evaluate(
         raise InputError(None, f"matching must be one of {_MATCHINGS}, got {matching!r}")
     if pred.detections.ndim != gt.detections.ndim:
         raise InputError(None, "pred and gt differ in their number of spatial dimensions")
+    pred = _same_sequence_name(pred, gt)
     offsets = _frame_offsets(pred, gt)
     mapping = _identity_mapping(pred, gt) if matching in ("auto", "identity") else None
     if matching == "identity" and mapping is None:
@@ -274,6 +287,76 @@ def evaluate_ctc(pred_folder: str | Path, gt_folder: str | Path, chota: bool = T
         )
     matched = CTCMatcher().compute_mapping(gt_graph, pred_graph)
     return _score(matched, chota)
+
+
+# --------------------------------------------------------------------------------------------
+# Results on disk: CTC folders, geff stores, saved Tracks
+# --------------------------------------------------------------------------------------------
+
+
+def _is_geff(path: Path) -> bool:
+    for name, inner in ((".zattrs", None), ("zarr.json", "attributes")):
+        attrs = path / name
+        if attrs.is_file():
+            try:
+                raw = json.loads(attrs.read_text(encoding="utf-8"))
+            except (ValueError, OSError):
+                return False
+            return "geff" in (raw.get(inner, {}) if inner else raw)
+    return False
+
+
+def result_kind(path: str | Path) -> str:
+    """``"tracks"`` (a saved Tracks folder), ``"geff"`` or ``"ctc"`` (a RES or GT folder)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(path, "no such folder")
+    if (path / "detections.parquet").is_file() and (path / "edges.parquet").is_file():
+        return "tracks"
+    if _is_geff(path):
+        return "geff"
+    if any(path.glob("*_track.txt")) or any((path / "TRA").glob("*_track.txt")):
+        return "ctc"
+    raise InputError(
+        path,
+        "not a CTC result or ground-truth folder (masks + *_track.txt), a geff store or a "
+        "saved Tracks folder (detections.parquet + edges.parquet)",
+    )
+
+
+def _load_result(path: Path, kind: str) -> tuple[Tracks, np.ndarray | None]:
+    if kind == "tracks":
+        return Tracks.load(path), None
+    if kind == "geff":
+        from attrackt.io.geff import read_geff
+
+        return read_geff(path), None
+    from attrackt.io.ctc import load_ctc
+
+    data = load_ctc(_ctc_folder(path, "tracking")[0], images=False)
+    return data.tracks, data.masks
+
+
+def evaluate_paths(
+    pred: str | Path, gt: str | Path, *, match_distance: float | None = None, chota: bool = True
+) -> dict[str, float]:
+    """Score results on disk: each of ``pred`` and ``gt`` is a CTC folder, a geff store or a
+    saved Tracks folder. Two CTC folders go through :func:`evaluate_ctc`, anything else through
+    :func:`evaluate` (CTC masks come along for the CTC matcher)."""
+    pred, gt = Path(pred), Path(gt)
+    kinds = result_kind(pred), result_kind(gt)
+    if kinds == ("ctc", "ctc"):
+        return evaluate_ctc(pred, gt, chota=chota)
+    pred_tracks, pred_masks = _load_result(pred, kinds[0])
+    gt_tracks, gt_masks = _load_result(gt, kinds[1])
+    return evaluate(
+        pred_tracks,
+        gt_tracks,
+        pred_masks=pred_masks,
+        gt_masks=gt_masks,
+        match_distance=match_distance,
+        chota=chota,
+    )
 
 
 # --------------------------------------------------------------------------------------------
