@@ -9,7 +9,7 @@ import pytest
 
 from attrackt.data import Detections, Tracks
 from attrackt.errors import InputError
-from attrackt.evaluate import evaluate, evaluate_ctc, format_table
+from attrackt.evaluate import evaluate, evaluate_ctc, evaluate_paths, format_table, result_kind
 from attrackt.synthetic import SyntheticConfig, SyntheticMovie, generate
 
 
@@ -178,12 +178,34 @@ def test_sequences_are_scored_apart_and_summed(gt: Tracks) -> None:
     assert r["gt_divisions"] == 2 * len(gt.divisions())
 
 
-def test_ctc_folders_score_like_the_arrays(tmp_path, movie: SyntheticMovie, gt: Tracks) -> None:
-    pytest.importorskip("attrackt.io.ctc")
-    movie.write(tmp_path / "gt", "01")
-    r = evaluate_ctc(tmp_path / "gt" / "01_GT", tmp_path / "gt" / "01_GT")
-    assert r["AOGM"] == 0 and r["division_f1"] == 1
-    assert r["gt_nodes"] == len(gt.detections)
+def test_results_on_disk_score_like_the_arrays(tmp_path, movie: SyntheticMovie, gt: Tracks) -> None:
+    from attrackt.io.ctc import write_ctc_result
+    from attrackt.io.geff import write_geff
+
+    rng = np.random.default_rng(5)
+    cont = _continuations(gt)
+    mothers = gt.divisions()
+    drop = np.concatenate(
+        [
+            cont[rng.choice(len(cont), 4, replace=False)],
+            [[mothers[0], gt.children()[mothers[0]][0]]],
+        ]
+    )
+    pred = Tracks(gt.detections, _without(gt, drop))
+    expected = evaluate(pred, gt)
+    assert (expected["fn_edges"], expected["ws_edges"]) == (5, 1)
+
+    movie.write(tmp_path / "data", "01")
+    gt_folder = tmp_path / "data" / "01_GT"
+    write_ctc_result(tmp_path / "data" / "01_RES", pred, movie.masks)
+    assert evaluate_ctc(tmp_path / "data" / "01_RES", gt_folder) == pytest.approx(expected)
+    write_geff(pred, tmp_path / "pred.geff")
+    pred.save(tmp_path / "pred_tracks")
+    for path in (tmp_path / "data" / "01_RES", tmp_path / "pred.geff", tmp_path / "pred_tracks"):
+        assert evaluate_paths(path, gt_folder) == pytest.approx(expected), path
+    assert [result_kind(p) for p in (gt_folder, tmp_path / "pred.geff")] == ["ctc", "geff"]
+    with pytest.raises(InputError, match="not a CTC result"):
+        evaluate_paths(tmp_path, gt_folder)
 
 
 def test_format_table_puts_results_side_by_side() -> None:
@@ -210,3 +232,30 @@ def test_reference_result_on_hela_reproduces_the_published_figures(shared_data) 
     assert (r["fp_edges"], r["fn_edges"], r["ws_edges"]) == (60, 87, 47)
     assert (r["fn_nodes"], r["fp_nodes"], r["ns_nodes"]) == (39, 0, 0)
     assert r["TRA"] == pytest.approx(0.993676, abs=1e-6)
+
+
+def test_evaluate_command_prints_a_table_and_writes_json(tmp_path, movie, gt) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from attrackt.cli import app
+
+    movie.write(tmp_path / "data", "01")
+    rng = np.random.default_rng(6)
+    cont = _continuations(gt)
+    Tracks(gt.detections, _without(gt, cont[rng.choice(len(cont), 2, replace=False)])).save(
+        tmp_path / "pred"
+    )
+    runner = CliRunner()
+    out = tmp_path / "scores.json"
+    result = runner.invoke(
+        app,
+        ["evaluate", str(tmp_path / "pred"), str(tmp_path / "data" / "01_GT"), "--json", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "AOGM" in result.output and "3" in result.output.split("AOGM")[1].splitlines()[0]
+    scores = json.loads(out.read_text())
+    assert scores["fn_edges"] == 2 and scores["AOGM"] == 3.0
+    bad = runner.invoke(app, ["evaluate", str(tmp_path), str(tmp_path / "data" / "01_GT")])
+    assert bad.exit_code == 1 and "not a CTC result" in bad.output

@@ -148,3 +148,37 @@ def test_bad_configs_are_refused() -> None:
         SyntheticConfig(shape=(10,))
     with pytest.raises(InputError, match="too small"):
         SyntheticConfig(shape=(16, 16), radius=7)
+
+
+def test_write_gives_a_valid_ctc_sequence_that_reads_back(tmp_path) -> None:
+    from attrackt.io.ctc import load_ctc
+
+    movie = generate(SyntheticConfig(shape=(64, 80), frames=6, density=10, seed=8))
+    folder = movie.write(tmp_path, "02")
+    assert folder == tmp_path / "02"
+    data = load_ctc(tmp_path, "02")
+    assert np.array_equal(data.images, movie.images) and np.array_equal(data.masks, movie.masks)
+    pd.testing.assert_frame_equal(data.track_table, movie.track_table, check_dtype=False)
+    assert np.array_equal(data.tracks.edges, movie.tracks().edges)
+
+
+def test_synth_command_writes_sequences_that_validate(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from attrackt.cli import app
+
+    runner = CliRunner()
+    args = ["synth", str(tmp_path / "demo"), "--frames", "5", "--size", "64", "--density", "8"]
+    result = runner.invoke(app, [*args, "--sequences", "2", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["01", "01_GT", "02", "02_GT"]
+    assert runner.invoke(app, ["validate", str(tmp_path / "demo")]).exit_code == 0
+    again = runner.invoke(app, [*args, "--seed", "4"])  # sequence 01 of seed 4 = 02 of seed 3
+    assert again.exit_code == 0
+    first = sorted((tmp_path / "demo" / "01_GT" / "TRA").iterdir())
+    second = sorted((tmp_path / "demo" / "02_GT" / "TRA").iterdir())
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    three_d = runner.invoke(app, [*args, "--ndim", "3", "--depth", "12"])
+    assert three_d.exit_code == 0
+    tiny = runner.invoke(app, ["synth", str(tmp_path / "x"), "--size", "10"])
+    assert tiny.exit_code == 1 and "too small" in tiny.output

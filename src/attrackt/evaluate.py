@@ -82,9 +82,17 @@ def _score(matched: Any, chota: bool) -> dict[str, float]:
     ctc = CTCMetrics().compute(matched).results
     out.update({k: float(v) for k, v in ctc.items() if k in METRICS})
     if chota:
-        with warnings.catch_warnings():  # CTC errors are annotated already; traccuracy says so
-            warnings.simplefilter("ignore", UserWarning)
-            out["CHOTA"] = float(CHOTAMetric().compute(matched).results["CHOTA"])
+        # traccuracy's CHOTA logs at INFO with "{}" placeholders that logging cannot format,
+        # and warns that the CTC errors are annotated already: silence both
+        chota_log = logging.getLogger("traccuracy.metrics._chota")
+        level = chota_log.level
+        chota_log.setLevel(logging.WARNING)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                out["CHOTA"] = float(CHOTAMetric().compute(matched).results["CHOTA"])
+        finally:
+            chota_log.setLevel(level)
     if matched.matching_type == "one-to-one":
         div = DivisionMetrics(max_frame_buffer=0).compute(matched).results["Frame Buffer 0"]
         out.update({_DIVISION_KEYS[k]: float(v) for k, v in div.items() if k in _DIVISION_KEYS})
@@ -397,3 +405,16 @@ def format_table(results: Mapping[str, float] | Mapping[str, Mapping[str, float]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def results_json(results: Mapping[str, Any]) -> str:
+    """Results (one dict, or named dicts) as JSON text; NaN becomes ``null``."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (float, np.floating)) and math.isnan(value):
+            return None
+        return value.item() if isinstance(value, np.generic) else value
+
+    return json.dumps(clean(results), indent=2) + "\n"

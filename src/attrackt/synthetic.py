@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from attrackt.data import Detections, Tracks
+from attrackt.data import Tracks
 from attrackt.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -98,54 +98,18 @@ class SyntheticMovie:
     def tracks(self, sequence: str = "") -> Tracks:
         """The ground-truth lineage graph: one detection per (frame, label) at the mask centroid.
 
-        Detection ids are ``0, 1, ...`` in (t, label) order; ``label`` is the track label.
+        Detection ids are ``0, 1, ...`` in (t, label) order; ``label`` is the track label;
+        ``area`` and ``intensity_mean`` are feature columns.
         """
-        ndim = self.masks.ndim - 1
-        ts, labels, cents = [], [], []
-        for t, frame in enumerate(self.masks):
-            lab, cen = _centroids(frame)
-            ts.append(np.full(len(lab), t))
-            labels.append(lab)
-            cents.append(cen)
-        t = np.concatenate(ts)
-        label = np.concatenate(labels)
-        pos = np.concatenate(cents).reshape(-1, ndim)
-        det = Detections.from_arrays(t, pos, labels=label, sequence=sequence)
-        # edges: consecutive frames of one track, then mother's last node -> daughters' first
-        key = pd.DataFrame({"id": det.ids, "t": t, "label": label})
-        nxt = key.merge(key.assign(t=key["t"] - 1), on=["t", "label"], suffixes=("", "_c"))
-        table = self.track_table
-        daughters = table[table["parent"] > 0]
-        first = key.merge(daughters, left_on=["label", "t"], right_on=["label", "start"])
-        ends = table.set_index("label")["end"]
-        last = key.merge(
-            pd.DataFrame({"label": first["parent"], "t": ends.loc[first["parent"]].to_numpy()}),
-            on=["label", "t"],
-            how="right",
-        )
-        edges = np.concatenate(
-            [
-                np.stack([nxt["id"], nxt["id_c"]], 1),
-                np.stack([last["id"].to_numpy(), first["id"].to_numpy()], 1),
-            ]
-        ).astype(np.int64)
-        return Tracks(det, edges)
+        from attrackt.io.ctc import tracks_from_ctc
+
+        return tracks_from_ctc(self.masks, self.track_table, sequence, self.images)
 
     def write(self, root: str | Path, name: str = "01") -> Path:
         """Write the movie in CTC layout: ``root/name/tNNN.tif`` and ``root/name_GT/TRA/``."""
         from attrackt.io.ctc import write_ctc_sequence
 
         return write_ctc_sequence(Path(root), name, self.images, self.masks, self.track_table)
-
-
-def _centroids(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels present in one label image and their centroids ``(n, ndim)``."""
-    flat = frame.ravel()
-    fg = np.flatnonzero(flat)
-    lab, inverse, counts = np.unique(flat[fg], return_inverse=True, return_counts=True)
-    coords = np.unravel_index(fg, frame.shape)
-    cen = np.stack([np.bincount(inverse, c, len(lab)) / counts for c in coords], 1)
-    return lab.astype(np.int64), cen
 
 
 # --------------------------------------------------------------------------------------------
