@@ -77,10 +77,6 @@ class SyntheticConfig:
     def ndim(self) -> int:
         return len(self.shape)
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
 
 @dataclass
 class SyntheticMovie:
