@@ -1,7 +1,7 @@
 """Windows of consecutive frames, prepared once and kept on the device, gathered in batches.
 
 A :class:`WindowSet` holds every detection once, as flat tensors (spatial position, time,
-movie-normalised scalar features, appearance embedding ``z``, id, parent row), plus a padded
+movie-normalised scalar features, appearance embedding ``z``, id, ancestor rows), plus a padded
 ``(n_windows, max_len)`` index into them. :meth:`WindowSet.batch` gathers a batch of windows and
 augments it with pure tensor operations, so a training step costs no Python loop over samples.
 
@@ -81,7 +81,8 @@ class WindowBatch:
     detection dropped by augmentation); ``features`` (B, N, F); ``z`` (B, N, D) the appearance
     embedding; ``ids`` (B, N) detection ids (-1 for padding); ``rows`` (B, N) flat rows into the
     :class:`WindowSet` (-1 for padding); ``windows`` (B,) the window indices; ``a_gt`` (B, N, N)
-    float, 1 where token i is the ground-truth parent of token j (links that skip frames
+    float, 1 where token i is a ground-truth ancestor of token j (its parent, grandparent, ...:
+    what the association of i and j at ``dt = t_j - t_i`` means; links that skip frames
     included), or ``None`` without ground truth. Padding entries of every tensor are zero.
     """
 
@@ -152,6 +153,102 @@ def _tiles(pos: np.ndarray, max_tokens: int, margin: float) -> list[np.ndarray]:
     return done
 
 
+def _feature_block(detections: Detections, columns: tuple[str, ...] | None) -> np.ndarray:
+    """The scalar feature columns as (N, F) float64, checked to be numeric and finite."""
+    table = detections.table
+    names = list(detections.feature_columns) if columns is None else list(columns)
+    missing = [c for c in names if c not in table.columns]
+    if missing:
+        raise InputError(None, f"feature column(s) {missing} not in the detections table")
+    non_numeric = [c for c in names if not np.issubdtype(table[c].dtype, np.number)]
+    if non_numeric:
+        raise InputError(None, f"feature column(s) {non_numeric} are not numeric")
+    feats = table[names].to_numpy(np.float64) if names else np.zeros((len(table), 0))
+    bad = ~np.isfinite(feats)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InputError(
+            None,
+            f"feature {names[col]!r} of detection {int(detections.ids[row])} "
+            f"(t={int(detections.times[row])}) is NaN/inf",
+        )
+    return feats
+
+
+def _embedding_block(detections: Detections, name: str) -> np.ndarray:
+    """The vector block ``name`` (N, D), checked to exist and be finite."""
+    if name not in detections.vectors:
+        raise InputError(
+            None,
+            f"detections carry no vector block {name!r} (they have {sorted(detections.vectors)});"
+            " compute embeddings first or set embedding=None",
+        )
+    z = detections.vectors[name]
+    bad = ~np.isfinite(z).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            None,
+            f"embedding {name!r} of detection {int(detections.ids[row])} "
+            f"(t={int(detections.times[row])}) is NaN/inf",
+        )
+    return z
+
+
+def _ancestor_rows(detections: Detections, edges: np.ndarray, depth: int) -> np.ndarray:
+    """(N, depth) rows of each detection's parent, grandparent, ... (-1 where there is none)."""
+    n, times = len(detections), detections.times
+    edges = np.asarray(edges, np.int64).reshape(-1, 2)
+    known = detections.has_ids(edges.ravel()).reshape(-1, 2)
+    if not known.all():
+        bad = edges[~known.all(axis=1)][0]
+        raise InputError(None, f"edge {bad.tolist()} refers to an unknown detection")
+    rows = detections.rows_of(edges.ravel()).reshape(-1, 2)
+    backwards = times[rows[:, 1]] <= times[rows[:, 0]]
+    if backwards.any():
+        raise InputError(None, f"edge {edges[backwards][0].tolist()} does not go forward in time")
+    n_parents = np.bincount(rows[:, 1], minlength=n)
+    if (n_parents > 1).any():
+        child = detections.ids[np.argmax(n_parents)]
+        raise InputError(None, f"detection {child} has more than one parent")
+    ancestors = np.full((n, depth), -1, np.int64)
+    ancestors[rows[:, 1], 0] = rows[:, 0]
+    for k in range(1, depth):
+        up = ancestors[:, k - 1]
+        ancestors[up >= 0, k] = ancestors[up[up >= 0], 0]
+    return ancestors
+
+
+def _window_rows(
+    detections: Detections, config: WindowConfig
+) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """The rows of every window (tiles included), its first frame and its sequence."""
+    groups = detections.table["sequence"].to_numpy()
+    times, pos = detections.times, detections.positions()
+    w = config.window
+    windows, starts, seqs = [], [], []
+    bounds = np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1, len(groups)]
+    for lo_row, hi_row in zip(bounds[:-1], bounds[1:], strict=True):  # rows sorted by sequence
+        rows_seq = np.arange(lo_row, hi_row)
+        t_seq = times[rows_seq]
+        t0, t1 = int(t_seq[0]), int(t_seq[-1])
+        last = max(t0, t1 - w + 1)
+        begin = list(range(t0, last + 1, config.stride))
+        if begin[-1] != last:
+            begin.append(last)
+        lo = np.searchsorted(t_seq, begin, side="left")
+        hi = np.searchsorted(t_seq, np.asarray(begin) + w, side="left")
+        for start, a, e in zip(begin, lo, hi, strict=True):
+            if e == a:
+                continue  # frames without any detection: nothing to learn from
+            rows = rows_seq[a:e]
+            for tile in _tiles(pos[rows], config.max_tokens, config.tile_margin):
+                windows.append(rows[tile])
+                starts.append(start)
+                seqs.append(str(groups[lo_row]))
+    return windows, starts, seqs
+
+
 class WindowSet:
     """Every detection once as flat device tensors, plus a padded index of windows into them.
 
@@ -166,7 +263,7 @@ class WindowSet:
         features: torch.Tensor,
         z: torch.Tensor,
         ids: torch.Tensor,
-        parent: torch.Tensor | None,
+        ancestors: torch.Tensor | None,
         index: torch.Tensor,
         start: torch.Tensor,
         center: torch.Tensor,
@@ -178,7 +275,7 @@ class WindowSet:
         self.features = features
         self.z = z
         self.ids = ids
-        self.parent = parent
+        self.ancestors = ancestors
         self.index = index
         self.start = start
         self.center = center
@@ -198,116 +295,32 @@ class WindowSet:
         """Prepare the windows of every sequence of ``detections``.
 
         ``edges``: optional ground-truth ``(E, 2)`` parent -> child ids (e.g. ``Tracks.edges``);
-        with them every batch carries its association matrix ``a_gt``.
+        with them every batch carries its association matrix ``a_gt`` (ancestor -> descendant).
         """
         config = config or WindowConfig()
-        table = detections.table
-        n = len(detections)
-        if n == 0:
+        if len(detections) == 0:
             raise InputError(None, "no detections to build windows from")
-        groups = table["sequence"].to_numpy()
-        times = detections.times
+        groups = detections.table["sequence"].to_numpy()
         pos = detections.positions()
-
-        columns = (
-            list(detections.feature_columns)
-            if config.feature_columns is None
-            else list(config.feature_columns)
-        )
-        missing = [c for c in columns if c not in table.columns]
-        if missing:
-            raise InputError(None, f"feature column(s) {missing} not in the detections table")
-        non_numeric = [c for c in columns if not np.issubdtype(table[c].dtype, np.number)]
-        if non_numeric:
-            raise InputError(None, f"feature column(s) {non_numeric} are not numeric")
-        feats = table[columns].to_numpy(np.float64) if columns else np.zeros((n, 0))
-        bad = ~np.isfinite(feats)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise InputError(
-                None,
-                f"feature {columns[col]!r} of detection {int(detections.ids[row])} "
-                f"(t={int(times[row])}) is NaN/inf",
-            )
-        feats = _standardise(feats, groups)
-
+        feats = _standardise(_feature_block(detections, config.feature_columns), groups)
         if config.embedding is None:
-            z = np.zeros((n, 0), np.float32)
+            z = np.zeros((len(detections), 0), np.float32)
         else:
-            if config.embedding not in detections.vectors:
-                raise InputError(
-                    None,
-                    f"detections carry no vector block {config.embedding!r} "
-                    f"(they have {sorted(detections.vectors)}); compute embeddings first "
-                    "or set embedding=None",
-                )
-            z = detections.vectors[config.embedding]
-            bad_rows = ~np.isfinite(z).all(axis=1)
-            if bad_rows.any():
-                row = int(np.flatnonzero(bad_rows)[0])
-                raise InputError(
-                    None,
-                    f"embedding {config.embedding!r} of detection {int(detections.ids[row])} "
-                    f"(t={int(times[row])}) is NaN/inf",
-                )
-            z = _normalise_embedding(z, groups)
-
-        parent = None
+            z = _normalise_embedding(_embedding_block(detections, config.embedding), groups)
+        ancestors = None
         if edges is not None:
-            edges = np.asarray(edges, np.int64).reshape(-1, 2)
-            known = detections.has_ids(edges.ravel()).reshape(-1, 2)
-            if not known.all():
-                bad_edge = edges[~known.all(axis=1)][0]
-                raise InputError(None, f"edge {bad_edge.tolist()} refers to an unknown detection")
-            rows = detections.rows_of(edges.ravel()).reshape(-1, 2)
-            if (times[rows[:, 1]] <= times[rows[:, 0]]).any():
-                bad_edge = edges[times[rows[:, 1]] <= times[rows[:, 0]]][0]
-                raise InputError(None, f"edge {bad_edge.tolist()} does not go forward in time")
-            if (np.bincount(rows[:, 1], minlength=n) > 1).any():
-                child = detections.ids[np.argmax(np.bincount(rows[:, 1], minlength=n))]
-                raise InputError(None, f"detection {child} has more than one parent")
-            parent = np.full(n, -1, np.int64)
-            parent[rows[:, 1]] = rows[:, 0]
-
-        windows, starts, centers, seqs = [], [], [], []
-        w = config.window
-        bounds = np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1, n]
-        for lo_row, hi_row in zip(
-            bounds[:-1], bounds[1:], strict=True
-        ):  # rows are sorted by sequence
-            name = groups[lo_row]
-            rows_seq = np.arange(lo_row, hi_row)
-            t_seq = times[rows_seq]
-            t0, t1 = int(t_seq.min()), int(t_seq.max())
-            last = max(t0, t1 - w + 1)
-            begin = list(range(t0, last + 1, config.stride))
-            if begin[-1] != last:
-                begin.append(last)
-            lo = np.searchsorted(t_seq, begin, side="left")
-            hi = np.searchsorted(t_seq, np.asarray(begin) + w, side="left")
-            for b, a, e in zip(begin, lo, hi, strict=True):
-                if e == a:
-                    continue  # frames without any detection: nothing to learn from
-                rows = rows_seq[a:e]
-                for tile in _tiles(pos[rows], config.max_tokens, config.tile_margin):
-                    windows.append(rows[tile])
-                    starts.append(b)
-                    centers.append(pos[rows[tile]].mean(axis=0))
-                    seqs.append(name)
+            ancestors = _ancestor_rows(detections, edges, depth=config.window - 1)
+        windows, starts, seqs = _window_rows(detections, config)
         width = max(len(r) for r in windows)
         index = np.full((len(windows), width), -1, np.int64)
         for k, rows in enumerate(windows):
             index[k, : len(rows)] = rows
-        n_tiled = len(windows) - len(set(zip(seqs, starts, strict=True)))
-        if n_tiled:
-            logger.info(
-                "split windows over %d tokens into %d extra tiles", config.max_tokens, n_tiled
-            )
+        centers = np.stack([pos[rows].mean(axis=0) for rows in windows])
         logger.info(
-            "%d windows of up to %d frames, %d detections, at most %d tokens",
+            "%d windows of up to %d frames (%d of them spatial tiles), at most %d tokens",
             len(windows),
-            w,
-            n,
+            config.window,
+            len(windows) - len(set(zip(seqs, starts, strict=True))),
             width,
         )
 
@@ -316,11 +329,11 @@ class WindowSet:
 
         return cls(
             positions=tensor(pos, torch.float32),
-            times=tensor(times, torch.int64),
+            times=tensor(detections.times, torch.int64),
             features=tensor(feats, torch.float32),
             z=tensor(z, torch.float32),
             ids=tensor(detections.ids, torch.int64),
-            parent=None if parent is None else tensor(parent, torch.int64),
+            ancestors=None if ancestors is None else tensor(ancestors, torch.int64),
             index=tensor(index, torch.int64),
             start=tensor(np.asarray(starts), torch.int64),
             center=tensor(np.asarray(centers), torch.float32),
@@ -356,7 +369,7 @@ class WindowSet:
             features=self.features.to(device),
             z=self.z.to(device),
             ids=self.ids.to(device),
-            parent=None if self.parent is None else self.parent.to(device),
+            ancestors=None if self.ancestors is None else self.ancestors.to(device),
             index=self.index.to(device),
             start=self.start.to(device),
             center=self.center.to(device),
@@ -390,10 +403,12 @@ class WindowSet:
             spatial, features, mask = self._augment(spatial, features, mask, generator)
         coords = torch.cat([times[..., None].to(spatial.dtype), spatial], dim=-1)
         a_gt = None
-        if self.parent is not None:
-            parent = torch.where(mask, self.parent[safe], -1)
-            a_gt = (rows[:, :, None] == parent[:, None, :]) & mask[:, :, None] & mask[:, None, :]
-            a_gt = a_gt.to(torch.float32)
+        if self.ancestors is not None:
+            ancestors = self.ancestors[safe]  # (B, N, window-1)
+            a_gt = torch.zeros(rows.shape + rows.shape[-1:], dtype=torch.bool, device=self.device)
+            for k in range(ancestors.shape[-1]):  # over generations, not samples
+                a_gt |= rows[:, :, None] == ancestors[:, None, :, k]
+            a_gt = (a_gt & mask[:, :, None] & mask[:, None, :]).to(torch.float32)
         return WindowBatch(
             coords=coords * mask[..., None],
             times=times * mask,
