@@ -84,6 +84,10 @@ def test_windows_cover_consecutive_frames_and_keep_empty_frames_as_gaps():
     t = batch.times[0]
     skip = batch.a_gt[0][(t == 3)][:, (t == 5)]
     assert torch.equal(skip, torch.eye(3))
+    # such windows train like any other
+    out = objective(small_model().train(), AttracktHeads(4), batch, "mixed")
+    out["loss"].backward()
+    assert all(torch.isfinite(v) for v in out.values())
 
 
 def test_movie_shorter_than_window_gives_one_short_window():

@@ -17,42 +17,54 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attrackt.model.associations import frame_onehot, normalise_associations, valid_pairs
+from attrackt.model.associations import (
+    frame_onehot,
+    frame_slots,
+    normalise_associations,
+    valid_pairs,
+)
 from attrackt.model.windows import WindowBatch
 
 Objective = Literal["unsupervised", "supervised", "mixed"]
 
 
-class ResidualMLP(nn.Module):
-    """``x + fc2(gelu(fc1(norm(x))))`` with ``fc2`` zero at start: the identity to begin with."""
+class ResidualMap(nn.Module):
+    """``skip(x) + fc2(gelu(fc1(norm(x))))`` from ``d_in`` to ``d_out`` channels; ``fc2`` starts
+    at zero, so the map starts as the linear ``skip``."""
 
-    def __init__(self, dim: int, width: int) -> None:
+    def __init__(self, d_in: int, d_out: int, hidden: int) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, width)
-        self.fc2 = nn.Linear(width, dim)
+        self.skip = nn.Linear(d_in, d_out, bias=False)
+        self.norm = nn.LayerNorm(d_in)
+        self.fc1 = nn.Linear(d_in, hidden)
+        self.fc2 = nn.Linear(hidden, d_out)
         nn.init.zeros_(self.fc2.weight)
         nn.init.zeros_(self.fc2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(F.gelu(self.fc1(self.norm(x))))
+        return self.skip(x) + self.fc2(F.gelu(self.fc1(self.norm(x))))
 
 
 class AttracktHeads(nn.Module):
-    """The Attrackt loss's encoder ``m_E`` (z -> message) and decoder ``m_D`` (message -> z).
+    """The Attrackt loss's encoder ``m_E`` (z -> message of ``width`` channels) and decoder
+    ``m_D`` (message -> z), residual MLPs of hidden width ``width``.
 
-    Both are residual MLPs of hidden ``width`` that start as the identity, so that from the
-    first step a cell is best reconstructed by putting weight on its most similar candidate
-    (with a random start, the loss can instead settle on "everything but the parent" when a
-    frame holds few cells).
+    They start as an orthogonal projection and its transpose, so ``m_D(m_E(z))`` starts as
+    ``z`` (or its projection onto ``width`` dimensions): from the first step a cell is best
+    reconstructed by weighting its most similar candidates. (From a random start the loss can
+    settle on "everything but the parent" when a frame holds few cells.) The message width,
+    not the embedding's, sets the cost of the loss.
     """
 
     def __init__(self, embedding_dim: int, width: int = 64) -> None:
         super().__init__()
         if embedding_dim < 1:
             raise ValueError("the Attrackt loss needs an appearance embedding (embedding_dim >= 1)")
-        self.m_e = ResidualMLP(embedding_dim, width)
-        self.m_d = ResidualMLP(embedding_dim, width)
+        self.m_e = ResidualMap(embedding_dim, width, width)
+        self.m_d = ResidualMap(width, embedding_dim, width)
+        nn.init.orthogonal_(self.m_e.skip.weight)
+        with torch.no_grad():
+            self.m_d.skip.weight.copy_(self.m_e.skip.weight.T)
 
 
 def _float32(t: torch.Tensor) -> torch.autocast:
@@ -119,19 +131,31 @@ def attrackt_loss(
 def transitive_loss(A: torch.Tensor, times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between ``A(t, t+2)`` and ``A(t, t+1) @ A(t+1, t+2)``.
 
-    Taken over every consecutive triple of frames of every window (one batched matmul of the
-    one-frame-step part of ``A``), averaged over the real ``(t, t+2)`` pairs. Zero when the
+    Taken over every consecutive triple of frames of every window, averaged over the real
+    ``(t, t+2)`` pairs. The frame blocks are gathered into a (B, frames, cells, cells) layout,
+    so this is one batched matmul of per-frame blocks (not of whole windows). Zero when the
     associations chain consistently; the caller applies the weight (the method uses 0.1).
     """
+    n_frames = int(times[mask].max()) + 1 if mask.any() else 0
+    if n_frames < 3:
+        return A.sum() * 0.0
     with _float32(A):
-        A = A.float()
-        both = mask[:, :, None] & mask[:, None, :]
-        step1 = both & (times[:, None, :] == times[:, :, None] + 1)
-        step2 = both & (times[:, None, :] == times[:, :, None] + 2)
-        one = torch.where(step1, A, 0.0)
-        composed = one @ one  # nonzero only where t_k = t_i + 2
-        diff = torch.where(step2, A - composed, 0.0)
-        return (diff**2).sum() / step2.sum().clamp(min=1)
+        slots = frame_slots(times, mask, n_frames)  # (B, T, F) token index, -1 = empty
+        first, middle, last = slots[:, :-2], slots[:, 1:-1], slots[:, 2:]
+        step1 = _blocks(A.float(), first, middle) @ _blocks(A.float(), middle, last)
+        step2 = _blocks(A.float(), first, last)
+        real = (first >= 0)[..., :, None] & (last >= 0)[..., None, :]
+        diff = torch.where(real, step2 - step1, 0.0)
+        return (diff**2).sum() / real.sum().clamp(min=1)
+
+
+def _blocks(A: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``A[b, rows[b, s, f], cols[b, s, g]]`` as (B, S, F, G), zero where an index is -1."""
+    b, n, _ = A.shape
+    flat = rows.clamp(min=0)[..., :, None] * n + cols.clamp(min=0)[..., None, :]
+    picked = torch.gather(A.reshape(b, n * n), 1, flat.reshape(b, -1)).view(flat.shape)
+    real = (rows >= 0)[..., :, None] & (cols >= 0)[..., None, :]
+    return torch.where(real, picked, 0.0)
 
 
 def supervised_loss(

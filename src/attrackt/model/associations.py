@@ -31,6 +31,20 @@ def frame_onehot(times: torch.Tensor, mask: torch.Tensor, n_frames: int) -> torc
     return onehot * (mask & (times >= 0) & (times < n_frames))[..., None]
 
 
+def frame_slots(times: torch.Tensor, mask: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """(B, n_frames, F) token indices of each frame's real tokens, -1 where a frame has fewer
+    than F (the most any frame of the batch holds)."""
+    onehot = frame_onehot(times, mask, n_frames).to(torch.int64)
+    rank = (onehot.cumsum(1) * onehot).sum(-1) - 1  # (B, N): position within its frame
+    width = max(int(onehot.sum(1).max()), 1)
+    slots = torch.full(
+        (times.shape[0], n_frames, width), -1, dtype=torch.int64, device=times.device
+    )
+    b, i = torch.nonzero(mask & (times >= 0) & (times < n_frames), as_tuple=True)
+    slots[b, times[b, i], rank[b, i]] = i
+    return slots
+
+
 def normalise_associations(
     logits: torch.Tensor,
     times: torch.Tensor,

@@ -168,11 +168,8 @@ class AssociationTransformer(nn.Module):
         self.config = config
         c = config
         head_dim = c.d_model // c.n_heads
-        self.register_buffer(
-            "time_freq",
-            torch.pi / torch.logspace(0, math.log10(4 * c.window), TIME_FEATURES),
-            persistent=False,
-        )
+        wavelengths = torch.logspace(math.log10(3.0), math.log10(4.0 * c.window), TIME_FEATURES)
+        self.register_buffer("time_freq", 2 * torch.pi / wavelengths, persistent=False)
         self.input_proj = nn.Linear(c.token_inputs, c.d_model)
         self.input_norm = nn.LayerNorm(c.d_model)
         self.encoder = nn.ModuleList(
