@@ -252,9 +252,18 @@ def features_command(
 
 @app.command("embed")
 def embed_command(
-    input: _DetectionsFile,
-    images: _Movies,
-    out: _OutFile,
+    input: Annotated[
+        Path,
+        typer.Argument(help="Detections parquet file, or a store (.npz) from `attrackt prepare`."),
+    ],
+    images: Annotated[
+        list[Path] | None,
+        typer.Option(help="Movie per sequence (parquet input only): CTC folder, .tif, .npy."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Detections parquet, or store, to write.")
+    ] = None,
+    in_place: Annotated[bool, typer.Option(help="Rewrite the input store (atomically).")] = False,
     checkpoint: Annotated[
         Path | None, typer.Option(help="Auto-encoder to load instead of training.")
     ] = None,
@@ -266,9 +275,14 @@ def embed_command(
     ] = None,
     mask_others: Annotated[bool, typer.Option(help="Blank other cells (needs masks).")] = False,
     steps: Annotated[int, typer.Option(help="Training steps.")] = 5000,
+    minutes: Annotated[
+        float | None, typer.Option(help="Train for about this long instead (sets the steps).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Crops per training step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-4,
-    crop_size: Annotated[str, typer.Option(help="Crop size: N, or Y,X / Z,Y,X.")] = "64",
+    crop_size: Annotated[
+        str, typer.Option(help="Crop size: N, or Y,X / Z,Y,X (a store's crops set it).")
+    ] = "64",
     latent_channels: Annotated[int, typer.Option(help="Channels of the latent.")] = 4,
     variational: Annotated[bool, typer.Option(help="Train a variational auto-encoder.")] = False,
     embedding: Annotated[str, typer.Option(help="'flat' latent or 'pooled' (for 3D).")] = "flat",
@@ -276,14 +290,24 @@ def embed_command(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue a training left in TRAIN_DIR.")] = True,
 ) -> None:
-    """Embed each detection's image crop with the crop auto-encoder (trained here unless given)."""
-    from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_detections
+    """Embed each detection's image crop with the crop auto-encoder (trained here unless given).
+
+    With a store, its crops are embedded and a store with the `embedding` vectors is written
+    (--out, or --in-place); with a detections parquet, crops are cut from --images.
+    """
+    from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_detections, embed_store
+    from attrackt.store import Store
     from attrackt.train import TrainConfig
 
     with _reported():
-        detections = Detections.load(input)
-        movies = _movies(detections, images, "images")
-        labels = _movies(detections, masks, "masks") if masks else None
+        is_store = input.suffix == ".npz"
+        if in_place and not is_store:
+            raise InputError("--in-place", "only a store (.npz) can be rewritten in place")
+        target = input if in_place else out
+        if target is None:
+            raise InputError("--out", "give the file to write (or --in-place for a store)")
+        store = Store.load(input) if is_store else None
+        detections = store.detections if store is not None else Detections.load(input)
         sizes = _crop_size(crop_size)
         config = EmbedConfig(
             model=AutoEncoderConfig(
@@ -302,16 +326,198 @@ def embed_command(
                 device=device,
             ),
             mask_others=mask_others,
+            minutes=minutes,
         )
-        work = train_dir or out.with_name(out.stem + "_autoencoder")
-        result = embed_detections(
-            detections, movies, config, work, checkpoint=checkpoint, masks=labels, resume=resume
-        )
-        result.save(out)
-    logging.getLogger(__name__).info("wrote %d embedded detections to %s", len(result), out)
+        work = train_dir or target.with_name(target.stem + "_autoencoder")
+        if store is not None:
+            if images or masks or mask_others:
+                raise InputError("--images", "a store brings its own crops; drop --images/--masks")
+            embed_store(store, config, work, checkpoint=checkpoint, resume=resume).save(target)
+        else:
+            if not images:
+                raise InputError("--images", "a detections file needs its movies (--images)")
+            movies = _movies(detections, images, "images")
+            labels = _movies(detections, masks, "masks") if masks else None
+            result = embed_detections(
+                detections, movies, config, work, checkpoint=checkpoint, masks=labels, resume=resume
+            )
+            result.save(target)
+    logging.getLogger(__name__).info("wrote %d embedded detections to %s", len(detections), target)
 
 
 # ---- association model: prepare, train, predict ------------------------------------------
+
+
+_StoreOrDetections = Annotated[
+    Path,
+    typer.Argument(help="A store (.npz) from `attrackt prepare`, or a detections parquet file."),
+]
+_Sequences = Annotated[
+    str | None,
+    typer.Option(help="Sequences to use, comma-separated names or suffixes (e.g. 01,02) [all]."),
+]
+
+
+def _sizes(text: str, option: str) -> int | tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as err:
+        raise InputError(option, f"expected N or Z,Y,X integers, got {text!r}") from err
+    return values[0] if len(values) == 1 else values
+
+
+def _training_data(path: Path, sequences: str | None) -> tuple[Detections, np.ndarray | None]:
+    """Detections (of the chosen sequences) and their GT edges (``None`` without GT)."""
+    from attrackt.store import Store, resolve_sequences
+
+    names = [s for s in sequences.split(",") if s] if sequences else None
+    if path.suffix == ".npz":
+        store = Store.load(path, masks=False)
+        if names:
+            store = store.select(names)
+        return store.detections, store.edges()
+    detections = Detections.load(path)
+    if names:
+        chosen = resolve_sequences(detections.sequences, names)
+        detections = detections.take(detections.table["sequence"].isin(chosen).to_numpy())
+    return detections, None
+
+
+@app.command("prepare")
+def prepare_command(
+    sources: Annotated[
+        list[Path], typer.Argument(help="CTC dataset folders or sequences (DATASET/01, ...).")
+    ],
+    out: Annotated[Path, typer.Option(help="The store file to write (.npz).")],
+    gt_detections: Annotated[
+        bool, typer.Option(help="Full cells: TRA markers painted over the silver truth (ST).")
+    ] = False,
+    crop_size: Annotated[str, typer.Option(help="Field of view of a crop (px): N or Y,X.")] = "64",
+    crop_pixels: Annotated[str, typer.Option(help="Resolution of the stored crops.")] = "32",
+    masks: Annotated[bool, typer.Option(help="Keep the label masks in the store.")] = False,
+) -> None:
+    """Turn CTC sequences into one compact store: detections, features, GT, crops [, masks]."""
+    from attrackt.prepare import PrepareConfig, prepare
+
+    with _reported():
+        if out.suffix != ".npz":
+            raise InputError(out, "a store file must end in .npz")
+        config = PrepareConfig(
+            gt_detections=gt_detections,
+            crop_size=_sizes(crop_size, "--crop-size"),
+            crop_pixels=_sizes(crop_pixels, "--crop-pixels"),
+            masks=masks,
+        )
+        store = prepare(sources, config)
+        store.save(out)
+    size = out.stat().st_size / 2**20
+    logging.getLogger(__name__).info(
+        "wrote %s: %d detections of %s (%.1f MiB)",
+        out,
+        len(store.detections),
+        store.sequences,
+        size,
+    )
+
+
+@app.command("train")
+def train_command(
+    data: _StoreOrDetections,
+    out: Annotated[Path, typer.Option(help="Run folder: log.jsonl, last.pt, best.pt.")],
+    objective: Annotated[
+        str, typer.Option(help="unsupervised (no labels), supervised (needs GT) or mixed.")
+    ] = "unsupervised",
+    sequences: _Sequences = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
+    minutes: Annotated[
+        float | None, typer.Option(help="Train for about this long instead (sets the steps).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (warm-up, then cosine).")] = 3e-4,
+    window: Annotated[int, typer.Option(help="Frames per window.")] = 6,
+    max_tokens: Annotated[int, typer.Option(help="Detections per window (more: tiles).")] = 2048,
+    d_model: Annotated[int, typer.Option(help="Transformer width.")] = 256,
+    layers: Annotated[int, typer.Option(help="Encoder layers (and as many decoder layers).")] = 6,
+    heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
+    dropout: Annotated[float, typer.Option(help="Dropout.")] = 0.1,
+    val_frames: Annotated[
+        float, typer.Option(help="Share of each sequence's last frames held out (0: none).")
+    ] = 0.1,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from this checkpoint's model and weights.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run left in OUT.")] = True,
+) -> None:
+    """Train the association model (unsupervised: Attrackt + transitive loss; or supervised)."""
+    from attrackt.model import TransformerConfig, WindowConfig
+    from attrackt.train import TrainConfig
+    from attrackt.training import AssociationTrainConfig, train_association_model
+
+    with _reported():
+        detections, edges = _training_data(data, sequences)
+        config = AssociationTrainConfig(
+            objective=objective,
+            model=TransformerConfig(
+                d_model=d_model,
+                n_heads=heads,
+                encoder_layers=layers,
+                decoder_layers=layers,
+                dropout=dropout,
+                window=window,
+            ),
+            windows=WindowConfig(window=window, max_tokens=max_tokens),
+            train=TrainConfig(
+                steps=steps,
+                batch_size=batch_size,
+                lr=lr,
+                min_lr=lr / 30,
+                warmup_steps=0.05,
+                val_every=max(1, steps // 8),
+                checkpoint_every=max(1, steps // 4),
+                log_every=max(1, min(50, steps // 20)),
+                seed=seed,
+                device=device,
+            ),
+            val_frames=val_frames,
+            minutes=minutes,
+        )
+        train_association_model(detections, edges, config, out, resume=resume, init=init)
+    logging.getLogger(__name__).info("trained; checkpoints in %s", out)
+
+
+@app.command("predict")
+def predict_command(
+    data: _StoreOrDetections,
+    checkpoint: Annotated[Path, typer.Option(help="A checkpoint of `attrackt train`.")],
+    out: Annotated[Path, typer.Option(help="Associations parquet to write.")],
+    sequences: _Sequences = None,
+    tta: Annotated[bool, typer.Option(help="Average over flips/transpositions of y-x.")] = True,
+    threshold: Annotated[float, typer.Option(help="Drop mean scores below this.")] = 0.01,
+    max_dt: Annotated[int, typer.Option(help="Longest link (frames) to score.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+) -> None:
+    """Score every pair of detections up to MAX_DT frames apart with a trained model."""
+    from attrackt.predict import PredictConfig, predict_from_checkpoint
+
+    with _reported():
+        detections, _ = _training_data(data, sequences)
+        config = PredictConfig(
+            max_dt=max_dt, threshold=threshold, tta=tta, batch_size=batch_size, device=device
+        )
+        associations = predict_from_checkpoint(checkpoint, detections, config)
+        associations.save(out)
+    meta = associations.meta
+    logging.getLogger(__name__).info(
+        "wrote %d associations to %s (%d frames in %.1f s: %.1f frames/s)",
+        len(associations),
+        out,
+        meta["frames"],
+        meta["seconds"],
+        meta["frames"] / max(meta["seconds"], 1e-9),
+    )
 
 
 # ---- proof-reading: rank, finetune, loop -------------------------------------------------

@@ -418,3 +418,29 @@ def results_json(results: Mapping[str, Any]) -> str:
         return value.item() if isinstance(value, np.generic) else value
 
     return json.dumps(clean(results), indent=2) + "\n"
+
+
+def parent_accuracy(associations: Any, gt: Tracks) -> dict[str, float]:
+    """How often a child's best-scored source one frame earlier is its true parent.
+
+    Taken over the ground-truth links that span one frame; a child without any scored source
+    counts as wrong. Also reported for the children of dividing parents alone. A quick score of
+    associations before linking (``associations``: an :class:`~attrackt.data.Associations`).
+    """
+    table = associations.table
+    table = table[table["dt"] == 1]
+    best = table.sort_values(["target", "score"], ascending=[True, False], kind="stable")
+    best = best.drop_duplicates("target").set_index("target")["source"]
+    edges = gt.edges
+    rows = gt.detections.rows_of(edges.ravel()).reshape(-1, 2)
+    one_step = np.diff(gt.detections.times[rows], axis=1)[:, 0] == 1
+    edges = edges[one_step]
+    chosen = best.reindex(edges[:, 1]).to_numpy()
+    correct = chosen == edges[:, 0]
+    parents, counts = np.unique(edges[:, 0], return_counts=True)
+    dividing = np.isin(edges[:, 0], parents[counts >= 2])
+    return {
+        "parent_accuracy": float(correct.mean()) if len(correct) else math.nan,
+        "division_parent_accuracy": float(correct[dividing].mean()) if dividing.any() else math.nan,
+        "links": int(len(correct)),
+    }

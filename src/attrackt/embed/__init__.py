@@ -2,7 +2,7 @@
 
 from attrackt.embed.infer import embed_crops, load_autoencoder
 from attrackt.embed.model import AutoEncoder, AutoEncoderConfig
-from attrackt.embed.stage import detection_crops, embed_detections
+from attrackt.embed.stage import detection_crops, embed_detections, embed_store
 from attrackt.embed.train import EmbedConfig, train_autoencoder
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "detection_crops",
     "embed_crops",
     "embed_detections",
+    "embed_store",
     "load_autoencoder",
     "train_autoencoder",
 ]

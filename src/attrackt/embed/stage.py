@@ -15,6 +15,7 @@ from attrackt.embed.infer import embed_crops, load_autoencoder
 from attrackt.embed.train import EmbedConfig, train_autoencoder
 from attrackt.errors import InputError
 from attrackt.features import extract_crops, normalise_movie
+from attrackt.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +73,37 @@ def embed_detections(
     vectors = embed_crops(model, crops, device=config.train.device)
     logger.info("embedded %d detections into %d dimensions", len(vectors), vectors.shape[1])
     return detections.with_vectors(embedding=vectors)
+
+
+def embed_store(
+    store: Store,
+    config: EmbedConfig,
+    out_dir: str | Path | None = None,
+    *,
+    checkpoint: str | Path | None = None,
+    resume: bool = True,
+) -> Store:
+    """Train an auto-encoder on the store's crops (or load ``checkpoint``) and add the
+    ``embedding`` block to its detections.
+
+    The crops are the store's (their size replaces ``config.model.crop_size``); training writes
+    to ``out_dir``.
+    """
+    crops = store.crops_float(np.float16)
+    size = tuple(crops.shape[1:])
+    if checkpoint is not None:
+        model = load_autoencoder(checkpoint, config.train.device)
+        if model.config.crop_size != size:
+            raise InputError(
+                checkpoint,
+                f"the auto-encoder takes {model.config.crop_size} crops, the store holds {size}",
+            )
+    else:
+        if out_dir is None:
+            raise InputError("embedding", "give a checkpoint to load or an out_dir to train in")
+        model_config = dataclasses.replace(config.model, crop_size=size)
+        config = dataclasses.replace(config, model=model_config)
+        model = train_autoencoder(crops, config, out_dir, resume=resume)
+    vectors = embed_crops(model, crops, device=config.train.device)
+    logger.info("embedded %d crops into %d dimensions", len(vectors), vectors.shape[1])
+    return store.with_vectors(embedding=vectors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from attrackt.budget import budget_steps, resumed_steps
 from attrackt.embed.model import AutoEncoder, AutoEncoderConfig, kl_divergence
 from attrackt.errors import InputError
 from attrackt.train import TrainConfig, Validation, fit, resolve_device, seed_everything
@@ -30,7 +32,8 @@ class EmbedConfig:
     with random flips along every axis and, for square Y-X crops, 90-degree rotations
     (``augment``), and with a random gain and offset of up to ``intensity_jitter``.
     ``low``/``high`` are the normalisation percentiles of each movie; ``mask_others`` blanks
-    other cells in each crop.
+    other cells in each crop. ``minutes``: train for about this long instead of
+    ``train.steps`` steps (the step count is measured first; see :mod:`attrackt.budget`).
     """
 
     model: AutoEncoderConfig = field(default_factory=AutoEncoderConfig)
@@ -43,6 +46,7 @@ class EmbedConfig:
     low: float = 1.0
     high: float = 99.8
     mask_others: bool = False
+    minutes: float | None = None
 
 
 def augment_crops(x: torch.Tensor, flip: bool, rotate: bool, jitter: float) -> torch.Tensor:
@@ -120,6 +124,17 @@ def train_autoencoder(
     seed_everything(train_cfg.seed)
     model = AutoEncoder(config.model).to(device)
     val = Validation(n_val, lambda idx: data[val_rows[idx]].float()[channel]) if n_val else None
+    if config.minutes is not None:
+        steps = resumed_steps(out_dir, resume) or budget_steps(
+            model,
+            reconstruction_loss(config.beta),
+            len(crops) - n_val,
+            make_batch,
+            train_cfg,
+            config.minutes,
+            val_size=n_val,
+        )
+        train_cfg = dataclasses.replace(train_cfg, steps=steps)
     result = fit(
         model,
         reconstruction_loss(config.beta),

@@ -1,0 +1,153 @@
+"""Training for a time budget: how many steps of :func:`attrackt.train.fit` fit in M minutes.
+
+:func:`steps_for_budget` times a few optimiser steps on a throw-away copy of the model (same
+batches, same autocast, its own optimiser; the random streams of the real run are untouched)
+and turns the measured time per step into a step count, so that ``fit`` can lay its warm-up and
+cosine schedule over the whole budget. Validation passes are counted in; a margin covers
+checkpoints and logging.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import BatchSampler, Sampler
+
+from attrackt.errors import InputError
+from attrackt.train import EpochShuffler, LossFn, MakeBatch, TrainConfig, resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
+    enabled = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _batches(data: int | Sampler[int], config: TrainConfig) -> Iterator[list[int]]:
+    sampler = EpochShuffler(data, config.seed) if isinstance(data, int) else data
+    epoch = 0
+    while True:
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        drop_last = len(sampler) >= config.batch_size
+        yield from BatchSampler(sampler, config.batch_size, drop_last=drop_last)
+        epoch += 1
+
+
+def time_step(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: int | Sampler[int],
+    make_batch: MakeBatch,
+    config: TrainConfig,
+    *,
+    steps: int = 6,
+    warmup: int = 2,
+) -> tuple[float, float]:
+    """Seconds per training step (forward, backward, optimiser) and seconds the probe took.
+
+    Runs ``warmup + steps`` steps on a copy of ``model`` with the batches ``fit`` would draw
+    first; the caller's model, optimiser and random state are not touched.
+    """
+    device = resolve_device(config.device)
+    start = time.perf_counter()
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        probe = copy.deepcopy(model).to(device).train()
+        params = [p for p in probe.parameters() if p.requires_grad]
+        optimiser = torch.optim.AdamW(params, lr=config.lr, fused=device.type == "cuda")
+        batches = _batches(data, config)
+        for k in range(warmup + steps):
+            if k == warmup:
+                _sync(device)
+                t0 = time.perf_counter()
+            indices = torch.as_tensor(next(batches), dtype=torch.int64).to(device)
+            with _autocast(device, config):
+                loss = loss_fn(probe, make_batch(indices))["loss"]
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip or math.inf)
+            optimiser.step()
+        _sync(device)
+        elapsed = time.perf_counter() - t0
+        del probe, optimiser
+    return elapsed / steps, time.perf_counter() - start
+
+
+def steps_for_budget(
+    seconds: float,
+    step_seconds: float,
+    *,
+    spent: float = 0.0,
+    val_size: int = 0,
+    config: TrainConfig | None = None,
+    margin: float = 0.1,
+) -> int:
+    """How many steps of ``step_seconds`` fit in ``seconds - spent``.
+
+    With ``val_size`` and ``config``, each validation pass (every ``config.val_every`` steps)
+    is counted as ``val_size / batch`` forward passes at a third of a step each; ``margin`` is
+    the share held back for checkpoints, logging and the end-of-run validation.
+    """
+    if not seconds > 0:
+        raise InputError("time budget", f"must be positive, got {seconds} s")
+    left = (seconds - spent) * (1.0 - margin)
+    per_step = step_seconds
+    if val_size and config is not None and config.val_every:
+        val_batches = math.ceil(val_size / config.batch_size)
+        per_step += val_batches * step_seconds / 3 / config.val_every
+    return max(1, int(left / per_step))
+
+
+def resumed_steps(out_dir: str | Path, resume: bool = True) -> int | None:
+    """The step count of the run to be resumed in ``out_dir`` (``None`` when there is none):
+    a resumed budgeted run keeps the schedule it started with."""
+    from attrackt.train import LAST, load_checkpoint
+
+    path = Path(out_dir) / LAST
+    if not (resume and path.is_file()):
+        return None
+    return int(load_checkpoint(path).train_config["steps"])
+
+
+def budget_steps(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: int | Sampler[int],
+    make_batch: MakeBatch,
+    config: TrainConfig,
+    minutes: float,
+    *,
+    val_size: int = 0,
+) -> int:
+    """The step count that makes ``fit`` take about ``minutes`` (measured; see module doc)."""
+    step_seconds, spent = time_step(model, loss_fn, data, make_batch, config)
+    steps = steps_for_budget(
+        60.0 * minutes, step_seconds, spent=spent, val_size=val_size, config=config
+    )
+    if dist.is_available() and dist.is_initialized():  # every process must run as many steps
+        shared = [steps]
+        dist.broadcast_object_list(shared, src=0)
+        steps = int(shared[0])
+    logger.info(
+        "time budget %.2f min: %.4f s per step (probe %.1f s) -> %d steps",
+        minutes,
+        step_seconds,
+        spent,
+        steps,
+    )
+    return steps
