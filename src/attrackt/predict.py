@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 class PredictConfig:
     """How to score a movie: ``max_dt`` (frames a link may span), ``threshold`` (lower mean
     scores are dropped), ``tta`` (average over the 8 flips and transpositions of y-x),
-    ``batch_size`` (windows per forward pass), ``device``, ``amp`` (bf16 autocast on CUDA)."""
+    ``batch_size`` (windows per forward pass), ``device``, ``amp`` (bf16 autocast on CUDA),
+    ``progress`` (a progress bar)."""
 
     max_dt: int = 1
     threshold: float = 0.01
@@ -47,6 +48,7 @@ class PredictConfig:
     batch_size: int = 16
     device: str = "auto"
     amp: bool = True
+    progress: bool = True
 
     def __post_init__(self) -> None:
         if self.max_dt < 1:
@@ -164,7 +166,8 @@ def predict_associations(
     transforms = plane_transforms(config.tta)
     amp = config.amp and device.type == "cuda"
     means = _PairMeans(device)
-    for first in tqdm(range(0, len(ws), config.batch_size), desc="predict", unit="batch"):
+    batches = range(0, len(ws), config.batch_size)
+    for first in tqdm(batches, desc="predict", unit="batch", disable=not config.progress):
         idx = np.arange(first, min(first + config.batch_size, len(ws)))
         batch = ws.batch(idx)
         scores = _batch_scores(model, batch, transforms, amp)
