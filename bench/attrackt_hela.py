@@ -427,7 +427,7 @@ class _Worker:
         frames = int(np.unique(test.times).size)
         for name, run in (
             ("ours", lambda b: ours.associations(b)),
-            ("peer", lambda b: _peer_scores(peer, b)),
+            ("peer", lambda b: _peer_scores(peer, b, facts["peer_bf16"])),
         ):
             facts[f"{name}_movie_inference_frames_per_s"] = round(
                 frames / _movie_seconds(test_windows, run, device), 2
@@ -484,10 +484,11 @@ def _count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _peer_scores(peer, batch):
+def _peer_scores(peer, batch, amp: bool):
     import torch
 
-    logits = peer(batch.coords, batch.features, padding_mask=~batch.mask)
+    with torch.autocast(batch.coords.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = peer(batch.coords, batch.features, padding_mask=~batch.mask)
     return peer.normalize_output(
         logits.float(), torch.where(batch.mask, batch.times, -1), batch.coords
     )

@@ -139,12 +139,22 @@ def compare_speed(ours, loss_fn, peer, batch, device: torch.device, repeats: int
     a_gt = batch.a_gt if batch.a_gt is not None else torch.zeros_like(padding, dtype=torch.float)
     valid = valid_pairs(batch.times, batch.mask)
 
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+    def autocast(enabled: bool = amp):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def peer_scores():
-        logits = peer(batch.coords, batch.features, padding_mask=padding)
+        with autocast(peer_amp):
+            logits = peer(batch.coords, batch.features, padding_mask=padding)
         return peer.normalize_output(logits.float(), peer_times, batch.coords)
+
+    ours.to(device).train()
+    peer.to(device).train()
+    peer_amp = amp
+    try:  # the peer's attention mask may not mix with bf16 queries; then it runs in float32
+        with torch.no_grad():
+            peer_scores()
+    except RuntimeError:
+        peer_amp = False
 
     def make_step(model, loss):
         params = [p for p in model.parameters() if p.requires_grad]
@@ -160,9 +170,12 @@ def compare_speed(ours, loss_fn, peer, batch, device: torch.device, repeats: int
 
         return step
 
-    out: dict = {"batch_windows": len(batch), "tokens": int(batch.mask.shape[1])}
-    ours.to(device).train()
-    peer.to(device).train()
+    out: dict = {
+        "batch_windows": len(batch),
+        "tokens": int(batch.mask.shape[1]),
+        "ours_bf16": amp,
+        "peer_bf16": peer_amp,
+    }
     steps = {
         "ours": make_step(ours, lambda: loss_fn(ours, batch)["loss"]),
         "peer": make_step(peer, lambda: supervised_loss(peer_scores(), a_gt, valid)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,11 +136,18 @@ def budget_steps(
     val_size: int = 0,
 ) -> int:
     """The step count that makes ``fit`` take about ``minutes`` (measured; see module doc)."""
+    parallel = dist.is_available() and dist.is_initialized()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not parallel:
+        raise InputError(
+            "time budget",
+            "with several processes every one must run the same number of steps: give the "
+            "steps instead of minutes (or initialise the process group first)",
+        )
     step_seconds, spent = time_step(model, loss_fn, data, make_batch, config)
     steps = steps_for_budget(
         60.0 * minutes, step_seconds, spent=spent, val_size=val_size, config=config
     )
-    if dist.is_available() and dist.is_initialized():  # every process must run as many steps
+    if parallel:  # every process must run as many steps as rank 0 measured
         shared = [steps]
         dist.broadcast_object_list(shared, src=0)
         steps = int(shared[0])
