@@ -146,3 +146,16 @@ def test_prepare_refuses_crops_finer_than_their_field(tmp_path):
     write_raw_ctc(tmp_path / "DS", images, masks, table)
     with pytest.raises(InputError, match="crop_pixels"):
         prepare([tmp_path / "DS"], PrepareConfig(crop_size=16, crop_pixels=32))
+
+
+@pytest.mark.realdata
+def test_a_real_movie_store_takes_under_800_bytes_a_cell(shared_data, tmp_path):
+    source = shared_data / "ci" / "Fluo-N2DL-HeLa_01_t0-40_crop350x550"
+    store = prepare([source], PrepareConfig(crop_size=64, crop_pixels=32))
+    path = tmp_path / "ci.npz"
+    store.save(path)
+    truth = load_ctc(source, "01").tracks
+    assert np.array_equal(store.detections.ids, truth.detections.ids)
+    assert np.array_equal(store.edges(), truth.edges)
+    # HeLa 01 + 02 (34k cells) at this rate: under 27 MiB
+    assert path.stat().st_size < 800 * len(store.detections)
