@@ -233,3 +233,23 @@ def test_a_budgeted_run_trains_for_the_measured_steps(tmp_path):
     train_association_model(tracks.detections, None, cfg, tmp_path)
     steps = load_checkpoint(tmp_path / "last.pt").step
     assert 1 <= steps < 300  # not the configured 300: the budget decided
+
+
+def test_init_starts_from_a_checkpoint_with_its_shape_and_windows(tmp_path):
+    tracks = appearance_movie(1, frames=8)
+    first = train_association_model(
+        tracks.detections, None, config(train={"steps": 3}), tmp_path / "a"
+    )
+    other = config(
+        train={"steps": 1, "lr": 1e-12, "min_lr": 0.0, "warmup_steps": 0},
+        model=dataclasses.replace(SMALL, d_model=64),  # ignored: the checkpoint decides
+        windows=WindowConfig(window=6),
+    )
+    second = train_association_model(
+        tracks.detections, None, other, tmp_path / "b", init=tmp_path / "a" / "last.pt"
+    )
+    assert second.config == first.config
+    _, extra = load_association_model(tmp_path / "b" / "last.pt")
+    assert extra["windows"]["window"] == 4
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)

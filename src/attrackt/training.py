@@ -323,7 +323,8 @@ def train_association_model(
     """Train the association model on the windows of ``detections``; checkpoints in ``out_dir``.
 
     ``edges``: ground-truth ``(E, 2)`` parent -> child ids (needed by the supervised objective,
-    optional otherwise). ``init``: a checkpoint whose model (shape and weights) to start from.
+    optional otherwise). ``init``: a checkpoint whose model (shape and weights) and window
+    settings to start from (``config.windows`` then only gives the augmentation).
     ``loss_fn(model, batch)``: replaces the objective ``config.objective`` names. Returns the
     trained model (eval mode, on the training device); ``out_dir/last.pt`` and ``best.pt``
     (lowest validation loss) hold it for :func:`load_association_model`.
@@ -331,6 +332,10 @@ def train_association_model(
     _check_inputs(detections, edges, config)
     device = resolve_device(config.train.device)
     windows_config = config.windows
+    model = None
+    if init is not None:
+        model, extra = load_association_model(init, device)
+        windows_config = windows_from_extra(extra, augment=config.windows.augment)
     if windows_config.feature_columns is None:  # record which columns the model reads
         columns = tuple(detections.feature_columns)
         windows_config = dataclasses.replace(windows_config, feature_columns=columns)
@@ -342,9 +347,7 @@ def train_association_model(
     config = dataclasses.replace(config, windows=windows_config)
     windows = WindowSet.build(detections, edges, config.windows, device=device)
     seed_everything(config.train.seed)
-    if init is not None:
-        model, _ = load_association_model(init, device)
-    else:
+    if model is None:
         shape = dataclasses.replace(
             config.model,
             ndim=windows.ndim,
