@@ -128,15 +128,19 @@ def attrackt_loss(
         return loss
 
 
-def transitive_loss(A: torch.Tensor, times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def transitive_loss(
+    A: torch.Tensor, times: torch.Tensor, mask: torch.Tensor, n_frames: int | None = None
+) -> torch.Tensor:
     """Mean squared difference between ``A(t, t+2)`` and ``A(t, t+1) @ A(t+1, t+2)``.
 
     Taken over every consecutive triple of frames of every window, averaged over the real
     ``(t, t+2)`` pairs. The frame blocks are gathered into a (B, frames, cells, cells) layout,
     so this is one batched matmul of per-frame blocks (not of whole windows). Zero when the
     associations chain consistently; the caller applies the weight (the method uses 0.1).
+    ``n_frames``: the window length (default: computed from ``times``, which costs device syncs).
     """
-    n_frames = int(times[mask].max()) + 1 if mask.any() else 0
+    if n_frames is None:
+        n_frames = int(times[mask].max()) + 1 if mask.any() else 0
     if n_frames < 3:
         return A.sum() * 0.0
     with _float32(A):
@@ -218,7 +222,7 @@ def objective(
         parts["supervised"] = supervised_loss(A, batch.a_gt, valid)
     loss = sum(parts.values())
     if transitive_weight > 0:
-        parts["transitive"] = transitive_loss(A, batch.times, batch.mask)
+        parts["transitive"] = transitive_loss(A, batch.times, batch.mask, batch.window)
         loss = loss + transitive_weight * parts["transitive"]
     parts["loss"] = loss
     return parts
