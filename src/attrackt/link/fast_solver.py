@@ -62,6 +62,7 @@ class PieceResult:
     value: float
     bound: float
     optimal: bool
+    method: str  # "matching", "lp", "mip" or "greedy" (what the deadline left)
 
 
 def solve_fast(problem: LinkProblem, config: LinkConfig | None = None) -> Solution:
@@ -82,17 +83,18 @@ def solve_fast(problem: LinkProblem, config: LinkConfig | None = None) -> Soluti
         len(pieces),
     )
     all_optimal = True
+    methods = {"single": int(trivial.sum()), "matching": 0, "lp": 0, "mip": 0, "greedy": 0}
     for piece, result in _solve_pieces(pieces, config, deadline, red):
         items[piece.items] = result.x[: len(piece.items)]
         var_on[piece.var] = result.x[len(piece.items) :]
         bound += result.bound
         all_optimal &= result.optimal
+        methods[result.method] += 1
     selection = red.selection(items, var_on)
     value = objective(problem.graph, problem.costs, selection)
     seconds = time.perf_counter() - start
-    solution = Solution(
-        selection, value, bound, "optimal" if all_optimal else "time_limit", "fast", seconds
-    )
+    status = "optimal" if all_optimal else "time_limit"
+    solution = Solution(selection, value, bound, status, "fast", seconds, {"components": methods})
     if not all_optimal:
         handle_time_limit(solution, config)
     return solution
@@ -234,7 +236,7 @@ def _matching(piece: Piece) -> PieceResult:
     x = np.zeros(m, bool)
     x[take] = True
     value = float(piece.cost[x].sum())
-    return PieceResult(x, value, value, True)
+    return PieceResult(x, value, value, True, "matching")
 
 
 def _greedy_piece(piece: Piece, greedy: np.ndarray, red: Reduced) -> PieceResult:
@@ -245,7 +247,7 @@ def _greedy_piece(piece: Piece, greedy: np.ndarray, red: Reduced) -> PieceResult
     touched = np.isin(red.var_nodes[piece.var], res[res >= 0] % red.num_nodes)
     x = np.concatenate([items, touched])
     value = float(piece.cost[x].sum())
-    return PieceResult(x, value, float(np.minimum(piece.cost, 0).sum()), False)
+    return PieceResult(x, value, float(np.minimum(piece.cost, 0).sum()), False, "greedy")
 
 
 class _Highs:
@@ -282,7 +284,7 @@ class _Highs:
         if status == hs.HighsModelStatus.kOptimal and np.all(np.minimum(x, 1 - x) < 1e-7):
             take = x > 0.5
             value = float(piece.cost[take].sum())
-            return PieceResult(take, value, value, True)
+            return PieceResult(take, value, value, True, "lp")
         lp.integrality_ = [hs.HighsVarType.kInteger] * ncol
         self.h.setOptionValue("mip_rel_gap", gap)
         left = None if time_limit is None else time_limit - (time.perf_counter() - start)
@@ -295,7 +297,7 @@ class _Highs:
         take = x > 0.5
         value = float(piece.cost[take].sum())
         bound = value if optimal and gap == 0 else float(self.h.getInfo().mip_dual_bound)
-        return PieceResult(take, value, min(bound, value), optimal)
+        return PieceResult(take, value, min(bound, value), optimal, "mip")
 
     def _run(self, lp, presolve: str, time_limit: float | None):
         self.h.setOptionValue("presolve", presolve)
