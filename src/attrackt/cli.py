@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
 
+import numpy as np
 import typer
+
+from attrackt.data import Detections
+from attrackt.errors import InputError
 
 app = typer.Typer(
     name="attrackt",
@@ -27,14 +35,280 @@ def main(
 
 # ---- data: validate, info, synth ---------------------------------------------------------
 
+_CTCPath = Annotated[
+    Path, typer.Argument(help="A CTC dataset folder, a sequence, or a TRA/RES folder.")
+]
+_Sequence = Annotated[
+    str | None,
+    typer.Option("--sequence", "-s", help="Sequence name, e.g. 01."),
+]
+
+
+@app.command()
+def validate(path: _CTCPath, sequence: _Sequence = None) -> None:
+    """Check CTC data; print each error and warning with its file. Exit code 1 on errors."""
+    from attrackt.io.validate import validate_ctc
+
+    report = validate_ctc(path, sequence)
+    for issue in report.errors + report.warnings:
+        typer.echo(str(issue))
+    typer.echo(report.summary())
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@app.command()
+def info(path: _CTCPath, sequence: _Sequence = None) -> None:
+    """Frames, image shape, cells per frame, tracks, divisions and nodes of CTC data."""
+    from attrackt.errors import InputError
+    from attrackt.io.ctc import ctc_info
+
+    try:
+        infos = ctc_info(path, sequence)
+    except InputError as err:
+        typer.echo(f"ERROR {err} (run `attrackt validate` for every problem)", err=True)
+        raise typer.Exit(1) from err
+    for s in infos:
+        typer.echo(f"{s.name}: {s.frames} frames of {' x '.join(map(str, s.image_shape))}")
+        if s.cells_per_frame is not None:
+            low, median, high = s.cells_per_frame
+            typer.echo(f"  cells per frame: min {low}, median {median:g}, max {high}")
+            typer.echo(f"  tracks {s.tracks}, divisions {s.divisions}, nodes {s.nodes}")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Dataset folder to write (CTC layout).")],
+    frames: Annotated[int, typer.Option(help="Frames per sequence.")] = 30,
+    size: Annotated[int, typer.Option(help="Height and width of the field (px).")] = 256,
+    ndim: Annotated[int, typer.Option(help="2 or 3 spatial dimensions.")] = 2,
+    depth: Annotated[int, typer.Option(help="Z slices (3D only).")] = 32,
+    density: Annotated[float, typer.Option(help="Cells per 100 x 100 px at the start.")] = 3.0,
+    division_rate: Annotated[
+        float, typer.Option(help="Division chance per cell and frame.")
+    ] = 0.03,
+    entry_rate: Annotated[
+        float, typer.Option(help="Cells entering per frame and 100 px of border.")
+    ] = 0.02,
+    step: Annotated[float, typer.Option(help="Own motion per frame (px, std).")] = 1.5,
+    drift: Annotated[float, typer.Option(help="Common drift (px per frame).")] = 0.5,
+    radius: Annotated[float, typer.Option(help="Mean nucleus radius (px).")] = 7.0,
+    noise: Annotated[float, typer.Option(help="Gaussian noise std (cells are ~0.4-1).")] = 0.05,
+    sequences: Annotated[int, typer.Option(help="Sequences to write: 01, 02, ...")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed (sequence i uses seed + i).")] = 0,
+) -> None:
+    """Write a synthetic movie with exact ground truth (images + 01_GT/TRA) in CTC layout."""
+    from attrackt.errors import InputError
+    from attrackt.synthetic import SyntheticConfig, generate
+
+    if ndim not in (2, 3):
+        raise typer.BadParameter("--ndim must be 2 or 3")
+    shape = (size, size) if ndim == 2 else (depth, size, size)
+    for i in range(sequences):
+        try:
+            config = SyntheticConfig(
+                shape=shape,
+                frames=frames,
+                density=density,
+                division_rate=division_rate,
+                entry_rate=entry_rate,
+                step=step,
+                drift=drift,
+                radius=radius,
+                noise=noise,
+                seed=seed + i,
+            )
+        except InputError as err:
+            typer.echo(f"ERROR {err}", err=True)
+            raise typer.Exit(1) from err
+        movie = generate(config)
+        folder = movie.write(out, f"{i + 1:02d}")
+        table = movie.track_table
+        typer.echo(
+            f"{folder}: {frames} frames, {len(table)} tracks, "
+            f"{int((table['parent'] > 0).sum()) // 2} divisions"
+        )
+
 
 # ---- evaluation --------------------------------------------------------------------------
+
+
+@app.command()
+def evaluate(
+    pred: Annotated[
+        Path, typer.Argument(help="Prediction: CTC result folder, geff store or Tracks folder.")
+    ],
+    gt: Annotated[
+        Path, typer.Argument(help="Ground truth: CTC GT folder, geff store or Tracks folder.")
+    ],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the scores as JSON here.")
+    ] = None,
+    match_distance: Annotated[
+        float | None,
+        typer.Option(help="Match detections within this distance (px) when nothing else can."),
+    ] = None,
+    chota: Annotated[bool, typer.Option(help="Compute CHOTA too.")] = True,
+) -> None:
+    """Score tracks against ground truth: AOGM, TRA, DET, CHOTA, edge errors, divisions."""
+    from attrackt.errors import InputError
+    from attrackt.evaluate import evaluate_paths, format_table, results_json
+    from attrackt.io.atomic import atomic_write_text
+
+    try:
+        results = evaluate_paths(pred, gt, match_distance=match_distance, chota=chota)
+    except InputError as err:
+        typer.echo(f"ERROR {err}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(format_table(results))
+    if json_out is not None:
+        atomic_write_text(json_out, results_json(results))
 
 
 # ---- linking -----------------------------------------------------------------------------
 
 
 # ---- features and embeddings -------------------------------------------------------------
+
+
+_DetectionsFile = Annotated[Path, typer.Argument(help="Detections parquet file.")]
+_OutFile = Annotated[Path, typer.Option(help="Detections parquet to write.")]
+_Movies = Annotated[
+    list[Path], typer.Option(help="Movie per sequence (in table order): CTC folder, .tif, .npy.")
+]
+_Masks = Annotated[list[Path], typer.Option(help="Label masks per sequence: CTC folder, ...")]
+_FRAME_PREFIXES = ("t", "man_track", "mask", "man_seg")  # images, TRA, RES, SEG
+
+
+def _read_movie(path: Path) -> np.ndarray:
+    """(T, [Z,] Y, X) from a CTC frame folder (images, TRA, RES or SEG), a .tif or a .npy stack."""
+    from attrackt.io.checks import check_frame_files, raise_on_errors
+    from attrackt.io.tiff import frame_files, read_frames, read_tiff
+
+    if path.is_dir():
+        for prefix in _FRAME_PREFIXES:
+            frames = frame_files(path, prefix)
+            if frames:
+                raise_on_errors(check_frame_files(frames, path, prefix))
+                return read_frames([paths[0] for paths in frames.values()])
+        raise InputError(path, f"holds no frame files ({', '.join(_FRAME_PREFIXES)}NNN.tif)")
+    if not path.is_file():
+        raise InputError(path, "no such file or folder")
+    if path.suffix == ".npy":
+        return np.load(path, mmap_mode="r")
+    if path.suffix in (".tif", ".tiff"):
+        return read_tiff(path)
+    raise InputError(path, "expected a CTC frame folder, a .tif stack or a .npy stack")
+
+
+def _movies(detections: Detections, paths: list[Path], what: str) -> dict[str, np.ndarray]:
+    """One movie per sequence of ``detections``, given in the order of its sequences."""
+    names = detections.sequences
+    if len(paths) != len(names):
+        raise InputError(
+            f"--{what}", f"give one per sequence ({len(names)}: {names}), got {len(paths)}"
+        )
+    return {name: _read_movie(p) for name, p in zip(names, paths, strict=True)}
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """Turn an :class:`InputError` into one line on stderr and exit code 1."""
+    try:
+        yield
+    except InputError as err:
+        typer.echo(f"ERROR {err}", err=True)
+        raise typer.Exit(1) from err
+
+
+def _crop_size(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError as err:
+        raise InputError("--crop-size", f"expected N or Z,Y,X integers, got {text!r}") from err
+
+
+@app.command("features")
+def features_command(
+    input: _DetectionsFile,
+    images: _Movies,
+    masks: _Masks,
+    out: _OutFile,
+) -> None:
+    """Add shape and intensity features (area, intensity statistics, axes, ...) to detections."""
+    from attrackt.features import regionprops_features
+
+    with _reported():
+        detections = Detections.load(input)
+        movies = _movies(detections, images, "images")
+        labels = _movies(detections, masks, "masks")
+        parts = [
+            regionprops_features(movies[name], labels[name], part)
+            for name, part in detections.by_sequence()
+        ]
+        result = Detections.concat(parts) if parts else detections
+        result.save(out)
+    logging.getLogger(__name__).info("wrote %d detections with features to %s", len(result), out)
+
+
+@app.command("embed")
+def embed_command(
+    input: _DetectionsFile,
+    images: _Movies,
+    out: _OutFile,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Auto-encoder to load instead of training.")
+    ] = None,
+    train_dir: Annotated[
+        Path | None, typer.Option(help="Training log and checkpoints [OUT_autoencoder/].")
+    ] = None,
+    masks: Annotated[
+        list[Path] | None, typer.Option(help="Label masks per sequence (for --mask-others).")
+    ] = None,
+    mask_others: Annotated[bool, typer.Option(help="Blank other cells (needs masks).")] = False,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Crops per training step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-4,
+    crop_size: Annotated[str, typer.Option(help="Crop size: N, or Y,X / Z,Y,X.")] = "64",
+    latent_channels: Annotated[int, typer.Option(help="Channels of the latent.")] = 4,
+    variational: Annotated[bool, typer.Option(help="Train a variational auto-encoder.")] = False,
+    embedding: Annotated[str, typer.Option(help="'flat' latent or 'pooled' (for 3D).")] = "flat",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue a training left in TRAIN_DIR.")] = True,
+) -> None:
+    """Embed each detection's image crop with the crop auto-encoder (trained here unless given)."""
+    from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_detections
+    from attrackt.train import TrainConfig
+
+    with _reported():
+        detections = Detections.load(input)
+        movies = _movies(detections, images, "images")
+        labels = _movies(detections, masks, "masks") if masks else None
+        sizes = _crop_size(crop_size)
+        config = EmbedConfig(
+            model=AutoEncoderConfig(
+                crop_size=sizes * detections.ndim if len(sizes) == 1 else sizes,
+                latent_channels=latent_channels,
+                variational=variational,
+                embedding=embedding,
+            ),
+            train=TrainConfig(
+                steps=steps,
+                batch_size=batch_size,
+                lr=lr,
+                min_lr=lr / 30,
+                warmup_steps=0.02,
+                seed=seed,
+                device=device,
+            ),
+            mask_others=mask_others,
+        )
+        work = train_dir or out.with_name(out.stem + "_autoencoder")
+        result = embed_detections(
+            detections, movies, config, work, checkpoint=checkpoint, masks=labels, resume=resume
+        )
+        result.save(out)
+    logging.getLogger(__name__).info("wrote %d embedded detections to %s", len(result), out)
 
 
 # ---- association model: prepare, train, predict ------------------------------------------

@@ -378,7 +378,10 @@ class Tracks:
         return self.detections.ids[self.out_degree() >= 2]
 
     def tracklets(self) -> tuple[np.ndarray, pd.DataFrame]:
-        """Split the graph into CTC tracks (chains between divisions, starts and ends).
+        """Split the graph into CTC tracks (chains between divisions, starts, ends and gaps).
+
+        A CTC track has one detection in each frame of its span, so an edge that skips frames
+        starts a new track whose parent is the track before the gap.
 
         Returns a track label (1, 2, ...) per detection row, and a table with the CTC columns
         ``label, start, end, parent`` (parent 0 where a track has no parent track).
@@ -388,26 +391,25 @@ class Tracks:
         rows_p = det.rows_of(self.edges[:, 0])
         rows_c = det.rows_of(self.edges[:, 1])
         outdeg = np.bincount(rows_p, minlength=n)
+        t = det.times
         parent_row = np.full(n, -1, np.int64)
         parent_row[rows_c] = rows_p
-        # a detection continues its parent's track when it is the parent's only child
+        # a detection continues its parent's track when it is the parent's only child, next frame
+        single = (outdeg[rows_p] == 1) & (t[rows_c] - t[rows_p] == 1)
         continues = np.zeros(n, bool)
-        has_parent = parent_row >= 0
-        continues[has_parent] = outdeg[parent_row[has_parent]] == 1
+        continues[rows_c[single]] = True
         label = np.zeros(n, np.int64)
         starts = np.flatnonzero(~continues)
         order = np.lexsort((det.ids[starts], det.times[starts]))
         starts = starts[order]
         label[starts] = np.arange(1, len(starts) + 1)
         only_child = np.full(n, -1, np.int64)
-        single = outdeg[rows_p] == 1
         only_child[rows_p[single]] = rows_c[single]
         for start in starts:  # follow each chain; total work is O(n)
             r = start
             while only_child[r] >= 0:
                 r = only_child[r]
                 label[r] = label[start]
-        t = det.times
         frame = pd.DataFrame({"label": label, "t": t})
         spans = frame.groupby("label")["t"].agg(["min", "max"])
         parent_track = np.zeros(len(starts), np.int64)

@@ -1,0 +1,638 @@
+"""One training loop for every objective: the crop auto-encoder and the association model.
+
+The loop knows nothing about the objective. A caller gives it
+
+- a model (an ``nn.Module``; optionally with a ``kind`` string and a ``config`` dataclass, which
+  every checkpoint records),
+- ``make_batch(indices) -> batch``: gathers a batch from tensors that already live on the device,
+  given a 1-D ``int64`` index tensor on the device (augmentation belongs here, drawing from the
+  global torch RNG so that a resumed run draws the same numbers),
+- ``loss_fn(model, batch) -> {"loss": tensor, ...}``: any further scalars are logged,
+
+and :func:`fit` does the rest: seeded index sampling, AdamW with warm-up and cosine decay,
+gradient clipping, bf16 autocast on CUDA, a progress bar, a JSON-lines log, validation, atomic
+checkpoints, and resume that reproduces an uninterrupted run.
+
+Everything that writes (log, checkpoints, progress bar) runs only where :func:`is_main_process`
+holds, and the index sampler is any ``Sampler`` with ``set_epoch`` (``torch.utils.data.
+DistributedSampler`` fits), so distributed data-parallel training can be added without touching
+the objectives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import BatchSampler, Sampler
+from tqdm.auto import tqdm
+
+from attrackt.errors import InputError
+from attrackt.io.atomic import atomic_path, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+LAST = "last.pt"
+BEST = "best.pt"
+LOG = "log.jsonl"
+
+LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
+MakeBatch = Callable[[torch.Tensor], Any]
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """How to optimise: the same fields for every objective.
+
+    ``warmup_steps`` is a step count (int) or a fraction of ``steps`` (float in [0, 1)); the
+    learning rate rises linearly to ``lr`` over the warm-up, then follows a cosine down to
+    ``min_lr`` at the last step. ``amp="auto"`` uses bf16 autocast on CUDA and full precision
+    elsewhere; ``"bf16"`` forces it, ``"off"`` disables it. ``val_every`` and
+    ``checkpoint_every`` of 0 mean "only at the end". ``grad_clip`` of ``None`` or 0 disables
+    clipping (the gradient norm is still logged).
+    """
+
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-4
+    min_lr: float = 0.0
+    weight_decay: float = 0.01
+    warmup_steps: int | float = 0.05
+    grad_clip: float | None = 1.0
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    seed: int = 0
+    log_every: int = 50
+    val_every: int = 500
+    checkpoint_every: int = 1000
+    keep_best: bool = True
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.steps < 1:
+            problems.append(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr <= self.lr:
+            problems.append(f"min_lr must lie in [0, lr], got {self.min_lr}")
+        if isinstance(self.warmup_steps, float) and not 0 <= self.warmup_steps < 1:
+            problems.append(
+                f"a fractional warmup_steps must lie in [0, 1), got {self.warmup_steps}"
+            )
+        if isinstance(self.warmup_steps, int) and self.warmup_steps < 0:
+            problems.append(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.amp not in ("auto", "bf16", "off"):
+            problems.append(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
+        for name in ("log_every", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        if problems:
+            raise InputError("training configuration", "; ".join(problems))
+
+    @property
+    def warmup(self) -> int:
+        """The warm-up length in steps."""
+        if isinstance(self.warmup_steps, float):
+            return int(round(self.warmup_steps * self.steps))
+        return min(int(self.warmup_steps), self.steps)
+
+
+@dataclass
+class Validation:
+    """A held-out set: ``make_batch`` gathers rows ``0..size-1`` (no augmentation, usually).
+
+    It is scored with the training ``loss_fn`` in eval mode without gradients, in batches of
+    ``batch_size`` (the training batch size when ``None``); the reported losses are averages
+    weighted by batch size. Its random draws (dropout, sampling) do not disturb the training
+    random stream.
+    """
+
+    size: int
+    make_batch: MakeBatch
+    batch_size: int | None = None
+
+
+@dataclass
+class FitResult:
+    """What a call to :func:`fit` did."""
+
+    step: int
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None
+    best_val_loss: float | None
+    resumed_from: int | None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Checkpoint:
+    """The content of a checkpoint file, as read by :func:`load_checkpoint`."""
+
+    path: Path
+    kind: str
+    model_config: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    step: int
+    train_config: dict[str, Any]
+    extra: dict[str, Any]
+    best_val_loss: float | None
+    state: dict[str, Any]  # everything, optimiser, scheduler and random states included
+
+    def load_into(self, model: nn.Module) -> nn.Module:
+        """Load the weights into ``model`` after checking its kind, parameter names and shapes."""
+        _match_model(self.path, self.kind, self.model_state, model)
+        getattr(model, "module", model).load_state_dict(self.model_state)
+        return model
+
+
+# --------------------------------------------------------------------------------------------
+# small pieces (public: the objectives and their tests use them)
+# --------------------------------------------------------------------------------------------
+
+
+def is_main_process() -> bool:
+    """True unless this is a non-zero rank of an initialised process group."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` gives CUDA, then MPS, then CPU; anything else is passed to ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise InputError("device", f"unknown device {device!r} ({err})") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device", "CUDA was asked for but is not available")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device", "MPS was asked for but is not available")
+    return resolved
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (every device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """The learning rate of the update with 0-based index ``step``: linear warm-up, then cosine."""
+    warmup = config.warmup
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    span = max(1, config.steps - 1 - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class EpochShuffler(Sampler[int]):
+    """Indices ``0..size-1`` in an order fixed by ``seed`` and the epoch (set with ``set_epoch``).
+
+    The same interface and reproducibility as ``torch.utils.data.DistributedSampler``, which can
+    take its place for data-parallel training; an epoch's order does not depend on any other
+    random state, so a resumed run sees the same batches.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        if size < 1:
+            raise InputError("training data", "there is nothing to train on (0 samples)")
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def model_identity(model: nn.Module) -> tuple[str, dict[str, Any]]:
+    """The ``kind`` tag and the configuration dict that a checkpoint records for ``model``.
+
+    ``model.kind`` (default: the class name) and ``dataclasses.asdict(model.config)`` when the
+    model carries a dataclass ``config`` (default: an empty dict).
+    """
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    kind = str(getattr(model, "kind", type(model).__name__))
+    config = getattr(model, "config", None)
+    as_dict = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
+    return kind, as_dict
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise ``TypeError`` unless ``value`` loads with ``torch.load(weights_only=True)``."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"{where}: key {key!r} is neither str nor int")
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    raise TypeError(
+        f"{where} holds a {type(value).__name__}; checkpoints keep only tensors, numbers, "
+        "strings, lists and dicts"
+    )
+
+
+def _rng_state() -> dict[str, Any]:
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    npy = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["cached_gaussian"],
+        )
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "mps" in state and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"])
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` with ``torch.save`` atomically (temp file beside it, fsync, rename)."""
+    _check_plain(state, "checkpoint")
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _match_model(
+    path: Path, kind: str, state: Mapping[str, torch.Tensor], model: nn.Module
+) -> None:
+    model_kind, _ = model_identity(model)
+    model = getattr(model, "module", model)
+    if kind != model_kind:
+        raise InputError(path, f"holds a {kind!r} model, not the {model_kind!r} model given")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise InputError(
+            path,
+            f"does not fit the {kind!r} model: parameters missing from the checkpoint "
+            f"{missing[:5]}, parameters the model lacks {unexpected[:5]}",
+        )
+    for name, tensor in own.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise InputError(
+                path,
+                f"parameter {name!r} has shape {tuple(state[name].shape)} in the checkpoint but "
+                f"{tuple(tensor.shape)} in the model (a model of another configuration?)",
+            )
+
+
+def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> Checkpoint:
+    """Read a checkpoint written by :func:`fit` (``weights_only``: no pickled objects run).
+
+    With ``model``, check that the checkpoint holds a model of the same kind and shapes and load
+    its weights into ``model``. Every problem (missing, truncated or foreign file, another kind
+    or shape) is an :class:`InputError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise InputError(
+            path, f"not a readable checkpoint (truncated or corrupt file?): {err}"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(path, "not an attrackt checkpoint")
+    checkpoint = Checkpoint(
+        path=path,
+        kind=state["kind"],
+        model_config=state["model_config"],
+        model_state=state["model"],
+        step=int(state["step"]),
+        train_config=state["train_config"],
+        extra=state["extra"],
+        best_val_loss=state["best_val_loss"],
+        state=state,
+    )
+    if model is not None:
+        checkpoint.load_into(model)
+    return checkpoint
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------
+
+
+def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; no weight decay on biases and norm scales."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise InputError("model", "has no trainable parameters")
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.AdamW(groups, lr=config.lr, fused=device.type == "cuda")
+
+
+def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
+    enabled = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _losses(out: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    if "loss" not in out:
+        raise KeyError(f"loss_fn must return a dict with the key 'loss'; got {sorted(out)}")
+    return out
+
+
+def _evaluate(
+    model: nn.Module, loss_fn: LossFn, val: Validation, config: TrainConfig, device: torch.device
+) -> dict[str, float]:
+    batch_size = val.batch_size or config.batch_size
+    totals: dict[str, torch.Tensor] = {}
+    was_training = model.training
+    model.eval()
+    devices = [torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        for start in range(0, val.size, batch_size):
+            idx = torch.arange(start, min(start + batch_size, val.size), device=device)
+            with _autocast(device, config):
+                out = _losses(loss_fn(model, val.make_batch(idx)))
+            for key, value in out.items():
+                totals[key] = totals.get(key, 0.0) + value.detach().float() * len(idx)
+    model.train(was_training)
+    return {f"val_{k}": float(v) / val.size for k, v in totals.items()}
+
+
+def _read_log(path: Path, up_to_step: int) -> list[dict[str, float]]:
+    """The records of an earlier run's log up to ``up_to_step`` (later ones are being redone)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if record.get("step", 0) <= up_to_step:
+            records.append(record)
+    return records
+
+
+def _warn_changed(stored: Mapping[str, Any], config: TrainConfig) -> None:
+    keys = ("steps", "batch_size", "lr", "min_lr", "warmup_steps", "seed", "weight_decay")
+    changed = {
+        k: (stored.get(k), getattr(config, k)) for k in keys if stored.get(k) != getattr(config, k)
+    }
+    if changed:
+        logger.warning(
+            "resuming with a changed configuration %s: the run will not match an uninterrupted one",
+            {k: f"{a} -> {b}" for k, (a, b) in changed.items()},
+        )
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: int | Sampler[int],
+    make_batch: MakeBatch,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    val: Validation | None = None,
+    resume: bool = True,
+    extra_state: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``model`` for ``config.steps`` optimiser steps; return what happened.
+
+    ``data`` is the number of training samples (shuffled each epoch with ``config.seed``) or any
+    index sampler with a length (and, for exact resume, a ``set_epoch`` that fixes its order).
+    Each step draws ``config.batch_size`` indices, moves them to the model's device and calls
+    ``make_batch(indices)`` then ``loss_fn(model, batch)``. ``model`` is moved to
+    ``resolve_device(config.device)``, where ``make_batch`` must find its tensors.
+
+    ``out_dir`` receives ``log.jsonl`` (one JSON record per log or validation event),
+    ``last.pt`` (every ``checkpoint_every`` steps and at the end) and, with ``val``,
+    ``best.pt`` (lowest validation loss). With ``resume`` and an existing ``last.pt``, training
+    continues from it with the same schedule, batches and random streams, giving the weights an
+    uninterrupted run would give. ``extra_state`` (tensors, numbers, strings, lists, dicts) is
+    stored in every checkpoint, for whatever inference needs beside the weights.
+
+    The model is left in eval mode.
+    """
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    model.to(device)
+    main = is_main_process()
+    kind, model_config = model_identity(model)
+    extra = dict(extra_state or {})
+    _check_plain(model_config, "model config")
+    _check_plain(extra, "extra_state")
+    if val is not None and val.size < 1:
+        raise InputError("validation data", "is empty; pass val=None to train without it")
+
+    sampler = EpochShuffler(data, config.seed) if isinstance(data, int) else data
+    drop_last = len(sampler) >= config.batch_size  # keep every batch full when there is enough
+    batches = BatchSampler(sampler, config.batch_size, drop_last=drop_last)
+    per_epoch = len(batches)
+
+    optimizer = _optimizer(model, config, device)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, config) / config.lr)
+
+    step = 0
+    resumed_from = None
+    best_val: float | None = None
+    last_path, best_path, log_path = out_dir / LAST, out_dir / BEST, out_dir / LOG
+    history: list[dict[str, float]] = []
+    if resume and last_path.is_file():
+        checkpoint = load_checkpoint(last_path, model)
+        optimizer.load_state_dict(checkpoint.state["optimizer"])
+        schedule.load_state_dict(checkpoint.state["scheduler"])
+        _warn_changed(checkpoint.train_config, config)
+        step = resumed_from = checkpoint.step
+        best_val = checkpoint.best_val_loss
+        _set_rng_state(checkpoint.state["rng"])
+        history = _read_log(log_path, step)
+        logger.info("resuming %s from step %d (%s)", kind, step, last_path)
+    else:
+        seed_everything(config.seed)
+        if main:
+            best_path.unlink(missing_ok=True)  # an earlier run's best is no longer comparable
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+    history = []  # from here on: this call's records only
+
+    def state_dict() -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": kind,
+            "model_config": model_config,
+            "model": getattr(model, "module", model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": schedule.state_dict(),
+            "step": step,
+            "rng": _rng_state(),
+            "train_config": dataclasses.asdict(config),
+            "extra": extra,
+            "best_val_loss": best_val,
+        }
+
+    def record(entry: dict[str, float]) -> None:
+        history.append(entry)
+        if main:
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry) + "\n")
+
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    window_steps = window_samples = 0
+    t_start = t_window = time.perf_counter()
+    batch_iter: Iterator[list[int]] | None = None
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        desc=f"train {kind}",
+        unit="step",
+        disable=not (main and config.progress),
+    )
+    try:
+        while step < config.steps:
+            if batch_iter is None or step % per_epoch == 0:
+                if hasattr(sampler, "set_epoch"):
+                    sampler.set_epoch(step // per_epoch)
+                batch_iter = iter(batches)
+                for _ in range(step % per_epoch):  # resuming inside an epoch
+                    next(batch_iter)
+            indices = torch.as_tensor(next(batch_iter), dtype=torch.int64).to(device)
+            lr = optimizer.param_groups[0]["lr"]
+            with _autocast(device, config):
+                out = _losses(loss_fn(model, make_batch(indices)))
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.grad is not None],
+                config.grad_clip or math.inf,
+            )
+            optimizer.step()
+            schedule.step()
+            step += 1
+            bar.update(1)
+
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0.0) + value.detach().float()
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.detach().float()
+            window_steps += 1
+            window_samples += len(indices)
+
+            at_end = step == config.steps
+            if at_end or (config.log_every and step % config.log_every == 0):
+                means = {k: float(v) / window_steps for k, v in sums.items()}
+                if not math.isfinite(means["loss"]):
+                    raise FloatingPointError(
+                        f"training {kind}: the loss became {means['loss']} by step {step}; "
+                        f"last good checkpoint: {last_path if last_path.is_file() else 'none'}"
+                    )
+                now = time.perf_counter()
+                record(
+                    {
+                        "step": step,
+                        "lr": lr,
+                        **means,
+                        "seconds": now - t_start,
+                        "samples_per_s": window_samples / max(now - t_window, 1e-9),
+                    }
+                )
+                bar.set_postfix(loss=f"{means['loss']:.4g}")
+                sums, window_steps, window_samples, t_window = {}, 0, 0, now
+            if val is not None and (at_end or (config.val_every and step % config.val_every == 0)):
+                scores = _evaluate(model, loss_fn, val, config, device)
+                record({"step": step, **scores})
+                if config.keep_best and (best_val is None or scores["val_loss"] < best_val):
+                    best_val = scores["val_loss"]
+                    if main:
+                        save_checkpoint(best_path, state_dict())
+            if main and (
+                at_end or (config.checkpoint_every and step % config.checkpoint_every == 0)
+            ):
+                save_checkpoint(last_path, state_dict())
+    finally:
+        bar.close()
+    model.eval()
+    return FitResult(
+        step=step,
+        last_checkpoint=last_path if last_path.is_file() else None,
+        best_checkpoint=best_path if best_path.is_file() else None,
+        best_val_loss=best_val,
+        resumed_from=resumed_from,
+        history=history,
+    )
