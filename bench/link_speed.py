@@ -72,9 +72,21 @@ def _solve_in_child(path: str, solver: str, options: dict, conn) -> None:
         }
     except SolverError as err:
         row = {"seconds": time.perf_counter() - start, "status": "no solution", "error": str(err)}
-    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["peak_rss_mb"] = peak_rss_mb()
     conn.send(row)
     conn.close()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux: ``VmHWM``, which restarts at ``exec`` (unlike
+    ``ru_maxrss``, which a spawned child inherits from its parent's size at fork time)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_solver(path: str, solver: str, **options) -> dict:

@@ -165,3 +165,11 @@ def test_frames_without_detections_split_tracks_or_are_bridged() -> None:
         for p, c in links(bridged)
     }
     assert spans == {1, 2}
+
+
+@pytest.mark.parametrize("solver", ["fast", "motile", "greedy"])
+def test_a_single_frame_has_nothing_to_link(solver: str) -> None:
+    det = Detections.from_arrays([0, 0], [[0.0, 0.0], [5.0, 5.0]])
+    result = link(det, config=LinkConfig(solver=solver))
+    assert len(result.tracks.edges) == 0 and len(result.tracks.detections) == 2
+    assert result.objective == 0  # appearing in the first and ending in the last frame is free

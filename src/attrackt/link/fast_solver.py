@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -71,7 +72,7 @@ def solve_fast(problem: LinkProblem, config: LinkConfig | None = None) -> Soluti
     start = time.perf_counter()
     deadline = None if config.time_limit is None else start + config.time_limit
     red = reduce_problem(problem)
-    pieces, trivial = _decompose(red)
+    comps, todo, trivial = _decompose(red)
     items = trivial.copy()
     var_on = np.zeros(len(red.var_nodes), bool)
     bound = red.constant + float(red.item_w[trivial].sum())
@@ -80,13 +81,14 @@ def solve_fast(problem: LinkProblem, config: LinkConfig | None = None) -> Soluti
         red.num_items,
         len(red.var_nodes),
         int(trivial.sum()),
-        len(pieces),
+        len(todo),
     )
     all_optimal = True
     methods = {"single": int(trivial.sum()), "matching": 0, "lp": 0, "mip": 0, "greedy": 0}
-    for piece, result in _solve_pieces(pieces, config, deadline, red):
-        items[piece.items] = result.x[: len(piece.items)]
-        var_on[piece.var] = result.x[len(piece.items) :]
+    for c, result in _solve_components(red, comps, todo, config, deadline):
+        cols, var = comps.columns(c)
+        items[cols] = result.x[: len(cols)]
+        var_on[var] = result.x[len(cols) :]
         bound += result.bound
         all_optimal &= result.optimal
         methods[result.method] += 1
@@ -104,7 +106,7 @@ def solve_fast(problem: LinkProblem, config: LinkConfig | None = None) -> Soluti
 
 
 @dataclass
-class _Layout:
+class _Components:
     """Items and node variables grouped by component, slots numbered within components."""
 
     item_order: np.ndarray
@@ -114,10 +116,34 @@ class _Layout:
     local: np.ndarray  # slot -> its index within its component
     vertex_order: np.ndarray
     vertex_offset: np.ndarray
+    matching: np.ndarray  # per component: only regular edges and pinned nodes
+    is_var_slot: np.ndarray  # per slot: belongs to an unpinned node
+
+    def columns(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Component ``c``'s items and node variables (indices into the reduced problem)."""
+        items = self.item_order[self.item_offset[c] : self.item_offset[c + 1]]
+        var = self.var_order[self.var_offset[c] : self.var_offset[c + 1]]
+        return items, var
+
+    def piece(self, red: Reduced, c: int) -> Piece:
+        """Component ``c`` as a small ILP."""
+        items, var = self.columns(c)
+        res = red.item_res[items]
+        ok = res >= 0
+        node = red.var_nodes[var]
+        slots_v = np.stack([node, red.num_nodes + node], axis=1).ravel()  # in, out per variable
+        index = self.local[np.concatenate([res[ok], slots_v])]
+        value = np.concatenate([np.ones(int(ok.sum())), -np.ones(len(slots_v))])
+        counts = np.concatenate([ok.sum(axis=1), np.full(len(var), 2)])
+        start = np.concatenate([[0], np.cumsum(counts)])
+        vertices = self.vertex_order[self.vertex_offset[c] : self.vertex_offset[c + 1]]
+        upper = np.where(self.is_var_slot[vertices], 0, red.capacity[vertices]).astype(float)
+        cost = np.concatenate([red.item_w[items], red.var_cost[var]])
+        return Piece(items, var, cost, start, index, value, upper, bool(self.matching[c]))
 
 
-def _decompose(red: Reduced) -> tuple[list[Piece], np.ndarray]:
-    """Components of the slot graph; single-link components are answered at once."""
+def _decompose(red: Reduced) -> tuple[_Components, np.ndarray, np.ndarray]:
+    """Components of the slot graph, those that need solving, and the single links (taken)."""
     nv = len(red.capacity)
     n = red.num_nodes
     res = red.item_res
@@ -131,13 +157,11 @@ def _decompose(red: Reduced) -> tuple[list[Piece], np.ndarray]:
     var_comp = labels[red.var_nodes]
     n_items = np.bincount(item_comp, minlength=ncomp)
     n_vars = np.bincount(var_comp, minlength=ncomp)
-    is_hyper = res[:, 2] >= 0
-    n_hyper = np.bincount(item_comp[is_hyper], minlength=ncomp)
-
-    single = (n_items == 1) & (n_vars == 0)
-    trivial = single[item_comp]  # a lone link with w < 0 is taken
-
-    layout = _Layout(
+    n_hyper = np.bincount(item_comp[res[:, 2] >= 0], minlength=ncomp)
+    is_var_slot = np.zeros(nv, bool)
+    is_var_slot[red.var_nodes] = True
+    is_var_slot[n + red.var_nodes] = True
+    comps = _Components(
         item_order=np.argsort(item_comp, kind="stable"),
         item_offset=np.concatenate([[0], np.cumsum(n_items)]),
         var_order=np.argsort(var_comp, kind="stable"),
@@ -145,68 +169,64 @@ def _decompose(red: Reduced) -> tuple[list[Piece], np.ndarray]:
         local=np.zeros(nv, np.int64),
         vertex_order=np.argsort(labels, kind="stable"),
         vertex_offset=np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=ncomp))]),
+        matching=(n_hyper == 0) & (n_vars == 0),
+        is_var_slot=is_var_slot,
     )
-    sorted_labels = labels[layout.vertex_order]
-    layout.local[layout.vertex_order] = np.arange(nv) - layout.vertex_offset[sorted_labels]
+    sorted_labels = labels[comps.vertex_order]
+    comps.local[comps.vertex_order] = np.arange(nv) - comps.vertex_offset[sorted_labels]
+    single = (n_items == 1) & (n_vars == 0)  # a lone link (w < 0) is taken
     todo = np.flatnonzero((n_items >= 2) | ((n_items >= 1) & (n_vars >= 1)))
-    is_var_slot = np.zeros(nv, bool)
-    is_var_slot[red.var_nodes] = True
-    is_var_slot[n + red.var_nodes] = True
-    pieces = [
-        _piece(red, layout, int(c), n_hyper[c] == 0 and n_vars[c] == 0, is_var_slot) for c in todo
-    ]
-    return pieces, trivial
+    return comps, todo, single[item_comp]
 
 
-def _piece(red: Reduced, layout: _Layout, c: int, matching: bool, is_var_slot: np.ndarray) -> Piece:
-    items = layout.item_order[layout.item_offset[c] : layout.item_offset[c + 1]]
-    var = layout.var_order[layout.var_offset[c] : layout.var_offset[c + 1]]
-    res = red.item_res[items]
-    ok = res >= 0
-    node = red.var_nodes[var]
-    slots_v = np.stack([node, red.num_nodes + node], axis=1).ravel()  # in, out per variable
-    index = layout.local[np.concatenate([res[ok], slots_v])]
-    value = np.concatenate([np.ones(int(ok.sum())), -np.ones(len(slots_v))])
-    counts = np.concatenate([ok.sum(axis=1), np.full(len(var), 2)])
-    start = np.concatenate([[0], np.cumsum(counts)])
-    vertices = layout.vertex_order[layout.vertex_offset[c] : layout.vertex_offset[c + 1]]
-    upper = np.where(is_var_slot[vertices], 0, red.capacity[vertices]).astype(np.float64)
-    cost = np.concatenate([red.item_w[items], red.var_cost[var]])
-    return Piece(items, var, cost, start, index, value, upper, matching)
+# ---- solving components -----------------------------------------------------------------------
+
+_WORKER: dict = {}  # a worker process's reduced problem and components (set once per worker)
 
 
-# ---- solving pieces ---------------------------------------------------------------------------
+def _init_worker(red: Reduced, comps: _Components) -> None:
+    _WORKER["red"], _WORKER["comps"] = red, comps
 
 
-def _solve_pieces(pieces: list[Piece], config: LinkConfig, deadline: float | None, red: Reduced):
-    """Yield ``(piece, result)``; in worker processes when ``config.threads > 1``."""
+def _solve_list(todo: np.ndarray, gap: float, deadline: float | None) -> list:
+    """Solve the given components (in a worker: from the state its initialiser left)."""
+    red, comps = _WORKER["red"], _WORKER["comps"]
+    solver = _Highs()
+    return [(int(c), _solve_piece(comps.piece(red, int(c)), solver, gap, deadline)) for c in todo]
+
+
+def _solve_components(
+    red: Reduced,
+    comps: _Components,
+    todo: np.ndarray,
+    config: LinkConfig,
+    deadline: float | None,
+) -> Iterator[tuple[int, PieceResult]]:
+    """Yield ``(component, result)``; in ``config.threads`` worker processes when above 1
+    (each receives the reduced problem once, then only component numbers)."""
     fallback: np.ndarray | None = None
 
-    def late(piece: Piece) -> PieceResult:
+    def late(c: int) -> PieceResult:
         nonlocal fallback
         if fallback is None:  # the greedy choice, computed once, for what time did not allow
             fallback = greedy_items(red)
-        return _greedy_piece(piece, fallback, red)
+        return _greedy_piece(comps.piece(red, c), fallback, red)
 
-    if config.threads > 1 and len(pieces) > 1:
-        chunks = [pieces[i :: config.threads] for i in range(config.threads)]
-        with ProcessPoolExecutor(max_workers=config.threads) as pool:
-            futures = [pool.submit(_solve_chunk, ch, config.mip_gap, deadline) for ch in chunks]
-            for chunk, future in zip(chunks, futures, strict=True):
-                for piece, result in zip(chunk, future.result(), strict=True):
-                    yield piece, result if result is not None else late(piece)
+    workers = min(config.threads, len(todo))
+    if workers > 1:
+        chunks = [todo[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(red, comps)) as pool:
+            futures = [pool.submit(_solve_list, ch, config.mip_gap, deadline) for ch in chunks]
+            for future in futures:
+                for c, result in future.result():
+                    yield c, result if result is not None else late(c)
         return
-    solver = _Highs()
-    for piece in pieces:
-        result = _solve_piece(piece, solver, config.mip_gap, deadline)
-        yield piece, result if result is not None else late(piece)
-
-
-def _solve_chunk(
-    pieces: list[Piece], gap: float, deadline: float | None
-) -> list[PieceResult | None]:
-    solver = _Highs()
-    return [_solve_piece(p, solver, gap, deadline) for p in pieces]
+    _init_worker(red, comps)
+    try:
+        for c, result in _solve_list(todo, config.mip_gap, deadline):
+            yield c, result if result is not None else late(c)
+    finally:
+        _WORKER.clear()
 
 
 def _solve_piece(

@@ -86,8 +86,9 @@ class Solution:
         ``nan`` without a bound)."""
         if not math.isfinite(self.bound):
             return math.nan
-        diff = max(self.objective - self.bound, 0.0)
-        return diff / max(abs(self.objective), 1e-10) if diff > 1e-9 else 0.0
+        scale = max(abs(self.objective), 1e-10)
+        diff = self.objective - self.bound
+        return diff / scale if diff > 1e-9 * max(scale, 1.0) else 0.0  # not summation noise
 
 
 def handle_time_limit(solution: Solution, config: LinkConfig) -> None:
