@@ -110,10 +110,14 @@ def _fmt(value, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _count(value) -> str:
+    return "-" if value is None else str(int(value))
+
+
 def _line(row: dict) -> str:
     return (
         f"{row['dataset']:>22} k={row['k']:<3} {row['solver']:>18} AOGM {_fmt(row['AOGM'])} "
-        f"FP {row['fp_edges']} FN {row['fn_edges']} WS {row['ws_edges']} "
+        f"FP {_count(row['fp_edges'])} FN {_count(row['fn_edges'])} WS {_count(row['ws_edges'])} "
         f"div F1 {_fmt(row['division_f1'], '.3f')} ({row['seconds']:.2f} s)"
     )
 
@@ -125,10 +129,11 @@ def table(rows: list[dict]) -> str:
         "|" + "---|" * 10,
     ]
     for r in rows:
-        divs = f"{r.get('pred_divisions', '-')} / {r.get('gt_divisions', '-')}"
+        divs = f"{_count(r.get('pred_divisions'))} / {_count(r.get('gt_divisions'))}"
         lines.append(
             f"| {r['dataset']} | {r['k']} | {r['solver']} | {_fmt(r.get('AOGM'))} | "
-            f"{r.get('fp_edges', '-')} | {r.get('fn_edges', '-')} | {r.get('ws_edges', '-')} | "
+            f"{_count(r.get('fp_edges'))} | {_count(r.get('fn_edges'))} | "
+            f"{_count(r.get('ws_edges'))} | "
             f"{_fmt(r.get('division_f1'), '.3f')} | {divs} | {_fmt(r.get('seconds'), '.2f')} |"
         )
     return "\n".join(lines)
