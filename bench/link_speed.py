@@ -89,7 +89,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_solver(path: str, solver: str, **options) -> dict:
+def run_solver(path: str, solver: str, repeat: int = 1, **options) -> dict:
+    """Solve in a fresh process (``repeat`` times: the fastest run is kept, all are listed)."""
+    runs = [_run_once(path, solver, options) for _ in range(repeat)]
+    best = min(runs, key=lambda r: r["seconds"])
+    return {**best, "seconds_each_run": [r["seconds"] for r in runs]}
+
+
+def _run_once(path: str, solver: str, options: dict) -> dict:
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_solve_in_child, args=(path, solver, options, there))
@@ -171,10 +178,10 @@ def main() -> None:
                 "costs": costs,
                 "graph_and_costs_seconds": round(build, 3),
             }
-            runs = {"fast": run_solver(path, "fast", **options)}
+            runs = {"fast": run_solver(path, "fast", repeat=2, **options)}
             if size["nodes"] >= 100_000:
-                runs["fast, 2 processes"] = run_solver(path, "fast", threads=2, **options)
-            runs["greedy"] = run_solver(path, "greedy", **options)
+                runs["fast, 2 processes"] = run_solver(path, "fast", 2, threads=2, **options)
+            runs["greedy"] = run_solver(path, "greedy", repeat=2, **options)
             if size["nodes"] <= MOTILE_MAX_NODES:
                 runs["motile+SCIP"] = run_solver(
                     path, "motile", time_limit=args.motile_limit, **options
@@ -186,6 +193,8 @@ def main() -> None:
                 if solver != "motile+SCIP" and ref is not None:
                     row["ratio"] = ref["seconds"] / run["seconds"]
                     row["ratio_is_lower_bound"] = ref["status"] != "optimal"
+                    # against SCIP's solve alone, without motile building its model
+                    row["ratio_solve_only"] = ref["solve_seconds"] / run["seconds"]
                 if solver == "motile+SCIP" or (solver.startswith("fast") and ref is not None):
                     row["same_objective"] = (
                         same(fast.get("objective"), ref.get("objective"))
@@ -239,7 +248,8 @@ def _line(row: dict) -> str:
 def table(rows: list[dict]) -> str:
     head = (
         f"| dataset | detections | costs | solver | seconds | objective | status | gap | "
-        f"ratio (motile/x) | same objective | peak RSS MB |\n|{'---|' * 11}"
+        f"ratio (motile/x) | ratio (SCIP solve only/x) | same objective | peak RSS MB |\n"
+        f"|{'---|' * 12}"
     )
     lines = [head]
     for r in rows:
@@ -250,6 +260,7 @@ def table(rows: list[dict]) -> str:
             f"| {r['dataset']} | {r['detections']:,} | {r['costs']} | {r['solver']} | "
             f"{_fmt(r.get('seconds'), '.2f')} | {_fmt(r.get('objective'), '.10g')} | "
             f"{r.get('status', '')} | {_fmt(r.get('gap'))} | {ratio} | "
+            f"{_fmt(r.get('ratio_solve_only'), '.1f')} | "
             f"{_fmt(r.get('same_objective'))} | {_fmt(r.get('peak_rss_mb'), '.0f')} |"
         )
     return "\n".join(lines)
