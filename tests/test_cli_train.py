@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attrackt.cli import app
-from attrackt.data import Associations
+from attrackt.data import Associations, Detections, Tracks
 from attrackt.store import Store
 from attrackt.synthetic import SyntheticConfig, generate
 
@@ -65,11 +65,18 @@ def test_prepare_embed_train_predict(dataset, tmp_path):
         run(
             "predict", embedded, "--checkpoint", tmp_path / name / "last.pt", "--out", out,
             "--sequences", "02", "--no-tta", "--device", "cpu",
+            "--detections-out", tmp_path / "d02.parquet",
         )  # fmt: skip
         assoc = Associations.load(out)
         second = with_z.select(["02"]).detections
         assert len(assoc) > 0 and assoc.table.score.between(0.01, 1).all()
         assert np.isin(assoc.table[["source", "target"]], second.ids).all()
+        # the linker takes both: the associations lower the cost of the links they score
+        tracks = tmp_path / f"tracks_{name}"
+        run("link", tmp_path / "d02.parquet", "--associations", out, "--out", tracks)
+        linked = Tracks.load(tracks)
+        assert linked.detections.equals(Detections.load(tmp_path / "d02.parquet"))
+        assert len(linked.edges) > len(second) // 2
 
 
 def test_train_reports_what_does_not_fit(dataset, tmp_path):

@@ -615,6 +615,10 @@ def predict_command(
     max_dt: Annotated[int, typer.Option(help="Longest link (frames) to score.")] = 1,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    detections_out: Annotated[
+        Path | None,
+        typer.Option(help="Also write the scored detections (parquet) for `attrackt link`."),
+    ] = None,
 ) -> None:
     """Score every pair of detections up to MAX_DT frames apart with a trained model."""
     from attrackt.predict import PredictConfig, predict_from_checkpoint
@@ -626,6 +630,8 @@ def predict_command(
         )
         associations = predict_from_checkpoint(checkpoint, detections, config)
         associations.save(out)
+        if detections_out is not None:
+            detections.save(detections_out)
     meta = associations.meta
     logging.getLogger(__name__).info(
         "wrote %d associations to %s (%d frames in %.1f s: %.1f frames/s)",
