@@ -56,14 +56,18 @@ def time_step(
     make_batch: MakeBatch,
     config: TrainConfig,
     *,
-    steps: int = 6,
+    steps: int | None = None,
     warmup: int = 2,
 ) -> tuple[float, float]:
     """Seconds per training step (forward, backward, optimiser) and seconds the probe took.
 
     Runs ``warmup + steps`` steps on a copy of ``model`` with the batches ``fit`` would draw
-    first; the caller's model, optimiser and random state are not touched.
+    first; the caller's model, optimiser and random state are not touched. ``steps`` defaults
+    to an epoch's worth of batches (6 to 16), so that batches of every size are timed.
     """
+    if steps is None:
+        size = data if isinstance(data, int) else len(data)
+        steps = min(16, max(6, size // config.batch_size))
     device = resolve_device(config.device)
     start = time.perf_counter()
     devices = [device.index or 0] if device.type == "cuda" else []
