@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +31,12 @@ def main(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
 ) -> None:
     """attrackt: each command is one stage; `attrackt run` does them all."""
+    from attrackt.distributed import is_main_process
+
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    if not is_main_process():  # a further process of `torchrun ... -m attrackt`: rank 0 speaks
+        level = max(level, logging.WARNING)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
@@ -277,6 +284,7 @@ def embed_command(
     resume: Annotated[bool, typer.Option(help="Continue a training left in TRAIN_DIR.")] = True,
 ) -> None:
     """Embed each detection's image crop with the crop auto-encoder (trained here unless given)."""
+    from attrackt.distributed import is_main_process
     from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_detections
     from attrackt.train import TrainConfig
 
@@ -307,7 +315,8 @@ def embed_command(
         result = embed_detections(
             detections, movies, config, work, checkpoint=checkpoint, masks=labels, resume=resume
         )
-        result.save(out)
+        if is_main_process():  # under torchrun every process trains; one writes
+            result.save(out)
     logging.getLogger(__name__).info("wrote %d embedded detections to %s", len(result), out)
 
 
