@@ -29,3 +29,15 @@ def shared_data() -> Path:
             "real data not found: set ATTRACKT_DATA or place the shared data at ../shared/data"
         )
     return path
+
+
+@pytest.fixture
+def single_thread():
+    """Run torch on one thread: tiny training loops gain nothing from more, and on a busy
+    machine thread contention makes them many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

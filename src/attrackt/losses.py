@@ -1,0 +1,224 @@
+"""The training objectives: the Attrackt reconstruction loss, the transitive loss, the
+supervised loss, and :func:`objective`, which combines them for one batch.
+
+Every function takes whole batches (B, N, ...) and is loop-free over samples; losses are
+computed in float32 whatever the autocast state. ``A`` is always a normalised association
+matrix from :func:`~attrackt.model.associations.normalise_associations` (zero outside valid
+pairs); ``times`` (B, N) the frame index within the window and ``mask`` (B, N) True for real
+tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attrackt.model.associations import (
+    frame_onehot,
+    frame_slots,
+    normalise_associations,
+    valid_pairs,
+)
+from attrackt.model.windows import WindowBatch
+
+Objective = Literal["unsupervised", "supervised", "mixed"]
+
+
+class ResidualMap(nn.Module):
+    """``skip(x) + fc2(gelu(fc1(norm(x))))`` from ``d_in`` to ``d_out`` channels; ``fc2`` starts
+    at zero, so the map starts as the linear ``skip``."""
+
+    def __init__(self, d_in: int, d_out: int, hidden: int) -> None:
+        super().__init__()
+        self.skip = nn.Linear(d_in, d_out, bias=False)
+        self.norm = nn.LayerNorm(d_in)
+        self.fc1 = nn.Linear(d_in, hidden)
+        self.fc2 = nn.Linear(hidden, d_out)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.fc2(F.gelu(self.fc1(self.norm(x))))
+
+
+class AttracktHeads(nn.Module):
+    """The Attrackt loss's encoder ``m_E`` (z -> message of ``width`` channels) and decoder
+    ``m_D`` (message -> z), residual MLPs of hidden width ``width``.
+
+    They start as an orthogonal projection and its transpose, so ``m_D(m_E(z))`` starts as
+    ``z`` (or its projection onto ``width`` dimensions): from the first step a cell is best
+    reconstructed by weighting its most similar candidates. (From a random start the loss can
+    settle on "everything but the parent" when a frame holds few cells.) The message width,
+    not the embedding's, sets the cost of the loss.
+    """
+
+    def __init__(self, embedding_dim: int, width: int = 64) -> None:
+        super().__init__()
+        if embedding_dim < 1:
+            raise ValueError("the Attrackt loss needs an appearance embedding (embedding_dim >= 1)")
+        self.m_e = ResidualMap(embedding_dim, width, width)
+        self.m_d = ResidualMap(width, embedding_dim, width)
+        nn.init.orthogonal_(self.m_e.skip.weight)
+        with torch.no_grad():
+            self.m_d.skip.weight.copy_(self.m_e.skip.weight.T)
+
+
+def _float32(t: torch.Tensor) -> torch.autocast:
+    return torch.autocast(device_type=t.device.type, enabled=False)
+
+
+def attrackt_loss(
+    A: torch.Tensor,
+    z: torch.Tensor,
+    times: torch.Tensor,
+    mask: torch.Tensor,
+    heads: AttracktHeads,
+    dts: Sequence[int] | None = None,
+    normalise: bool = True,
+    target: torch.Tensor | None = None,
+    n_frames: int | None = None,
+) -> torch.Tensor:
+    """Reconstruct each cell's embedding from its predicted parents, ``dt`` frames earlier.
+
+    For each ``dt`` (default 1 .. last frame) and each cell j: ``zhat_j = m_D(sum_i A_ij
+    m_E(z_i))`` over the cells i of frame ``t_j - dt``; the loss is the mean squared error to
+    ``z_j`` (divided by the variance of ``z`` over the batch when ``normalise``) over the cells
+    that have at least one candidate in that frame, summed over ``dt``. ``target`` replaces
+    ``z_j`` as what is reconstructed (default: ``z`` itself). ``n_frames``: the window length
+    (default: computed from ``times``, which costs a device sync).
+    """
+    target = z if target is None else target
+    with _float32(A):
+        A, z, target = A.float(), z.float(), target.float()
+        n_frames = int(times.max()) + 1 if n_frames is None else n_frames
+        dts = list(range(1, n_frames)) if dts is None else [d for d in dts if 0 < d < n_frames]
+        if not dts:
+            return A.sum() * 0.0
+        b, n, _ = z.shape
+        onehot = frame_onehot(times, mask, n_frames)  # (B, N, T)
+        message = heads.m_e(z) * mask[..., None]  # (B, N, H)
+        per_frame = (onehot[..., None] * message[:, :, None, :]).flatten(2)  # (B, N, T*H)
+        gathered = (A.transpose(1, 2) @ per_frame).view(b, n, n_frames, -1)  # (B, N, T, H)
+        shift = torch.as_tensor(dts, device=times.device)
+        source = times[:, :, None] - shift  # (B, N, K): the parents' frame
+        in_window = source >= 0
+        source = source.clamp(min=0)
+        counts = onehot.sum(1)  # (B, T) real tokens per frame
+        has_candidate = (
+            in_window
+            & mask[..., None]
+            & (torch.gather(counts, 1, source.flatten(1)).view_as(source) > 0)
+        )
+        index = source[..., None].expand(-1, -1, -1, gathered.shape[-1])
+        zhat = heads.m_d(torch.gather(gathered, 2, index))  # (B, N, K, D)
+        error = ((zhat - target[:, :, None, :]) ** 2).mean(-1)  # (B, N, K)
+        weight = has_candidate.float()
+        per_dt = (error * weight).sum((0, 1)) / weight.sum((0, 1)).clamp(min=1.0)
+        loss = per_dt.sum()
+        if normalise:
+            real = mask[..., None].float()
+            count = real.sum().clamp(min=1.0)
+            mean = (target * real).sum((0, 1)) / count
+            variance = (((target - mean) * real) ** 2).sum() / (count * target.shape[-1])
+            loss = loss / variance.detach().clamp(min=1e-6)
+        return loss
+
+
+def transitive_loss(A: torch.Tensor, times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between ``A(t, t+2)`` and ``A(t, t+1) @ A(t+1, t+2)``.
+
+    Taken over every consecutive triple of frames of every window, averaged over the real
+    ``(t, t+2)`` pairs. The frame blocks are gathered into a (B, frames, cells, cells) layout,
+    so this is one batched matmul of per-frame blocks (not of whole windows). Zero when the
+    associations chain consistently; the caller applies the weight (the method uses 0.1).
+    """
+    n_frames = int(times[mask].max()) + 1 if mask.any() else 0
+    if n_frames < 3:
+        return A.sum() * 0.0
+    with _float32(A):
+        slots = frame_slots(times, mask, n_frames)  # (B, T, F) token index, -1 = empty
+        first, middle, last = slots[:, :-2], slots[:, 1:-1], slots[:, 2:]
+        step1 = _blocks(A.float(), first, middle) @ _blocks(A.float(), middle, last)
+        step2 = _blocks(A.float(), first, last)
+        real = (first >= 0)[..., :, None] & (last >= 0)[..., None, :]
+        diff = torch.where(real, step2 - step1, 0.0)
+        return (diff**2).sum() / real.sum().clamp(min=1)
+
+
+def _blocks(A: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``A[b, rows[b, s, f], cols[b, s, g]]`` as (B, S, F, G), zero where an index is -1."""
+    b, n, _ = A.shape
+    flat = rows.clamp(min=0)[..., :, None] * n + cols.clamp(min=0)[..., None, :]
+    picked = torch.gather(A.reshape(b, n * n), 1, flat.reshape(b, -1)).view(flat.shape)
+    real = (rows >= 0)[..., :, None] & (cols >= 0)[..., None, :]
+    return torch.where(real, picked, 0.0)
+
+
+def supervised_loss(
+    A: torch.Tensor,
+    A_gt: torch.Tensor,
+    valid: torch.Tensor,
+    pos_weight: float | Literal["auto"] | None = "auto",
+    max_pos_weight: float = 100.0,
+) -> torch.Tensor:
+    """Weighted binary cross-entropy of the scores ``A`` against ``A_gt`` on the ``valid`` pairs.
+
+    ``pos_weight``: the weight of a true link relative to a non-link; ``"auto"`` uses the
+    ratio of non-links to links in the batch, clipped to ``[1, max_pos_weight]``; ``None`` = 1.
+    Pass ``valid = valid_pairs(times, mask)`` (and, for partial labels, only the labelled pairs).
+    """
+    with _float32(A):
+        A = A.float().clamp(1e-6, 1 - 1e-6)
+        positive = (A_gt > 0.5) & valid
+        if pos_weight == "auto":
+            n_pos = positive.sum().float()
+            n_neg = valid.sum().float() - n_pos
+            w_pos = (n_neg / n_pos.clamp(min=1.0)).clamp(1.0, max_pos_weight)
+        else:
+            w_pos = torch.tensor(1.0 if pos_weight is None else float(pos_weight), device=A.device)
+        weight = torch.where(positive, w_pos, 1.0) * valid
+        bce = F.binary_cross_entropy(A, A_gt.float(), reduction="none")
+        return (bce * weight).sum() / weight.sum().clamp(min=1e-6)
+
+
+def objective(
+    model: nn.Module,
+    heads: AttracktHeads | None,
+    batch: WindowBatch,
+    kind: Objective = "unsupervised",
+    transitive_weight: float = 0.1,
+) -> dict[str, torch.Tensor]:
+    """The training objective for one batch: a dict of scalar tensors with ``"loss"``.
+
+    ``unsupervised``: the Attrackt loss (needs ``heads`` and ``batch.z``); ``supervised``: the
+    weighted cross-entropy against ``batch.a_gt``; ``mixed``: both, summed. Each adds
+    ``transitive_weight`` times the transitive loss. The model may run under bf16 autocast.
+    """
+    if kind not in ("unsupervised", "supervised", "mixed"):
+        raise ValueError(f"unknown objective {kind!r}")
+    logits = model(batch.coords, batch.mask, batch.features, batch.z)
+    mode = model.config.normalisation
+    A = normalise_associations(logits, batch.times, batch.mask, mode, n_frames=batch.window)
+    parts: dict[str, torch.Tensor] = {}
+    if kind in ("unsupervised", "mixed"):
+        if heads is None or batch.z.shape[-1] == 0:
+            raise ValueError("the unsupervised objective needs heads and an embedding z")
+        dts = range(1, batch.window)
+        parts["attrackt"] = attrackt_loss(
+            A, batch.z, batch.times, batch.mask, heads, dts, n_frames=batch.window
+        )
+    if kind in ("supervised", "mixed"):
+        if batch.a_gt is None:
+            raise ValueError("the supervised objective needs ground-truth links (batch.a_gt)")
+        valid = valid_pairs(batch.times, batch.mask)
+        parts["supervised"] = supervised_loss(A, batch.a_gt, valid)
+    loss = sum(parts.values())
+    if transitive_weight > 0:
+        parts["transitive"] = transitive_loss(A, batch.times, batch.mask)
+        loss = loss + transitive_weight * parts["transitive"]
+    parts["loss"] = loss
+    return parts
