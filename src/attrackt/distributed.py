@@ -12,6 +12,7 @@ environment, so that ``is_main_process()`` is right from the first line of a lau
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from attrackt.errors import InputError
 
@@ -151,6 +153,19 @@ def average_gradients(params: Sequence[torch.nn.Parameter]) -> bool:
         dist.all_reduce(param.grad)
         param.grad.div_(world)
     return bool((used == world).all())
+
+
+def wrap(module: nn.Module, find_unused_parameters: bool) -> DistributedDataParallel:
+    """``module`` in ``DistributedDataParallel``, gradients kept as views of the communication
+    buckets; buffers are made equal once, not at every forward (the models' are constants)."""
+    own = inspect.signature(DistributedDataParallel).parameters
+    buffers = "forward_sync_buffers" if "forward_sync_buffers" in own else "broadcast_buffers"
+    return DistributedDataParallel(
+        module,
+        find_unused_parameters=find_unused_parameters,
+        gradient_as_bucket_view=True,
+        **{buffers: False},
+    )
 
 
 class LossModule(nn.Module):

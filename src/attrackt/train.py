@@ -34,7 +34,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, Sampler
 from tqdm.auto import tqdm
 
@@ -403,6 +402,13 @@ def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def _upload(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``indices`` on ``device``; to a GPU through pinned memory, without waiting for it."""
+    if device.type != "cuda":
+        return indices.to(device)
+    return indices.pin_memory().to(device, non_blocking=True)
+
+
 def _losses(out: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     if "loss" not in out:
         raise KeyError(f"loss_fn must return a dict with the key 'loss'; got {sorted(out)}")
@@ -649,7 +655,7 @@ def fit(
             weight = len(share) / len(indices)  # this process's part of the batch mean
             lr = optimizer.param_groups[0]["lr"]
             with _autocast(device, config):
-                out = _losses(trainer(make_batch(share.to(device))))
+                out = _losses(trainer(make_batch(_upload(share, device))))
             optimizer.zero_grad(set_to_none=True)
             if len(share) * world == len(indices):
                 out["loss"].backward()
@@ -659,11 +665,7 @@ def fit(
                 # The first step finds which parameters the loss uses, averages by hand, and
                 # wraps, searching for unused parameters on every step only when needed.
                 every_used = distributed.average_gradients(params)
-                trainer = DistributedDataParallel(
-                    loss_module,
-                    find_unused_parameters=not every_used,
-                    gradient_as_bucket_view=True,
-                )
+                trainer = distributed.wrap(loss_module, find_unused_parameters=not every_used)
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 [p for p in params if p.grad is not None], config.grad_clip or math.inf
             )
