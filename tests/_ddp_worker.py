@@ -119,6 +119,15 @@ def small(root: Path) -> tuple[Net, train_mod.FitResult]:
     return net, fit(net, mse, 3, make_batch(x, y), config(steps=4, val_every=0), root)
 
 
+def twice(root: Path) -> tuple[Net, train_mod.FitResult]:
+    """One model trained by two calls of fit in a row (as fine-tuning does)."""
+    x, y = data()
+    net = model()
+    fit(net, mse, len(x), make_batch(x, y), config(steps=4, val_every=0), root / "first")
+    cfg = config(steps=4, val_every=0, lr=5e-3)
+    return net, fit(net, mse, len(x), make_batch(x, y), cfg, root / "second")
+
+
 def worker(rank: int, root: Path) -> None:
     """Run every scenario in this process (rank ``rank``); save weights and results in root."""
     torch.set_num_threads(1)
@@ -159,6 +168,7 @@ def worker(rank: int, root: Path) -> None:
         pass
     keep("from_single", *exact(root / "from_single"))  # the parent left a checkpoint there
     keep("small", *small(root / "small"))
+    keep("twice", *twice(root / "twice"))
     keep("noisy", *noisy(root / "noisy"))
     try:
         noisy(root / "noisy_cut", crash_after=12)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _ddp_worker import Crash, Net, exact, launch, model, noisy, small
+from _ddp_worker import Crash, Net, exact, launch, model, noisy, small, twice
 
 from attrackt import distributed
 from attrackt.data import Detections
@@ -49,6 +49,7 @@ def single(tmp_path_factory) -> dict:
     return {
         "exact": exact(root / "exact"),
         "small": small(root / "small"),
+        "twice": twice(root / "twice"),
         "noisy": noisy(root / "noisy"),
     }
 
@@ -99,6 +100,12 @@ def test_two_processes_train_to_the_weights_of_one_with_the_same_global_batch(ru
 def test_unequal_shares_of_a_small_batch_are_weighted_by_size(runs, single):
     net, _ = single["small"]
     _assert_same(_weights(runs, "small"), net.state_dict(), atol=1e-6)
+
+
+def test_a_model_trained_by_two_calls_of_fit_in_a_row_matches_one_process(runs, single):
+    net, result = single["twice"]
+    assert _results(runs)["twice"]["resumed_from"] is None  # a fresh second run, not a resume
+    _assert_same(_weights(runs, "twice"), net.state_dict(), atol=1e-6)
 
 
 def test_only_rank_0_writes_checkpoints_and_log(runs):
