@@ -608,7 +608,7 @@ def fit(
             "format": CHECKPOINT_FORMAT,
             "kind": kind,
             "model_config": model_config,
-            "model": model.state_dict(),
+            "model": getattr(model, "module", model).state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": schedule.state_dict(),
             "step": step,
