@@ -31,12 +31,14 @@ def main(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
 ) -> None:
     """attrackt: each command is one stage; `attrackt run` does them all."""
-    from attrackt.distributed import is_main_process
-
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    if not is_main_process():  # a further process of `torchrun ... -m attrackt`: rank 0 speaks
-        level = max(level, logging.WARNING)
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):  # one of `torchrun ... -m attrackt`
+        from attrackt import distributed
+
+        distributed.start()  # join now: every process agrees on anything decided before training
+        if not distributed.is_main_process():  # rank 0 speaks
+            level = max(level, logging.WARNING)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 

@@ -72,33 +72,60 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
+def launched() -> bool:
+    """Whether this process was started as one of several (``WORLD_SIZE`` > 1, as by torchrun)."""
+    return _env_int("WORLD_SIZE", 1) > 1
+
+
+def local_device(device: torch.device) -> torch.device:
+    """This process's own GPU for CUDA without an index when several processes train together
+    (``cuda:LOCAL_RANK``); ``device`` unchanged otherwise."""
+    if device.type == "cuda" and device.index is None and (launched() or active()):
+        return torch.device("cuda", local_rank())
+    return device
+
+
+def start(device: torch.device | None = None) -> None:
+    """Join the process group of a launch of several processes (a no-op otherwise, or if joined).
+
+    The backend follows ``device``: NCCL for CUDA, gloo otherwise; without a device, both (CPU
+    tensors go through gloo, CUDA tensors through NCCL), so that the command line can join
+    before it knows the device. With CUDA, ``cuda:LOCAL_RANK`` becomes the current device. The
+    group is destroyed at exit.
+    """
+    if not launched() or initialised():
+        return
+    if not dist.is_available():
+        raise InputError("torch", "this build of PyTorch has no torch.distributed")
+    cuda = torch.cuda.is_available() and (device is None or device.type == "cuda")
+    if device is None:
+        backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
+    else:
+        backend = "nccl" if cuda else "gloo"
+    own = torch.device("cuda", local_rank()) if cuda else None
+    if own is not None:
+        torch.cuda.set_device(own)
+    dist.init_process_group(backend, device_id=own)
+    atexit.register(cleanup)
+    logger.info("process %d of %d joined (%s)", rank(), world_size(), backend)
+
+
 def setup(device: torch.device) -> torch.device:
     """Join the process group when launched with several processes; return this rank's device.
 
     With ``WORLD_SIZE`` > 1 and no group yet, the group is initialised from the environment
-    (``torchrun`` sets it): NCCL for a CUDA ``device``, gloo otherwise, destroyed at exit. Under
-    a group of several processes, a CUDA device without index becomes ``cuda:LOCAL_RANK`` (and
-    the current device); an explicit index is kept. MPS cannot take part (no backend serves it).
+    (``torchrun`` sets it; see :func:`start`). Under a group of several processes a CUDA device
+    without index becomes ``cuda:LOCAL_RANK`` (and the current device); an explicit index is
+    kept. MPS cannot take part (no backend serves it).
     """
-    if _env_int("WORLD_SIZE", 1) > 1 and not initialised():
-        if not dist.is_available():
-            raise InputError("torch", "this build of PyTorch has no torch.distributed")
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank() if device.index is None else device.index)
-            torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device)
-        else:
-            dist.init_process_group("gloo")
-        atexit.register(cleanup)
-        logger.info("rank %d of %d on %s", rank(), world_size(), device)
+    device = local_device(device)
+    start(device)
     if not active():
         return device
     if device.type == "mps":
         raise InputError(
             "device", "data-parallel training runs on CUDA or CPU, not MPS; pass device='cpu'"
         )
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank())
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device

@@ -172,12 +172,16 @@ class Checkpoint:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` gives CUDA, then MPS, then CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` gives CUDA, then MPS, then CPU; anything else is passed to ``torch.device``.
+
+    In one of several processes launched together (torchrun), CUDA without an index is the
+    process's own GPU, ``cuda:LOCAL_RANK``.
+    """
     if isinstance(device, torch.device):
-        return device
+        return distributed.local_device(device)
     if device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return distributed.local_device(torch.device("cuda"))
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -189,7 +193,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise InputError("device", "CUDA was asked for but is not available")
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise InputError("device", "MPS was asked for but is not available")
-    return resolved
+    return distributed.local_device(resolved)
 
 
 def seed_everything(seed: int) -> None:
