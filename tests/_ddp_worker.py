@@ -180,6 +180,10 @@ def worker(rank: int, root: Path) -> None:
         fit(model(), mse, len(x), make_batch(x, y), config(batch_size=7), root / "odd")
     except InputError as err:
         results["odd_batch_error"] = str(err)
+    try:  # a folder per process, where only rank 0's holds a checkpoint (the parent put it)
+        exact(root / f"unshared_{rank}")
+    except InputError as err:
+        results["unshared_error"] = str(err)
     (root / f"results_{rank}.json").write_text(json.dumps({"writes": writes, **results}))
     dist.destroy_process_group()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,8 @@ def runs(tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     with pytest.raises(Crash):  # a single-process run cut after its step-5 checkpoint
         exact(root / "from_single", crash_after=6)
+    (root / "unshared_0").mkdir()
+    shutil.copy(root / "from_single" / "last.pt", root / "unshared_0" / "last.pt")
     launch(root)
     return root
 
@@ -156,6 +159,22 @@ def test_a_global_batch_that_the_processes_cannot_share_is_refused(runs):
     for rank in (0, 1):
         assert "multiple of the 2 processes" in _results(runs, rank)["odd_batch_error"]
     assert not distributed.active() and distributed.is_main_process()  # this process: alone
+
+
+def test_a_checkpoint_that_only_some_processes_see_is_refused_by_all(runs):
+    for rank in (0, 1):
+        message = _results(runs, rank)["unshared_error"]
+        assert "last.pt" in message and "seen by some processes only" in message
+
+
+def test_cuda_without_index_means_the_process_gpu_under_torchrun(monkeypatch):
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert distributed.local_device(cuda) == cuda  # a single process: unchanged
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.launched() and distributed.local_device(cuda) == torch.device("cuda", 1)
+    assert distributed.local_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
+    assert distributed.local_device(cpu) == cpu
 
 
 def test_torchrun_embed_writes_one_checkpoint_and_the_embeddings(tmp_path):
