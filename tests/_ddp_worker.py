@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 import attrackt.train as train_mod
 from attrackt.errors import InputError
@@ -180,6 +181,12 @@ def worker(rank: int, root: Path) -> None:
         fit(model(), mse, len(x), make_batch(x, y), config(batch_size=7), root / "odd")
     except InputError as err:
         results["odd_batch_error"] = str(err)
+    try:
+        x, y = data()
+        per_rank = DistributedSampler(range(len(x)), num_replicas=WORLD, rank=rank, seed=3)
+        fit(model(), mse, per_rank, make_batch(x, y), config(), root / "per_rank")
+    except InputError as err:
+        results["per_rank_sampler_error"] = str(err)
     try:  # a folder per process, where only rank 0's holds a checkpoint (the parent put it)
         exact(root / f"unshared_{rank}")
     except InputError as err:

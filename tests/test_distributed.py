@@ -161,6 +161,11 @@ def test_a_global_batch_that_the_processes_cannot_share_is_refused(runs):
     assert not distributed.active() and distributed.is_main_process()  # this process: alone
 
 
+def test_a_per_process_sampler_is_refused_rather_than_sharded_twice(runs):
+    for rank in (0, 1):
+        assert "not a DistributedSampler" in _results(runs, rank)["per_rank_sampler_error"]
+
+
 def test_a_checkpoint_that_only_some_processes_see_is_refused_by_all(runs):
     for rank in (0, 1):
         message = _results(runs, rank)["unshared_error"]

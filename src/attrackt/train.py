@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, Sampler
+from torch.utils.data import BatchSampler, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
 from attrackt import distributed
@@ -554,6 +554,12 @@ def fit(
         raise InputError("validation data", "is empty; pass val=None to train without it")
 
     sampler = EpochShuffler(data, config.seed) if isinstance(data, int) else data
+    if parallel and isinstance(sampler, DistributedSampler):
+        raise InputError(
+            "training data",
+            "fit shares every global batch among the processes itself: give it a sampler with "
+            "the same order in every process, not a DistributedSampler",
+        )
     if len(sampler) < world:
         raise InputError(
             "training data", f"{len(sampler)} samples are too few to share among {world} processes"
