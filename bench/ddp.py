@@ -136,7 +136,9 @@ def launch(args: argparse.Namespace, nprocs: int, batch: int, folder: Path) -> d
     """Run ``nprocs`` worker processes through torchrun; their throughput from rank 0's log."""
     env = {**os.environ}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nprocs)))
+    # as many CPU threads per process in every run: one process stands for one device
+    most = max(int(n) for n in args.nprocs.split(","))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // most)))
     env.setdefault("NCCL_NVLS_ENABLE", "0")  # no NVLink multicast (shared machines)
     env.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
     command = [
