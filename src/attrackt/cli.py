@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -30,6 +32,13 @@ def main(
 ) -> None:
     """attrackt: each command is one stage; `attrackt run` does them all."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):  # one of `torchrun ... -m attrackt`
+        from attrackt import distributed
+
+        distributed.start()  # join now: every process agrees on anything decided before training
+        if not distributed.is_main_process():  # rank 0 speaks
+            level = max(level, logging.WARNING)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
@@ -410,8 +419,10 @@ def embed_command(
     """Embed each detection's image crop with the crop auto-encoder (trained here unless given).
 
     With a store, its crops are embedded and a store with the `embedding` vectors is written
-    (--out, or --in-place); with a detections parquet, crops are cut from --images.
+    (--out, or --in-place); with a detections parquet, crops are cut from --images. Under
+    torchrun every process trains and the first one writes.
     """
+    from attrackt.distributed import is_main_process
     from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_detections, embed_store
     from attrackt.store import Store
     from attrackt.train import TrainConfig
@@ -449,7 +460,7 @@ def embed_command(
         if store is not None:
             if images or masks or mask_others:
                 raise InputError("--images", "a store brings its own crops; drop --images/--masks")
-            embed_store(store, config, work, checkpoint=checkpoint, resume=resume).save(target)
+            result = embed_store(store, config, work, checkpoint=checkpoint, resume=resume)
         else:
             if not images:
                 raise InputError("--images", "a detections file needs its movies (--images)")
@@ -458,6 +469,7 @@ def embed_command(
             result = embed_detections(
                 detections, movies, config, work, checkpoint=checkpoint, masks=labels, resume=resume
             )
+        if is_main_process():  # under torchrun every process trains; one writes
             result.save(target)
     logging.getLogger(__name__).info("wrote %d embedded detections to %s", len(detections), target)
 

@@ -13,10 +13,9 @@ and :func:`fit` does the rest: seeded index sampling, AdamW with warm-up and cos
 gradient clipping, bf16 autocast on CUDA, a progress bar, a JSON-lines log, validation, atomic
 checkpoints, and resume that reproduces an uninterrupted run.
 
-Everything that writes (log, checkpoints, progress bar) runs only where :func:`is_main_process`
-holds, and the index sampler is any ``Sampler`` with ``set_epoch`` (``torch.utils.data.
-DistributedSampler`` fits), so distributed data-parallel training can be added without touching
-the objectives.
+Launched with several processes (``torchrun --nproc-per-node N``), :func:`fit` trains data-parallel
+with ``DistributedDataParallel`` and no change to the objective (see :func:`fit`); everything that
+writes (log, checkpoints, progress bar) runs on rank 0 only.
 """
 
 from __future__ import annotations
@@ -34,11 +33,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.utils.data import BatchSampler, Sampler
+from torch.utils.data import BatchSampler, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
+from attrackt import distributed
+from attrackt.distributed import is_main_process as is_main_process  # re-exported
 from attrackt.errors import InputError
 from attrackt.io.atomic import atomic_path, atomic_write_text
 
@@ -171,18 +171,17 @@ class Checkpoint:
 # --------------------------------------------------------------------------------------------
 
 
-def is_main_process() -> bool:
-    """True unless this is a non-zero rank of an initialised process group."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` gives CUDA, then MPS, then CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` gives CUDA, then MPS, then CPU; anything else is passed to ``torch.device``.
+
+    In one of several processes launched together (torchrun), CUDA without an index is the
+    process's own GPU, ``cuda:LOCAL_RANK``.
+    """
     if isinstance(device, torch.device):
-        return device
+        return distributed.local_device(device)
     if device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return distributed.local_device(torch.device("cuda"))
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -194,7 +193,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise InputError("device", "CUDA was asked for but is not available")
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise InputError("device", "MPS was asked for but is not available")
-    return resolved
+    return distributed.local_device(resolved)
 
 
 def seed_everything(seed: int) -> None:
@@ -217,9 +216,8 @@ def lr_at(step: int, config: TrainConfig) -> float:
 class EpochShuffler(Sampler[int]):
     """Indices ``0..size-1`` in an order fixed by ``seed`` and the epoch (set with ``set_epoch``).
 
-    The same interface and reproducibility as ``torch.utils.data.DistributedSampler``, which can
-    take its place for data-parallel training; an epoch's order does not depend on any other
-    random state, so a resumed run sees the same batches.
+    An epoch's order does not depend on any other random state, so a resumed run sees the same
+    batches, and every process of a data-parallel run draws the same global batches.
     """
 
     def __init__(self, size: int, seed: int = 0) -> None:
@@ -408,6 +406,13 @@ def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def _upload(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``indices`` on ``device``; to a GPU through pinned memory, without waiting for it."""
+    if device.type != "cuda":
+        return indices.to(device)
+    return indices.pin_memory().to(device, non_blocking=True)
+
+
 def _losses(out: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     if "loss" not in out:
         raise KeyError(f"loss_fn must return a dict with the key 'loss'; got {sorted(out)}")
@@ -415,22 +420,37 @@ def _losses(out: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
 
 
 def _evaluate(
-    model: nn.Module, loss_fn: LossFn, val: Validation, config: TrainConfig, device: torch.device
+    model: nn.Module,
+    loss_fn: LossFn,
+    val: Validation,
+    config: TrainConfig,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
 ) -> dict[str, float]:
+    """Size-weighted mean losses over ``val``, in eval mode, without gradients.
+
+    With several processes each scores every ``world``-th batch and the sums are combined, so
+    every process returns the same numbers.
+    """
     batch_size = val.batch_size or config.batch_size
-    totals: dict[str, torch.Tensor] = {}
+    sums: dict[str, torch.Tensor] = {}
     was_training = model.training
     model.eval()
     devices = [torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
-        for start in range(0, val.size, batch_size):
+        for start in range(0, val.size, batch_size)[rank::world]:
             idx = torch.arange(start, min(start + batch_size, val.size), device=device)
             with _autocast(device, config):
                 out = _losses(loss_fn(model, val.make_batch(idx)))
             for key, value in out.items():
-                totals[key] = totals.get(key, 0.0) + value.detach().float() * len(idx)
+                sums[key] = sums.get(key, 0.0) + value.detach().float() * len(idx)
     model.train(was_training)
-    return {f"val_{k}": float(v) / val.size for k, v in totals.items()}
+    totals: dict[str, float] = {}
+    for part in distributed.all_gather({k: float(v) for k, v in sums.items()}):
+        for key, value in part.items():
+            totals[key] = totals.get(key, 0.0) + value
+    return {f"val_{k}": v / val.size for k, v in totals.items()}
 
 
 def _read_log(path: Path, up_to_step: int) -> list[dict[str, float]]:
@@ -448,11 +468,15 @@ def _read_log(path: Path, up_to_step: int) -> list[dict[str, float]]:
     return records
 
 
-def _warn_changed(stored: Mapping[str, Any], config: TrainConfig) -> None:
+def _warn_changed(
+    stored: Mapping[str, Any], config: TrainConfig, stored_world: int, world: int
+) -> None:
     keys = ("steps", "batch_size", "lr", "min_lr", "warmup_steps", "seed", "weight_decay")
     changed = {
         k: (stored.get(k), getattr(config, k)) for k in keys if stored.get(k) != getattr(config, k)
     }
+    if stored_world != world:
+        changed["processes"] = (stored_world, world)
     if changed:
         logger.warning(
             "resuming with a changed configuration %s: the run will not match an uninterrupted one",
@@ -487,12 +511,41 @@ def fit(
     uninterrupted run would give. ``extra_state`` (tensors, numbers, strings, lists, dicts) is
     stored in every checkpoint, for whatever inference needs beside the weights.
 
+    **Several processes.** Launched by ``torchrun --nproc-per-node N`` (or inside a process group
+    of several processes that the caller initialised), every process calls :func:`fit` alike and
+    they train data-parallel: each on its own device (``cuda:LOCAL_RANK``, or the CPU with
+    gloo), with ``(model, loss_fn)`` wrapped in ``DistributedDataParallel`` so that any method
+    ``loss_fn`` calls has its gradients synchronised. ``config.batch_size`` stays the *global*
+    batch: every process draws the same global batches (the sampler must give the same order
+    everywhere, as the default one does) and takes its contiguous share, ``batch_size / N``
+    (an error unless ``N`` divides it); shares are weighted by their size, so for a loss that is
+    a mean over samples the averaged gradient is that of the whole batch and the run matches a
+    single-process run with the same seed up to rounding. The exception is randomness inside
+    ``make_batch`` and ``loss_fn`` (augmentation, dropout, sampling): process ``r`` draws from
+    its own streams seeded with ``config.seed + r``, so such runs agree only within noise.
+    Logged losses are averages over all processes; validation batches are shared out and the
+    results combined. Only rank 0 writes (log, checkpoints, progress bar). Checkpoints hold the
+    bare model's weights (no wrapper prefix, loadable in a single process) and every process's
+    random state: a run resumes exactly under the same number of processes, and with a warning
+    under another number. The parameters that ``loss_fn`` uses should not change from step to
+    step: if the first step leaves some unused, unused parameters are searched for on every step
+    (slower); if it uses all, a later step that leaves one unused fails.
+
     The model is left in eval mode.
     """
     out_dir = Path(out_dir)
-    device = resolve_device(config.device)
+    device = distributed.setup(resolve_device(config.device))
+    parallel = distributed.active()
+    world = distributed.world_size() if parallel else 1
+    rank = distributed.rank() if parallel else 0
+    main = rank == 0
+    if config.batch_size % world:
+        raise InputError(
+            "training configuration",
+            f"batch_size {config.batch_size} is the global batch and must be a multiple of the "
+            f"{world} processes",
+        )
     model.to(device)
-    main = is_main_process()
     kind, model_config = model_identity(model)
     extra = dict(extra_state or {})
     _check_plain(model_config, "model config")
@@ -501,6 +554,16 @@ def fit(
         raise InputError("validation data", "is empty; pass val=None to train without it")
 
     sampler = EpochShuffler(data, config.seed) if isinstance(data, int) else data
+    if parallel and isinstance(sampler, DistributedSampler):
+        raise InputError(
+            "training data",
+            "fit shares every global batch among the processes itself: give it a sampler with "
+            "the same order in every process, not a DistributedSampler",
+        )
+    if len(sampler) < world:
+        raise InputError(
+            "training data", f"{len(sampler)} samples are too few to share among {world} processes"
+        )
     drop_last = len(sampler) >= config.batch_size  # keep every batch full when there is enough
     batches = BatchSampler(sampler, config.batch_size, drop_last=drop_last)
     per_epoch = len(batches)
@@ -513,27 +576,45 @@ def fit(
     best_val: float | None = None
     last_path, best_path, log_path = out_dir / LAST, out_dir / BEST, out_dir / LOG
     history: list[dict[str, float]] = []
-    if resume and last_path.is_file():
+    resuming = resume and last_path.is_file()
+    if len(set(distributed.all_gather(resuming))) > 1:
+        raise InputError(
+            last_path,
+            "is seen by some processes only: out_dir must lie on a file system all of them share",
+        )
+    if resuming:
         checkpoint = load_checkpoint(last_path, model)
         optimizer.load_state_dict(checkpoint.state["optimizer"])
         schedule.load_state_dict(checkpoint.state["scheduler"])
-        _warn_changed(checkpoint.train_config, config)
+        rng_states = checkpoint.state.get("rng_ranks") or [checkpoint.state["rng"]]
+        if main:
+            _warn_changed(checkpoint.train_config, config, len(rng_states), world)
         step = resumed_from = checkpoint.step
         best_val = checkpoint.best_val_loss
-        _set_rng_state(checkpoint.state["rng"])
-        history = _read_log(log_path, step)
+        if rank < len(rng_states):
+            _set_rng_state(rng_states[rank])
+        else:  # more processes than the checkpoint knows: a fresh stream for this one
+            seed_everything(config.seed + rank)
+        if main:
+            history = _read_log(log_path, step)
         logger.info("resuming %s from step %d (%s)", kind, step, last_path)
     else:
-        seed_everything(config.seed)
+        seed_everything(config.seed + rank)
         if main:
             best_path.unlink(missing_ok=True)  # an earlier run's best is no longer comparable
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
     history = []  # from here on: this call's records only
+    distributed.broadcast_module(model)  # every process starts from rank 0's weights
 
-    def state_dict() -> dict[str, Any]:
-        return {
+    def save(path: Path) -> None:
+        """Write a checkpoint on rank 0; every process must call it (it gathers RNG states)."""
+        rng = _rng_state()
+        rng_ranks = distributed.all_gather(rng) if parallel else None
+        if not main:
+            return
+        state = {
             "format": CHECKPOINT_FORMAT,
             "kind": kind,
             "model_config": model_config,
@@ -541,11 +622,14 @@ def fit(
             "optimizer": optimizer.state_dict(),
             "scheduler": schedule.state_dict(),
             "step": step,
-            "rng": _rng_state(),
+            "rng": rng,
             "train_config": dataclasses.asdict(config),
             "extra": extra,
             "best_val_loss": best_val,
         }
+        if rng_ranks is not None:
+            state["rng_ranks"] = rng_ranks
+        save_checkpoint(path, state)
 
     def record(entry: dict[str, float]) -> None:
         history.append(entry)
@@ -553,6 +637,9 @@ def fit(
             with open(log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
 
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss_module = distributed.LossModule(model, loss_fn)
+    trainer: nn.Module = loss_module  # becomes DistributedDataParallel after a first step
     model.train()
     sums: dict[str, torch.Tensor] = {}
     window_steps = window_samples = 0
@@ -573,15 +660,24 @@ def fit(
                 batch_iter = iter(batches)
                 for _ in range(step % per_epoch):  # resuming inside an epoch
                     next(batch_iter)
-            indices = torch.as_tensor(next(batch_iter), dtype=torch.int64).to(device)
+            indices = torch.as_tensor(next(batch_iter), dtype=torch.int64)
+            share = indices.tensor_split(world)[rank] if parallel else indices
+            weight = len(share) / len(indices)  # this process's part of the batch mean
             lr = optimizer.param_groups[0]["lr"]
             with _autocast(device, config):
-                out = _losses(loss_fn(model, make_batch(indices)))
+                out = _losses(trainer(make_batch(_upload(share, device))))
             optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            if len(share) * world == len(indices):
+                out["loss"].backward()
+            else:  # unequal shares (a batch smaller than batch_size): weigh them by size
+                (out["loss"] * (weight * world)).backward()
+            if parallel and trainer is loss_module:
+                # The first step finds which parameters the loss uses, averages by hand, and
+                # wraps, searching for unused parameters on every step only when needed.
+                every_used = distributed.average_gradients(params)
+                trainer = distributed.wrap(loss_module, find_unused_parameters=not every_used)
             grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.grad is not None],
-                config.grad_clip or math.inf,
+                [p for p in params if p.grad is not None], config.grad_clip or math.inf
             )
             optimizer.step()
             schedule.step()
@@ -589,14 +685,16 @@ def fit(
             bar.update(1)
 
             for key, value in out.items():
-                sums[key] = sums.get(key, 0.0) + value.detach().float()
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.detach().float()
+                sums[key] = sums.get(key, 0.0) + value.detach().float() * weight
+            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.detach().float() * weight
             window_steps += 1
             window_samples += len(indices)
 
             at_end = step == config.steps
             if at_end or (config.log_every and step % config.log_every == 0):
-                means = {k: float(v) / window_steps for k, v in sums.items()}
+                keys = list(sums)
+                totals = distributed.all_reduce_sum(torch.stack([sums[k] for k in keys]))
+                means = dict(zip(keys, (totals / window_steps).tolist(), strict=True))
                 if not math.isfinite(means["loss"]):
                     raise FloatingPointError(
                         f"training {kind}: the loss became {means['loss']} by step {step}; "
@@ -615,18 +713,16 @@ def fit(
                 bar.set_postfix(loss=f"{means['loss']:.4g}")
                 sums, window_steps, window_samples, t_window = {}, 0, 0, now
             if val is not None and (at_end or (config.val_every and step % config.val_every == 0)):
-                scores = _evaluate(model, loss_fn, val, config, device)
+                scores = _evaluate(model, loss_fn, val, config, device, rank, world)
                 record({"step": step, **scores})
                 if config.keep_best and (best_val is None or scores["val_loss"] < best_val):
                     best_val = scores["val_loss"]
-                    if main:
-                        save_checkpoint(best_path, state_dict())
-            if main and (
-                at_end or (config.checkpoint_every and step % config.checkpoint_every == 0)
-            ):
-                save_checkpoint(last_path, state_dict())
+                    save(best_path)
+            if at_end or (config.checkpoint_every and step % config.checkpoint_every == 0):
+                save(last_path)
     finally:
         bar.close()
+    distributed.barrier()  # the files are complete before any process goes on
     model.eval()
     return FitResult(
         step=step,
