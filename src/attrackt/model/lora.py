@@ -41,7 +41,8 @@ class LoRAConfig:
     ``targets``: ``fnmatch`` patterns over module names (``"*q_proj"`` matches every query
     projection, ``"encoder.0.*"`` the first encoder layer's); only ``nn.Linear`` modules are
     adapted. ``trainable``: patterns over *parameter* names of the base model that keep
-    training (for example ``"heads.*"`` for the Attrackt loss's ``m_E``/``m_D``).
+    training (for example ``"heads.*"`` for the Attrackt loss's ``m_E``/``m_D``). ``seed``
+    fixes the random start of the ``A`` matrices.
     """
 
     rank: int = 32
@@ -49,6 +50,7 @@ class LoRAConfig:
     dropout: float = 0.1
     targets: tuple[str, ...] = ("*q_proj", "*k_proj", "*v_proj", "*out_proj")
     trainable: tuple[str, ...] = ()
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.rank < 1:
@@ -74,16 +76,24 @@ class LoRAConfig:
 class LoRALinear(nn.Linear):
     """An ``nn.Linear`` (sharing the base layer's weight and bias) plus a low-rank update."""
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float) -> None:
+    def __init__(
+        self,
+        base: nn.Linear,
+        rank: int,
+        alpha: float,
+        dropout: float,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(
             base.in_features, base.out_features, bias=base.bias is not None, device="meta"
         )
         self.weight = base.weight
         self.bias = base.bias
         like = {"device": base.weight.device, "dtype": base.weight.dtype}
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, **like))
+        start = torch.empty(rank, base.in_features)
+        nn.init.kaiming_uniform_(start, a=math.sqrt(5), generator=generator)
+        self.lora_a = nn.Parameter(start.to(**like))
         self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, **like))
-        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
         self.lora_dropout = nn.Dropout(dropout)
         self.scale = alpha / rank
 
@@ -152,9 +162,11 @@ def apply_lora(model: nn.Module, config: LoRAConfig | None = None) -> list[str]:
         )
     for name, param in model.named_parameters():
         param.requires_grad_(any(fnmatch.fnmatch(name, p) for p in config.trainable))
+    generator = torch.Generator().manual_seed(config.seed)
     for name in names:
         base = model.get_submodule(name)
-        _swap(model, name, LoRALinear(base, config.rank, config.alpha, config.dropout))
+        adapted = LoRALinear(base, config.rank, config.alpha, config.dropout, generator)
+        _swap(model, name, adapted)
     return names
 
 
