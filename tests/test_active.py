@@ -195,3 +195,51 @@ def test_contradictory_answers_are_reported_and_resolved_by_answering_again(tmp_
     far = Annotations(answers=[Answer(0, (20,))])
     assert far.validate(det) == []
     assert [c.kind for c in far.validate(det, max_gap=1)] == ["not-later"]
+
+
+# ---- the command line --------------------------------------------------------------------
+
+
+def test_cli_ranks_records_checks_and_exports(tmp_path):
+    from typer.testing import CliRunner
+
+    from attrackt.cli import app
+
+    det, gt, solver, assoc = hand_made()
+    det.save(tmp_path / "det.parquet")
+    solver.save(tmp_path / "solver")
+    gt.save(tmp_path / "gt")
+    assoc.save(tmp_path / "assoc.parquet")
+    journal = tmp_path / "answers.jsonl"
+    run = CliRunner().invoke
+    common = [str(tmp_path / "det.parquet"), str(tmp_path / "solver")]
+    result = run(
+        app, ["rank", *common, "--out", str(tmp_path / "r.csv"), "--associations",
+              str(tmp_path / "assoc.parquet"), "--top", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_ranking(tmp_path / "r.csv")["id"].tolist() == [2, 1]
+    result = run(
+        app, ["rank", *common, "--out", str(tmp_path / "o.json"), "--strategy", "optimal",
+              "--gt", str(tmp_path / "gt")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_ranking(tmp_path / "o.json")["id"].iloc[0] == 1
+    result = run(app, ["rank", *common, "--out", str(tmp_path / "x.csv"), "--strategy", "optimal"])
+    assert result.exit_code == 1 and "ground-truth" in result.output
+
+    args = ["answers", str(journal), "--answer", "1:11", "--answer", "2:12,13", "--answer", "0:"]
+    assert run(app, args).exit_code == 0
+    assert Annotations.load(journal).latest() == {1: (11,), 2: (12, 13), 0: ()}
+    result = run(app, ["answers", str(journal), "--answer", "0:11", "--check", common[0]])
+    assert result.exit_code == 1
+    assert "detection 11 is answered as a child of each of [1, 0]" in result.output
+    result = run(app, ["answers", str(journal), "--answer", "0:10", "--check", common[0],
+                       "--export", str(tmp_path / "out.json"), "--history"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert [r["children"] for r in records if r["id"] == 0] == [[], [11], [10]]
+    result = run(app, ["answers", str(journal), "--answer", "5:a"])
+    assert result.exit_code == 1 and "ID:CHILD" in result.output
+    result = run(app, ["answers", str(journal), "--answer", "99:1", "--check", common[0]])
+    assert result.exit_code == 1 and "do not exist: [99]" in result.output

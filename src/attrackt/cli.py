@@ -317,4 +317,91 @@ def embed_command(
 # ---- proof-reading: rank, finetune, loop -------------------------------------------------
 
 
+_TracksFolder = Annotated[Path, typer.Argument(help="Tracks folder (attrackt link --out).")]
+_Journal = Annotated[Path, typer.Argument(help="Answers journal (JSON lines).")]
+
+
+@app.command("rank")
+def rank_command(
+    detections: _DetectionsFile,
+    tracks: _TracksFolder,
+    out: Annotated[Path, typer.Option(help="Ranking to write (.csv or .json).")],
+    associations: Annotated[
+        Path | None, typer.Option(help="The model's associations parquet (confidence).")
+    ] = None,
+    strategy: Annotated[str, typer.Option(help="confidence, random or optimal (needs --gt).")] = (
+        "confidence"
+    ),
+    gt: Annotated[Path | None, typer.Option(help="Ground-truth tracks folder (optimal).")] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="Answers journal: answered cells are left out.")
+    ] = None,
+    top: Annotated[int | None, typer.Option(help="Keep only the N most ambiguous cells.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of random scores and tie-breaking.")] = 0,
+) -> None:
+    """Rank cells for proof-reading, most ambiguous first, with the solver's and model's links."""
+    from attrackt.active import RankConfig, rank_cells, save_ranking, select
+    from attrackt.data import Annotations, Associations, Tracks
+
+    with _reported():
+        config = RankConfig(strategy=strategy, seed=seed)  # type: ignore[arg-type]
+        ranking = rank_cells(
+            Detections.load(detections),
+            Tracks.load(tracks),
+            Associations.load(associations) if associations is not None else None,
+            config,
+            gt=Tracks.load(gt) if gt is not None else None,
+            annotations=Annotations.load(annotations) if annotations is not None else None,
+        )
+        if top is not None:
+            ranking = ranking.iloc[: len(select(ranking, top))]
+        save_ranking(ranking, out)
+    logging.getLogger(__name__).info("ranked %d cells (%s) -> %s", len(ranking), strategy, out)
+
+
+def _children(text: str) -> tuple[int, tuple[int, ...]]:
+    parent, _, kids = text.partition(":")
+    try:
+        return int(parent), tuple(int(c) for c in kids.split(",") if c.strip())
+    except ValueError as err:
+        raise InputError(
+            "--answer", f"expected ID:CHILD[,CHILD] or ID: (no child), got {text!r}"
+        ) from err
+
+
+@app.command("answers")
+def answers_command(
+    journal: _Journal,
+    answer: Annotated[
+        list[str] | None,
+        typer.Option(help="Record an answer ID:CHILD[,CHILD] (ID: for none); replaces older."),
+    ] = None,
+    author: Annotated[str, typer.Option(help="Who answers.")] = "",
+    check: Annotated[
+        Path | None, typer.Option(help="Detections parquet to check the answers against.")
+    ] = None,
+    export: Annotated[Path | None, typer.Option(help="Write the answers (.csv or .json).")] = None,
+    history: Annotated[bool, typer.Option(help="Export every answer, not only the latest.")] = (
+        False
+    ),
+) -> None:
+    """Record, check and export proof-reading answers (an append-only journal)."""
+    from attrackt.data import Annotations, Answer
+
+    with _reported():
+        answers = Annotations.load(journal)
+        for text in answer or []:
+            parent, kids = _children(text)
+            answers.add(Answer(parent, kids, author=author))
+        if check is not None:
+            conflicts = answers.validate(Detections.load(check))
+            for conflict in conflicts:
+                typer.echo(f"CONFLICT {journal}: {conflict.message}")
+            typer.echo(f"{len(answers)} answered cells, {len(conflicts)} conflicts")
+            if conflicts:
+                raise typer.Exit(1)
+        if export is not None:
+            answers.export(export, history=history)
+
+
 # ---- the whole pipeline ------------------------------------------------------------------
