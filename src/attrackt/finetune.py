@@ -16,10 +16,13 @@ bit-identical, and the adapters are saved apart from the base checkpoint. Traini
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,8 +32,8 @@ from torch.utils.data import Sampler
 from attrackt.active import ambiguity_scores, askable
 from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
-from attrackt.losses import AttracktHeads, attrackt_loss, supervised_loss, transitive_loss
-from attrackt.model.associations import normalise_associations, valid_pairs
+from attrackt.losses import attrackt_loss, supervised_loss, transitive_loss
+from attrackt.model.associations import valid_pairs
 from attrackt.model.lora import LoRAConfig
 from attrackt.model.windows import WindowBatch, WindowSet
 from attrackt.train import TrainConfig
@@ -47,7 +50,8 @@ class FinetuneConfig:
     (``train.steps`` is replaced by this count). ``pseudo_fraction``: the share of askable
     cells whose solver links serve as pseudo-labels (0 turns ``L_pseudo`` off). The
     ``*_weight`` fields weight the terms. ``labelled_share``: the share of each batch drawn
-    from windows that hold an answered cell.
+    from windows that hold an answered cell. ``minutes``: also cap the steps at what fits in
+    this time (measured on the first steps).
     """
 
     lora: LoRAConfig | None = field(default_factory=LoRAConfig)
@@ -60,6 +64,7 @@ class FinetuneConfig:
     pseudo_weight: float = 1.0
     transitive_weight: float = 0.1
     labelled_share: float = 0.5
+    minutes: float | None = None
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=0.05, checkpoint_every=200)
     )
@@ -72,6 +77,8 @@ class FinetuneConfig:
             problems.append(f"max_steps {self.max_steps} is below min_steps {self.min_steps}")
         if not 0 <= self.pseudo_fraction < 1:
             problems.append(f"pseudo_fraction must lie in [0, 1), got {self.pseudo_fraction}")
+        if self.minutes is not None and not self.minutes > 0:
+            problems.append(f"minutes must be positive, got {self.minutes}")
         if not 0 < self.labelled_share <= 1:
             problems.append(f"labelled_share must lie in (0, 1], got {self.labelled_share}")
         weights = (self.unsupervised_weight, self.supervised_weight, self.pseudo_weight)
@@ -230,8 +237,9 @@ class MixedSampler(Sampler[int]):
 
 
 class FinetuneObjective:
-    """``loss_fn(net, batch)`` for :func:`attrackt.train.fit`: ``net`` holds the transformer as
-    ``net.model`` and the Attrackt heads as ``net.heads``."""
+    """``loss_fn(model, batch)`` for :func:`attrackt.train.fit` over an
+    :class:`~attrackt.training.AssociationModel` (``model.associations(batch)``, ``model.heads``).
+    """
 
     def __init__(
         self, supervised: LinkLabels, pseudo: LinkLabels | None, config: FinetuneConfig
@@ -240,17 +248,16 @@ class FinetuneObjective:
         self.pseudo = pseudo
         self.config = config
 
-    def __call__(self, net: nn.Module, batch: WindowBatch) -> dict[str, torch.Tensor]:
+    def __call__(self, model: nn.Module, batch: WindowBatch) -> dict[str, torch.Tensor]:
         c = self.config
-        model, heads = net.model, net.heads
-        logits = model(batch.coords, batch.mask, batch.features, batch.z)
-        mode = model.config.normalisation
-        A = normalise_associations(logits, batch.times, batch.mask, mode, n_frames=batch.window)
+        A = model.associations(batch)
         parts: dict[str, torch.Tensor] = {}
         loss = A.sum() * 0.0
         if c.unsupervised_weight > 0:
+            if model.heads is None or batch.z.shape[-1] == 0:
+                raise InputError("fine-tuning", "the unsupervised term needs heads and embeddings")
             parts["attrackt"] = attrackt_loss(
-                A, batch.z, batch.times, batch.mask, heads, n_frames=batch.window
+                A, batch.z, batch.times, batch.mask, model.heads, n_frames=batch.window
             )
             loss = loss + c.unsupervised_weight * parts["attrackt"]
         terms = [("supervised", self.supervised, c.supervised_weight)]
@@ -268,83 +275,80 @@ class FinetuneObjective:
         return parts
 
 
-class AssociationNet(nn.Module):
-    """The transformer and the Attrackt heads in one module (what fine-tuning trains)."""
-
-    kind = "association-net"
-
-    def __init__(self, model: nn.Module, heads: AttracktHeads) -> None:
-        super().__init__()
-        self.model = model
-        self.heads = heads
-        self.config = model.config
-
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        return self.model(*args)
-
-
-def _heads_pattern(net: nn.Module) -> tuple[str, ...]:
-    return tuple(f"{name}.*" for name, _ in net.named_children() if name == "heads")
-
-
-def prepare_net(net: nn.Module, config: FinetuneConfig) -> LoRAConfig | None:
-    """Adapt ``net`` for fine-tuning: LoRA adapters (with the heads kept trainable) or, without
+def prepare_model(model: nn.Module, config: FinetuneConfig) -> LoRAConfig | None:
+    """Make ``model`` ready to fine-tune: LoRA adapters (the heads stay trainable) or, without
     ``config.lora``, every parameter trainable. Returns the LoRA configuration applied."""
     from attrackt.model.lora import apply_lora
 
     if config.lora is None:
-        for param in net.parameters():
+        for param in model.parameters():
             param.requires_grad_(True)
         return None
     lora = config.lora
-    if not lora.trainable:
-        lora = LoRAConfig(**{**lora.to_dict(), "trainable": _heads_pattern(net)})
-    apply_lora(net, lora)
+    if not lora.trainable and getattr(model, "heads", None) is not None:
+        lora = dataclasses.replace(lora, trainable=("heads.*",))
+    apply_lora(model, lora)
     return lora
 
 
 @dataclass
 class FinetuneResult:
-    """What :func:`finetune` did."""
+    """What :func:`finetune` did; ``model`` is the fine-tuned model (adapted, not merged)."""
 
+    model: nn.Module
     steps: int
     resumed_from: int | None
     adapters: Path | None
     checkpoint: Path | None
     answered: int
     pseudo: int
+    seconds: float
     history: list[dict[str, float]]
 
 
 def finetune(
-    net: nn.Module,
+    model: nn.Module,
     windows: WindowSet,
     supervised: LinkLabels,
     pseudo: LinkLabels | None,
     config: FinetuneConfig,
     out_dir: str | Path,
     resume: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> FinetuneResult:
-    """Fine-tune ``net`` (``net.model`` + ``net.heads``, base weights loaded) on the labels.
+    """Fine-tune ``model`` (an association model with its base weights loaded) on the labels.
 
     Writes ``out_dir/last.pt`` (fit's checkpoint, for resuming), ``out_dir/log.jsonl`` and,
-    with LoRA, ``out_dir/adapters.pt`` (adapters and heads only). ``net`` comes back adapted
-    (not merged) and in eval mode.
+    with LoRA, ``out_dir/adapters.pt`` (the adapters and heads only). ``extra`` is recorded in
+    the checkpoints. The model comes back adapted (not merged) and in eval mode.
     """
+    from attrackt.budget import budget_steps, resumed_steps
     from attrackt.model.lora import save_adapters
     from attrackt.train import fit
 
+    start = time.perf_counter()
     out_dir = Path(out_dir)
-    lora = prepare_net(net, config)
-    steps = config.steps_for(len(supervised))
-    train = dataclasses.replace(config.train, steps=steps)
+    lora = prepare_model(model, config)
+    pseudo = pseudo if config.pseudo_fraction > 0 else None
     labelled = labelled_windows(windows, supervised)
     if len(supervised) and not len(labelled):
         logger.warning("no window holds an answered cell with its next frame")
-    sampler = MixedSampler(labelled, len(windows), config.labelled_share, train.seed)
-    objective = FinetuneObjective(
-        supervised, pseudo if config.pseudo_fraction > 0 else None, config
-    )
+    sampler = MixedSampler(labelled, len(windows), config.labelled_share, config.train.seed)
+    objective = FinetuneObjective(supervised, pseudo, config)
+
+    def make_batch(indices: torch.Tensor) -> WindowBatch:
+        return windows.batch(indices, augment=True)
+
+    steps = resumed_steps(out_dir, resume)
+    if steps is None:
+        steps = config.steps_for(len(supervised))
+        if config.minutes is not None:
+            model.to(windows.device)
+            affordable = budget_steps(
+                model, objective, sampler, make_batch, config.train, config.minutes
+            )
+            steps = min(steps, affordable)
+    train = dataclasses.replace(config.train, steps=steps)
     logger.info(
         "fine-tuning on %d answered cells (%d windows) and %d pseudo-labelled cells, %d steps",
         len(supervised),
@@ -352,26 +356,99 @@ def finetune(
         0 if pseudo is None else len(pseudo),
         steps,
     )
+    state = {**(extra or {}), "lora": None if lora is None else lora.to_dict()}
     result = fit(
-        net,
-        objective,
-        sampler,
-        lambda idx: windows.batch(idx, augment=True),
-        train,
-        out_dir,
-        resume=resume,
-        extra_state={"lora": None if lora is None else lora.to_dict()},
+        model, objective, sampler, make_batch, train, out_dir, resume=resume, extra_state=state
     )
     adapters = None
     if lora is not None:
         adapters = out_dir / "adapters.pt"
-        save_adapters(adapters, net, lora, extra={"answered": len(supervised), "steps": steps})
+        save_adapters(adapters, model, lora, extra={"answered": len(supervised), "steps": steps})
     return FinetuneResult(
+        model=model,
         steps=result.step,
         resumed_from=result.resumed_from,
         adapters=adapters,
         checkpoint=result.last_checkpoint,
         answered=len(supervised),
         pseudo=0 if pseudo is None else len(pseudo),
+        seconds=time.perf_counter() - start,
         history=result.history,
     )
+
+
+def save_merged(model: nn.Module, path: str | Path, extra: dict[str, Any]) -> None:
+    """Write ``model`` with its adapters merged as a plain association-model checkpoint (what
+    ``attrackt predict`` and :func:`~attrackt.training.load_association_model` read). The
+    model itself is left as it is."""
+    from attrackt.model.lora import merge_lora
+    from attrackt.train import CHECKPOINT_FORMAT, model_identity, save_checkpoint
+
+    merged = merge_lora(copy.deepcopy(model)).cpu()
+    kind, model_config = model_identity(merged)
+    save_checkpoint(
+        path,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "kind": kind,
+            "model_config": model_config,
+            "model": merged.state_dict(),
+            "step": 0,
+            "train_config": {},
+            "extra": extra,
+            "best_val_loss": None,
+        },
+    )
+
+
+def finetune_checkpoint(
+    checkpoint: str | Path,
+    detections: Detections,
+    annotations: Annotations,
+    config: FinetuneConfig,
+    out_dir: str | Path,
+    *,
+    pseudo: tuple[np.ndarray, np.ndarray] | None = None,
+    scratch: bool = False,
+    resume: bool = True,
+) -> FinetuneResult:
+    """Fine-tune the association model of ``checkpoint`` on ``annotations`` of ``detections``.
+
+    ``pseudo``: ``(parents, links)`` of the pseudo-labelled cells (see :func:`pseudo_labels`).
+    ``scratch``: start from random weights of the same shape instead (a baseline; with it,
+    every parameter trains). Writes what :func:`finetune` writes plus ``out_dir/model.pt``, the
+    merged model as a plain checkpoint for prediction.
+    """
+    from attrackt.train import resolve_device, seed_everything
+    from attrackt.training import AssociationModel, load_association_model, windows_from_extra
+
+    device = resolve_device(config.train.device)
+    model, extra = load_association_model(checkpoint, device)
+    if scratch:
+        seed_everything(config.train.seed)
+        model = AssociationModel(model.config).to(device)
+        config = dataclasses.replace(config, lora=None)
+    window_config = windows_from_extra(extra)
+    windows = WindowSet.build(detections, None, window_config, device=device)
+    supervised = LinkLabels.from_annotations(detections, annotations, device)
+    pseudo_labels_ = None
+    if pseudo is not None and config.pseudo_fraction > 0:
+        pseudo_labels_ = LinkLabels.from_links(detections, *pseudo, device=device)
+    info = {
+        "base": str(checkpoint),
+        "scratch": scratch,
+        "answered": len(supervised),
+        "pseudo": 0 if pseudo_labels_ is None else len(pseudo_labels_),
+    }
+    result = finetune(
+        model,
+        windows,
+        supervised,
+        pseudo_labels_,
+        config,
+        out_dir,
+        resume=resume,
+        extra={**extra, "finetune": info},
+    )
+    save_merged(result.model, Path(out_dir) / "model.pt", {**extra, "finetune": info})
+    return result
