@@ -13,7 +13,6 @@ from attrackt.active import proofread
 from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.finetune import (
-    AssociationNet,
     FinetuneConfig,
     LinkLabels,
     MixedSampler,
@@ -21,11 +20,11 @@ from attrackt.finetune import (
     labelled_windows,
     pseudo_labels,
 )
-from attrackt.losses import AttracktHeads, objective
-from attrackt.model import AssociationTransformer, TransformerConfig, WindowConfig, WindowSet
-from attrackt.model.associations import normalise_associations
+from attrackt.losses import objective
+from attrackt.model import TransformerConfig, WindowConfig, WindowSet
 from attrackt.model.lora import LoRAConfig, load_adapters, lora_layers
 from attrackt.train import TrainConfig, fit, load_checkpoint
+from attrackt.training import AssociationModel, AssociationModelConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -53,24 +52,23 @@ def movie(frames: int = 6, cells: int = 10, seed: int = 0) -> Tracks:
     return Tracks(det, edges)
 
 
-def net(seed: int = 0) -> AssociationNet:
+def net(seed: int = 0) -> AssociationModel:
     torch.manual_seed(seed)
     config = TransformerConfig(
         feature_dim=0, embedding_dim=4, d_model=32, n_heads=2, encoder_layers=1,
         decoder_layers=1, dropout=0.0, window=3, spatial_scale=64.0,
     )  # fmt: skip
-    return AssociationNet(AssociationTransformer(config), AttracktHeads(4, width=8)).eval()
+    return AssociationModel(AssociationModelConfig(config, heads_width=8)).eval()
 
 
 WINDOWS = WindowConfig(window=3, feature_columns=(), embedding="embedding")
 
 
-def scores(model: AssociationNet, windows: WindowSet, parent: int, kids: list[int]) -> np.ndarray:
+def scores(model: AssociationModel, windows: WindowSet, parent: int, kids: list[int]) -> np.ndarray:
     """The scores of ``parent`` -> each of ``kids``, from the first window holding them all."""
     batch = windows.batch(np.arange(len(windows)))
     with torch.no_grad():
-        logits = model(batch.coords, batch.mask, batch.features, batch.z)
-        A = normalise_associations(logits, batch.times, batch.mask, n_frames=batch.window)
+        A = model.associations(batch)
     ids = batch.ids
     for b in range(len(batch)):
         row = ids[b].tolist()
@@ -140,7 +138,7 @@ def small_config(**train) -> FinetuneConfig:
     )
 
 
-def pretrained(steps: int = 40) -> AssociationNet:
+def pretrained(steps: int = 40) -> AssociationModel:
     """A tiny model trained without labels on another movie, for a few steps."""
     model = net()
     other = movie(frames=8, cells=10, seed=11)
@@ -149,7 +147,7 @@ def pretrained(steps: int = 40) -> AssociationNet:
     with tempfile.TemporaryDirectory() as tmp:
         fit(
             model,
-            lambda m, b: objective(m.model, m.heads, b, "unsupervised"),
+            lambda m, b: objective(m.transformer, m.heads, b, "unsupervised"),
             len(windows),
             lambda idx: windows.batch(idx, augment=True),
             config,
@@ -167,7 +165,7 @@ def test_finetuning_on_a_few_answers_fixes_those_cells_and_keeps_the_base(tmp_pa
     parents = [p for p in det.ids[det.times < 5].tolist() if p in children]
     cands = {p: det.ids[det.times == det.times[det.rows_of([p])[0]] + 1].tolist() for p in parents}
 
-    def true_scores(m: AssociationNet, p: int) -> tuple[np.ndarray, bool]:
+    def true_scores(m: AssociationModel, p: int) -> tuple[np.ndarray, bool]:
         s = scores(m, windows, p, cands[p])
         best = np.asarray(cands[p])[np.argsort(-s)[: len(children[p])]]
         return s[[cands[p].index(k) for k in children[p]]], set(best) == set(children[p])
@@ -242,7 +240,7 @@ def test_full_finetuning_and_no_pseudo_variants(tmp_path):
     result = finetune(model, windows, labels, pseudo, full, tmp_path / "full")
     assert result.adapters is None and not lora_layers(model)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(before[k], v)]
-    assert any(k.startswith("model.encoder") for k in changed)
+    assert any(k.startswith("transformer.encoder") for k in changed)
     logged = set().union(*(r.keys() for r in result.history))
     assert {"supervised", "pseudo", "attrackt", "transitive"} <= logged
     off = dataclasses.replace(small_config(), pseudo_fraction=0.0, max_steps=20)
