@@ -74,8 +74,9 @@ _DIVISION_KEYS = {
 # --------------------------------------------------------------------------------------------
 
 
-def _score(matched: Any, chota: bool) -> dict[str, float]:
-    """Every metric of one traccuracy ``Matched`` (its graphs get annotated in place)."""
+def score_matched(matched: Any, chota: bool = True) -> dict[str, float]:
+    """Every metric of one traccuracy ``Matched``; its graphs get annotated in place with
+    traccuracy's node and edge flags (CTC errors, and divisions for one-to-one matchings)."""
     from traccuracy.metrics import CHOTAMetric, CTCMetrics, DivisionMetrics
 
     out: dict[str, float] = {}
@@ -177,7 +178,7 @@ def _identity_mapping(pred: Tracks, gt: Tracks) -> list[tuple[int, int]] | None:
 _MATCHINGS = ("auto", "identity", "ctc", "point")
 
 
-def evaluate(
+def match_tracks(
     pred: Tracks,
     gt: Tracks,
     *,
@@ -185,16 +186,9 @@ def evaluate(
     gt_masks: np.ndarray | None = None,
     match_distance: float | None = None,
     matching: str = "auto",
-    chota: bool = True,
-) -> dict[str, float]:
-    """Score predicted tracks against ground truth; returns ``{metric: value}`` (see METRICS).
-
-    ``matching="auto"`` picks identity when pred and gt are over the same detections; else the
-    CTC matcher when both ``pred_masks`` and ``gt_masks`` are given (``(T, [Z,] Y, X)``, frame
-    ``t`` at index ``t``, labels = the detections' ``label``, one sequence); else a point
-    matcher within ``match_distance`` pixels. ``"identity"``, ``"ctc"`` or ``"point"`` force
-    one. What cannot be matched is an :class:`InputError`.
-    """
+) -> Any:  # -> traccuracy.matchers.Matched
+    """Match predicted to ground-truth detections: a traccuracy ``Matched`` whose graphs' node
+    ids are the detection ids of ``pred`` and ``gt`` (see :func:`evaluate` for ``matching``)."""
     from traccuracy.matchers import CTCMatcher, Matched, PointMatcher
 
     if matching not in _MATCHINGS:
@@ -247,7 +241,36 @@ def evaluate(
     else:
         matched = PointMatcher(threshold=match_distance).compute_mapping(gt_graph, pred_graph)
     log.info("matching: %s, %d pairs", matched.matcher_info["name"], len(matched.mapping))
-    return _score(matched, chota)
+    return matched
+
+
+def evaluate(
+    pred: Tracks,
+    gt: Tracks,
+    *,
+    pred_masks: np.ndarray | None = None,
+    gt_masks: np.ndarray | None = None,
+    match_distance: float | None = None,
+    matching: str = "auto",
+    chota: bool = True,
+) -> dict[str, float]:
+    """Score predicted tracks against ground truth; returns ``{metric: value}`` (see METRICS).
+
+    ``matching="auto"`` picks identity when pred and gt are over the same detections; else the
+    CTC matcher when both ``pred_masks`` and ``gt_masks`` are given (``(T, [Z,] Y, X)``, frame
+    ``t`` at index ``t``, labels = the detections' ``label``, one sequence); else a point
+    matcher within ``match_distance`` pixels. ``"identity"``, ``"ctc"`` or ``"point"`` force
+    one. What cannot be matched is an :class:`InputError`.
+    """
+    matched = match_tracks(
+        pred,
+        gt,
+        pred_masks=pred_masks,
+        gt_masks=gt_masks,
+        match_distance=match_distance,
+        matching=matching,
+    )
+    return score_matched(matched, chota)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,7 +317,7 @@ def evaluate_ctc(pred_folder: str | Path, gt_folder: str | Path, chota: bool = T
             f"{gt_graph.segmentation.shape}",
         )
     matched = CTCMatcher().compute_mapping(gt_graph, pred_graph)
-    return _score(matched, chota)
+    return score_matched(matched, chota)
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +355,11 @@ def result_kind(path: str | Path) -> str:
     )
 
 
-def _load_result(path: Path, kind: str) -> tuple[Tracks, np.ndarray | None]:
+def load_result(path: str | Path) -> tuple[Tracks, np.ndarray | None]:
+    """The tracks of a CTC folder, geff store or saved Tracks folder (see :func:`result_kind`),
+    with the label masks of a CTC folder (``None`` for the others)."""
+    path = Path(path)
+    kind = result_kind(path)
     if kind == "tracks":
         return Tracks.load(path), None
     if kind == "geff":
@@ -355,8 +382,8 @@ def evaluate_paths(
     kinds = result_kind(pred), result_kind(gt)
     if kinds == ("ctc", "ctc"):
         return evaluate_ctc(pred, gt, chota=chota)
-    pred_tracks, pred_masks = _load_result(pred, kinds[0])
-    gt_tracks, gt_masks = _load_result(gt, kinds[1])
+    pred_tracks, pred_masks = load_result(pred)
+    gt_tracks, gt_masks = load_result(gt)
     return evaluate(
         pred_tracks,
         gt_tracks,
