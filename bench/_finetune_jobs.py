@@ -406,31 +406,22 @@ def plot_curves(
     title: str,
     metric: str = "AOGM",
 ) -> None:
-    """One panel per dataset: ``metric`` against the number of answered cells (log axis), with
-    the references as horizontal lines."""
-    import matplotlib
+    """One panel per dataset: ``metric`` against the number of answered cells, with the
+    references (position only, unsupervised, supervised) as horizontal lines."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from attrackt.plots import plot_budget_curves, save_figure
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    for ax, (dataset, lines) in zip(axes[0], panels.items(), strict=True):
-        for label, points in lines.items():
-            budgets = list(points)
-            ax.plot(budgets, [points[b] for b in budgets], marker="o", label=label)
-        styles = {"position_only": ":", "unsupervised": "--", "supervised": "-."}
-        for name, metrics in refs.get(dataset, {}).get("references", {}).items():
-            ax.axhline(metrics[metric], color="grey", ls=styles.get(name, "-"), lw=1, label=name)
-        ax.set_xscale("log")
-        ax.set_xlabel("proof-read cells")
-        ax.set_ylabel(metric)
+    fig = Figure(figsize=(6 * max(len(panels), 1), 4.5), layout="constrained")
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
+    for ax, (dataset, lines) in zip(axes, panels.items(), strict=False):
+        reference = refs.get(dataset, {}).get("references", {})
+        plot_budget_curves(
+            lines, metric, reference={k: v[metric] for k, v in reference.items()}, ax=ax
+        )
         ax.set_title(dataset)
-        ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def ratios(numerator: dict[int, float], denominator: dict[int, float]) -> dict[int, float]:
