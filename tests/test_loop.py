@@ -40,7 +40,9 @@ FAST = TrainConfig(steps=6, batch_size=4, lr=1e-3, device="cpu", progress=False,
 def base(tmp_path_factory):
     """A small synthetic movie (features as the embedding) and a base model trained on it
     without labels for a few steps."""
-    movie = generate(SyntheticConfig(shape=(96, 96), frames=6, density=8, step=4, seed=2))
+    movie = generate(
+        SyntheticConfig(shape=(112, 112), frames=7, density=10, step=4, division_rate=0.1, seed=2)
+    )
     gt = movie.tracks("02")
     det = regionprops_features(movie.images, movie.masks, gt.detections)
     det = det.with_vectors(embedding=det.table[det.feature_columns].to_numpy(np.float32))
@@ -127,13 +129,15 @@ def test_rounds_answer_cumulative_budgets_pin_the_answers_and_are_not_redone(
     want, got = gt.children(), final.children()
     for cell, kids in journal.latest().items():  # pinned: the answered links are in the result
         assert sorted(got.get(cell, [])) == sorted(kids) == sorted(want.get(cell, []))
-    assert json.loads((tmp_path / "rounds.json").read_text()) == records
+    saved = json.loads((tmp_path / "rounds.json").read_text())
+    assert json.dumps(saved) == json.dumps(records)
 
     def no_finetuning(*args, **kwargs):
         raise AssertionError("a finished round was redone")
 
     monkeypatch.setattr(loop_module, "finetune_checkpoint", no_finetuning)
-    assert simulate(checkpoint, det, gt, loop_config(), tmp_path) == records
+    again = simulate(checkpoint, det, gt, loop_config(), tmp_path)
+    assert json.dumps(again) == json.dumps(records)
 
 
 def test_a_budget_beyond_the_cells_is_clamped_with_a_warning(base, tmp_path, caplog):
