@@ -79,10 +79,17 @@ def load_detections_npz(path: Path) -> Detections:
 
 
 def save_associations_npz(associations: Associations, path: Path) -> None:
+    """Compressed, ids as int32 and dt as uint8: what comes back from the GPU stays small."""
     table = associations.table
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **{c: table[c].to_numpy() for c in table.columns})
+            np.savez_compressed(
+                fh,
+                source=table["source"].to_numpy(np.int32),
+                target=table["target"].to_numpy(np.int32),
+                dt=table["dt"].to_numpy(np.uint8),
+                score=table["score"].to_numpy(np.float32),
+            )
 
 
 def load_associations_npz(path: Path) -> Associations:
@@ -223,11 +230,25 @@ def prepare_dataset(
 # --------------------------------------------------------------------------------------------
 
 
-def finetune_config(variant: str, max_steps: int | None, job_seconds: float | None, device: str):
+def finetune_config(
+    variant: str,
+    max_steps: int | None,
+    job_seconds: float | None,
+    device: str,
+    lr: float | None = None,
+    batch_size: int | None = None,
+):
     from attrackt.finetune import FinetuneConfig
 
     base = FinetuneConfig()
-    train = dataclasses.replace(base.train, device=device, progress=False, log_every=25)
+    train = dataclasses.replace(
+        base.train,
+        device=device,
+        progress=False,
+        log_every=25,
+        lr=lr or base.train.lr,
+        batch_size=batch_size or base.train.batch_size,
+    )
     return dataclasses.replace(
         base,
         **VARIANTS[variant],
@@ -247,6 +268,8 @@ def run_gpu_jobs(
     job_seconds: float | None = None,
     tta: bool = True,
     device: str = "auto",
+    lr: float | None = None,
+    batch_size: int | None = None,
 ) -> None:
     """Fine-tune and predict every planned job (or ``keys``) whose output is missing."""
     import torch
@@ -271,7 +294,7 @@ def run_gpu_jobs(
         answers = Annotations.load(labels / "answers.jsonl")
         with np.load(labels / "pseudo.npz") as archive:
             pseudo = (archive["parents"], archive["links"])
-        config = finetune_config(job.variant, max_steps, job_seconds, device)
+        config = finetune_config(job.variant, max_steps, job_seconds, device, lr, batch_size)
         t0 = time.perf_counter()
         result = finetune_checkpoint(
             folder / "base.pt",
@@ -300,7 +323,7 @@ def run_gpu_jobs(
             "predict_seconds": time.perf_counter() - t1,
             "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"),
         }
-        for name in ("last.pt", "model.pt"):  # the associations are what comes back
+        for name in ("last.pt", "model.pt", "adapters.pt"):  # the associations come back
             (target / "run" / name).unlink(missing_ok=True)
         atomic_write_text(target / "job.json", json.dumps(record, indent=1))
         logger.info(
@@ -561,6 +584,8 @@ def main(
     gpu.add_argument("--job-seconds", type=float, default=None, help="time cap per fine-tuning")
     gpu.add_argument("--no-tta", action="store_true", help="predict without test-time flips")
     gpu.add_argument("--device", default="auto")
+    gpu.add_argument("--lr", type=float, default=None, help="peak learning rate [1e-4]")
+    gpu.add_argument("--batch-size", type=int, default=None, help="windows per step [8]")
     ev = sub.add_parser("evaluate", help="CPU: link, score, plot, write JSON")
     ev.add_argument("--work", type=Path, required=True)
     ev.add_argument("--out", type=Path, required=True, help="the gpu phase's --out")
@@ -598,6 +623,8 @@ def main(
             job_seconds=args.job_seconds,
             tta=not args.no_tta,
             device=args.device,
+            lr=args.lr,
+            batch_size=args.batch_size,
         )
     elif args.phase == "evaluate":
         results = evaluate_jobs(args.work, args.out, wanted)

@@ -247,3 +247,20 @@ def test_full_finetuning_and_no_pseudo_variants(tmp_path):
     result = finetune(net(), windows, labels, pseudo, off, tmp_path / "off")
     assert "pseudo" not in set().union(*(r.keys() for r in result.history))
     assert len(labelled_windows(windows, labels)) >= 1
+
+
+def test_the_gpu_side_imports_none_of_the_cpu_only_libraries():
+    """Fine-tuning and prediction run on a GPU machine without the linking, scoring and image
+    libraries: importing them there must not need any of those."""
+    import subprocess
+    import sys
+
+    blocked = ["motile", "ilpy", "traccuracy", "geff", "highspy", "zarr", "imagecodecs"]
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "import attrackt.finetune, attrackt.active, attrackt.model.lora\n"
+        "import attrackt.training, attrackt.predict\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
