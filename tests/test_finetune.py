@@ -113,6 +113,10 @@ def test_pseudo_labels_take_the_least_ambiguous_unanswered_cells():
     # 5 scores 0.3 and 2 (ended by the solver) 0.5
     assert parents.tolist() == [1, 3, 4, 6, 7, 8, 9, 5]
     assert {tuple(e) for e in links.tolist()} == {(p, p + 10) for p in parents}
+    # an answer that gives cell 13 (the solver's child of 3) to cell 0 keeps 3 out
+    answered = Annotations(answers=[Answer(0, (13,))])
+    parents, links = pseudo_labels(det, solver, assoc, answered, fraction=0.4)
+    assert 3 not in parents and 13 not in links[:, 1] and len(parents) == 8
 
 
 def test_mixed_sampler_draws_its_share_from_the_labelled_windows_and_is_seeded():

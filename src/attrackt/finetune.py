@@ -176,19 +176,21 @@ def pseudo_labels(
     annotations: Annotations | None = None,
     fraction: float = 0.1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of the ``fraction`` least ambiguous askable cells (confidence scores) that were
-    not answered, and the solver's links leaving them: ``(parents, links)``."""
+    """The ids of the ``fraction`` least ambiguous askable cells (confidence scores), and the
+    solver's links leaving them: ``(parents, links)``. Answered cells are left out, and so is a
+    cell whose solver child an answer gives to another parent (the answer wins)."""
     scores = ambiguity_scores(detections, solver, associations, "confidence")
     candidates = askable(detections)
+    edges = solver.edges[detections.has_ids(solver.edges).all(axis=1)]
     if annotations is not None and len(annotations):
         candidates &= ~np.isin(detections.ids, np.fromiter(annotations.latest(), np.int64))
+        taken = edges[np.isin(edges[:, 1], annotations.links()[:, 1]), 0]
+        candidates &= ~np.isin(detections.ids, taken)
     rows = np.flatnonzero(candidates)
     count = int(round(fraction * int(askable(detections).sum())))
     chosen = rows[np.argsort(scores[rows], kind="stable")[:count]]
     parents = detections.ids[chosen]
-    edges = solver.edges
-    links = edges[np.isin(edges[:, 0], parents) & detections.has_ids(edges[:, 1])]
-    return parents, links
+    return parents, edges[np.isin(edges[:, 0], parents)]
 
 
 # --------------------------------------------------------------------------------------------
