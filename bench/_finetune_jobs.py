@@ -584,6 +584,9 @@ def main(
     gpu.add_argument("--job-seconds", type=float, default=None, help="time cap per fine-tuning")
     gpu.add_argument("--no-tta", action="store_true", help="predict without test-time flips")
     gpu.add_argument("--device", default="auto")
+    gpu.add_argument(
+        "--only", action="append", help="run only jobs whose key contains this (repeatable)"
+    )
     gpu.add_argument("--lr", type=float, default=None, help="peak learning rate [1e-4]")
     gpu.add_argument("--batch-size", type=int, default=None, help="windows per step [8]")
     ev = sub.add_parser("evaluate", help="CPU: link, score, plot, write JSON")
@@ -616,9 +619,16 @@ def main(
             seed=args.seed,
         )
     elif args.phase == "gpu":
+        planned = load_plan(args.work)["jobs"]
+        keys = [
+            key
+            for key, spec in planned.items()
+            if wanted(Job(**spec)) and (not args.only or any(o in key for o in args.only))
+        ]
         run_gpu_jobs(
             args.work,
             args.out,
+            keys=keys,
             max_steps=args.max_steps,
             job_seconds=args.job_seconds,
             tta=not args.no_tta,
