@@ -150,9 +150,8 @@ def link_and_score(
     annotations: Annotations | None,
     link_config: Any,
 ) -> dict[str, float]:
-    from attrackt.link import link
-
     from attrackt.evaluate import evaluate
+    from attrackt.link import link
 
     start = time.perf_counter()
     result = link(detections, associations, annotations, link_config)
@@ -175,10 +174,9 @@ def prepare_dataset(
     seed: int = 0,
 ) -> None:
     """The CPU phase for one dataset (see the module text); adds its jobs to the plan."""
-    from attrackt.link import LinkConfig, link
-
     from attrackt.active import RankConfig, proofread, rank_cells, select
     from attrackt.finetune import pseudo_labels
+    from attrackt.link import LinkConfig, link
 
     link_config = link_config or LinkConfig()
     jobs = list(jobs)
@@ -273,10 +271,10 @@ def run_gpu_jobs(
 ) -> None:
     """Fine-tune and predict every planned job (or ``keys``) whose output is missing."""
     import torch
-    from attrackt.predict import PredictConfig, predict_associations
-    from attrackt.training import windows_from_extra
 
     from attrackt.finetune import finetune_checkpoint
+    from attrackt.predict import PredictConfig, predict_associations
+    from attrackt.training import windows_from_extra
 
     plan = load_plan(work)
     wanted = list(plan["jobs"]) if keys is None else list(keys)
@@ -490,13 +488,12 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
 def demo_inputs(work: Path, steps: int, seed: int = 0) -> dict[str, Any]:
     """A small synthetic movie with features as its embedding, and a tiny base model trained
     without labels on it for ``steps`` steps on the CPU: what the CPU proof runs on."""
-    from attrackt.predict import PredictConfig, predict_from_checkpoint
-    from attrackt.training import AssociationTrainConfig, train_association_model
-
     from attrackt.features import regionprops_features
     from attrackt.model import TransformerConfig, WindowConfig
+    from attrackt.predict import PredictConfig, predict_from_checkpoint
     from attrackt.synthetic import SyntheticConfig, generate
     from attrackt.train import TrainConfig
+    from attrackt.training import AssociationTrainConfig, train_association_model
 
     movie = generate(
         SyntheticConfig(
