@@ -174,3 +174,28 @@ def test_cli_finetune_and_loop(base, tmp_path):
     assert [r["answered"] for r in rounds] == [0, 2, 4]
     result = run(app, [*args[: -len(small) - 3], "--budget", "4,2"])
     assert result.exit_code == 1 and "increasing" in result.output
+
+
+@pytest.mark.realdata
+def test_oracle_answers_pinned_when_relinking_real_data_fix_those_cells(shared_data):
+    from attrackt.active import RankConfig, rank_cells, select
+    from attrackt.evaluate import evaluate
+    from attrackt.io.ctc import load_ctc
+    from attrackt.link import LinkConfig, link
+
+    seq = shared_data / "ci" / "Fluo-N2DL-HeLa_01_t0-40_crop350x550"
+    gt = load_ctc(seq / "01_GT" / "TRA", images=False).tracks
+    det = gt.detections
+    base = link(det, None, None, LinkConfig(k=3)).tracks
+    before = evaluate(base, gt, chota=False)
+    ranking = rank_cells(det, base, config=RankConfig("optimal"), gt=gt)
+    wrong = int((ranking["score"] > 0).sum())
+    assert wrong > 0 and before["AOGM"] > 0
+    answers = proofread(select(ranking, wrong), gt)
+    assert answers.validate(det) == []
+    fixed = link(det, None, answers, LinkConfig(k=3)).tracks
+    after = evaluate(fixed, gt, chota=False)
+    assert after["AOGM"] < before["AOGM"]
+    want, got = gt.children(), fixed.children()
+    for cell in answers.latest():
+        assert sorted(got.get(cell, [])) == sorted(want.get(cell, []))
