@@ -187,15 +187,19 @@ def test_oracle_answers_pinned_when_relinking_real_data_fix_those_cells(shared_d
     gt = load_ctc(seq / "01_GT" / "TRA", images=False).tracks
     det = gt.detections
     base = link(det, None, None, LinkConfig(k=3)).tracks
-    before = evaluate(base, gt, chota=False)
     ranking = rank_cells(det, base, config=RankConfig("optimal"), gt=gt)
     wrong = int((ranking["score"] > 0).sum())
-    assert wrong > 0 and before["AOGM"] > 0
-    answers = proofread(select(ranking, wrong), gt)
+    want = gt.children()
+
+    def wrong_links(tracks: Tracks, cells) -> int:
+        have = tracks.children()
+        return sum(sorted(have.get(c, [])) != sorted(want.get(c, [])) for c in cells)
+
+    asked = select(ranking, wrong + 10)  # the oracle's finds, then cells it sees no fault in
+    assert wrong > 0 and wrong_links(base, asked) == wrong
+    answers = proofread(asked, gt)
     assert answers.validate(det) == []
     fixed = link(det, None, answers, LinkConfig(k=3)).tracks
-    after = evaluate(fixed, gt, chota=False)
-    assert after["AOGM"] < before["AOGM"]
-    want, got = gt.children(), fixed.children()
-    for cell in answers.latest():
-        assert sorted(got.get(cell, [])) == sorted(want.get(cell, []))
+    assert wrong_links(fixed, asked) == 0
+    # (an answer fixes its cell's children only: a child it frees may be linked elsewhere)
+    assert np.isfinite(evaluate(fixed, gt, chota=False)["AOGM"])
