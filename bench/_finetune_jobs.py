@@ -62,10 +62,13 @@ CPU_VARIANTS = ("pin-only",)
 # --------------------------------------------------------------------------------------------
 
 
-def save_detections_npz(detections: Detections, path: Path) -> None:
+def save_detections_npz(detections: Detections, path: Path, compact: bool = True) -> None:
+    """The table and vectors; ``compact`` stores the vectors as float16 (they are what makes
+    the file large, and what travels to the GPU machine has a size limit)."""
     arrays = {f"col/{c}": detections.table[c].to_numpy() for c in detections.table.columns}
     arrays["col/sequence"] = detections.table["sequence"].to_numpy().astype(str)
-    arrays.update({f"vec/{k}": v for k, v in detections.vectors.items()})
+    dtype = np.float16 if compact else np.float32
+    arrays.update({f"vec/{k}": v.astype(dtype) for k, v in detections.vectors.items()})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -97,14 +100,21 @@ def load_associations_npz(path: Path) -> Associations:
         return Associations(pd.DataFrame({k: archive[k] for k in archive.files}))
 
 
-def slim_checkpoint(source: Path, target: Path) -> None:
-    """A copy of a training checkpoint without the optimiser and random states."""
+def slim_checkpoint(source: Path, target: Path, compact: bool = True) -> None:
+    """A copy of a training checkpoint without the optimiser and random states; ``compact``
+    stores the weights as float16 (loading casts them back to the model's float32)."""
     from attrackt.train import load_checkpoint, save_checkpoint
 
     checkpoint = load_checkpoint(source)
     state = checkpoint.state
-    keep = ("format", "kind", "model_config", "model", "step", "train_config", "extra")
-    save_checkpoint(target, {**{k: state[k] for k in keep}, "best_val_loss": None})
+    keep = ("format", "kind", "model_config", "step", "train_config", "extra")
+    weights = {
+        k: v.half() if compact and v.is_floating_point() else v
+        for k, v in checkpoint.model_state.items()
+    }
+    save_checkpoint(
+        target, {**{k: state[k] for k in keep}, "model": weights, "best_val_loss": None}
+    )
     logger.info("%s -> %s (%.1f MB)", source, target, target.stat().st_size / 2**20)
 
 
@@ -172,8 +182,10 @@ def prepare_dataset(
     link_config: Any = None,
     pseudo_fraction: float = 0.1,
     seed: int = 0,
+    compact: bool = True,
 ) -> None:
-    """The CPU phase for one dataset (see the module text); adds its jobs to the plan."""
+    """The CPU phase for one dataset (see the module text); adds its jobs to the plan.
+    ``compact``: what the GPU reads (embeddings, base weights) is stored as float16."""
     from attrackt.active import RankConfig, proofread, rank_cells, select
     from attrackt.finetune import pseudo_labels
     from attrackt.link import LinkConfig, link
@@ -183,10 +195,10 @@ def prepare_dataset(
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
     plan = load_plan(work)
-    save_detections_npz(detections, folder / "detections.npz")
+    save_detections_npz(detections, folder / "detections.npz", compact)
     gt.save(folder / "gt")
     associations.save(folder / "associations.parquet")
-    slim_checkpoint(checkpoint, folder / "base.pt")
+    slim_checkpoint(checkpoint, folder / "base.pt", compact)
     base = link(detections, associations, None, link_config)
     references = {
         "position_only": link_and_score(detections, gt, None, None, link_config),
@@ -574,6 +586,9 @@ def main(
     prep.add_argument("--supervised", type=Path, help="a supervised model's predictions")
     prep.add_argument("--budgets", default=default_budgets)
     prep.add_argument("--seed", type=int, default=0)
+    prep.add_argument(
+        "--full-precision", action="store_true", help="ship float32 embeddings and weights"
+    )
     gpu = sub.add_parser("gpu", help="fine-tune and predict every planned job")
     gpu.add_argument("--work", type=Path, required=True)
     gpu.add_argument("--out", type=Path, required=True)
@@ -614,6 +629,7 @@ def main(
             make_jobs(args.name, budgets(args.budgets)),
             supervised=inputs["supervised"],
             seed=args.seed,
+            compact=not args.full_precision,
         )
     elif args.phase == "gpu":
         planned = load_plan(args.work)["jobs"]
