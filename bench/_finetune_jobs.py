@@ -593,7 +593,12 @@ def main(
     gpu.add_argument("--work", type=Path, required=True)
     gpu.add_argument("--out", type=Path, required=True)
     gpu.add_argument("--max-steps", type=int, default=None)
-    gpu.add_argument("--job-seconds", type=float, default=None, help="time cap per fine-tuning")
+    gpu.add_argument(
+        "--job-seconds",
+        type=float,
+        default=15.0,
+        help="time cap of each fine-tuning (steps measured first; 0: none) [15]",
+    )
     gpu.add_argument("--no-tta", action="store_true", help="predict without test-time flips")
     gpu.add_argument("--device", default="auto")
     gpu.add_argument(
@@ -643,7 +648,7 @@ def main(
             args.out,
             keys=keys,
             max_steps=args.max_steps,
-            job_seconds=args.job_seconds,
+            job_seconds=args.job_seconds or None,
             tta=not args.no_tta,
             device=args.device,
             lr=args.lr,
