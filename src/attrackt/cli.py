@@ -167,6 +167,123 @@ def evaluate(
 # ---- linking -----------------------------------------------------------------------------
 
 
+def _voxel_size(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as err:
+        raise InputError("--voxel-size", f"expected Y,X or Z,Y,X numbers, got {text!r}") from err
+
+
+@app.command("link")
+def link_command(
+    detections: Annotated[
+        Path,
+        typer.Argument(help="Detections parquet, or a CTC mask folder (TRA, RES or SEG frames)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Tracks folder to write.")],
+    associations: Annotated[
+        Path | None, typer.Option(help="Associations parquet (scores lower link costs).")
+    ] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="Answers journal (JSON lines): links pinned in or out.")
+    ] = None,
+    k: Annotated[int, typer.Option(help="Nearest neighbours in each previous frame.")] = 3,
+    max_distance: Annotated[float | None, typer.Option(help="Longest candidate link.")] = None,
+    max_gap: Annotated[int, typer.Option(help="Frames a link may span (1: no gaps).")] = 1,
+    divisions: Annotated[bool, typer.Option(help="Allow divisions (hyper-edges).")] = True,
+    solver: Annotated[str, typer.Option(help="fast (exact), motile (exact, slow) or greedy.")] = (
+        "fast"
+    ),
+    time_limit: Annotated[float | None, typer.Option(help="Seconds before giving up.")] = None,
+    threads: Annotated[int, typer.Option(help="Worker processes (fast) / threads.")] = 1,
+    pin_nodes: Annotated[bool, typer.Option(help="Keep every detection in the tracks.")] = True,
+    normalise: Annotated[bool, typer.Option(help="Normalise features (mean/std).")] = True,
+    distance_weight: Annotated[float, typer.Option(help="Weight of link distance.")] = 1.0,
+    association_weight: Annotated[float, typer.Option(help="Weight of association.")] = -1.0,
+    edge_bias: Annotated[float, typer.Option(help="Constant on every link.")] = 0.0,
+    hyper_bias: Annotated[float, typer.Option(help="Constant on every division.")] = 0.0,
+    appear: Annotated[float, typer.Option(help="Cost of a track start.")] = 1.0,
+    disappear: Annotated[float, typer.Option(help="Cost of a track end.")] = 1.0,
+    border_margin: Annotated[
+        float | None, typer.Option(help="Starts and ends this close to the border are free.")
+    ] = None,
+    voxel_size: Annotated[
+        str | None, typer.Option(help="Pixel size per axis, e.g. 2,1,1 (Z,Y,X).")
+    ] = None,
+    ctc_out: Annotated[
+        Path | None, typer.Option(help="Also write a CTC result folder (needs mask input).")
+    ] = None,
+    geff_out: Annotated[Path | None, typer.Option(help="Also write the tracks as geff.")] = None,
+) -> None:
+    """Link detections into tracks: candidate graph, costs, and the method's ILP."""
+    from attrackt.data import Annotations, Associations
+    from attrackt.errors import SolverError
+    from attrackt.link import LinkConfig, link
+
+    log = logging.getLogger(__name__)
+    with _reported():
+        config = LinkConfig(
+            k=k,
+            max_distance=max_distance,
+            max_gap=max_gap,
+            divisions=divisions,
+            voxel_size=_voxel_size(voxel_size),
+            distance_weight=distance_weight,
+            association_weight=association_weight,
+            edge_bias=edge_bias,
+            hyper_distance_weight=distance_weight,
+            hyper_association_weight=association_weight,
+            hyper_bias=hyper_bias,
+            appear=appear,
+            disappear=disappear,
+            normalise=normalise,
+            border_margin=border_margin,
+            pin_nodes=pin_nodes,
+            solver=solver,  # type: ignore[arg-type]
+            time_limit=time_limit,
+            threads=threads,
+        )
+        masks = None
+        if detections.is_dir():
+            from attrackt.io.ctc import detections_from_masks
+
+            masks = _read_movie(detections)
+            dets = detections_from_masks(masks, sequence=detections.name)
+        else:
+            dets = Detections.load(detections)
+        if ctc_out is not None and masks is None:
+            raise InputError("--ctc-out", "needs detections read from a CTC mask folder")
+        assoc = Associations.load(associations) if associations is not None else None
+        answers = Annotations.load(annotations) if annotations is not None else None
+        try:
+            result = link(dets, assoc, answers, config)
+        except SolverError as err:
+            typer.echo(f"ERROR {err}", err=True)
+            raise typer.Exit(1) from err
+        result.tracks.save(out)
+        if ctc_out is not None:
+            from attrackt.io.ctc import write_ctc_result
+
+            write_ctc_result(ctc_out, result.tracks, masks)
+        if geff_out is not None:
+            from attrackt.io.geff import write_geff
+
+            write_geff(result.tracks, geff_out, overwrite=True)
+    log.info(
+        "%s: %d links, %d divisions, objective %.6g (%s, gap %.3g) in %.1f s -> %s",
+        result.solver,
+        len(result.tracks.edges),
+        len(result.tracks.divisions()),
+        result.objective,
+        result.status,
+        result.gap,
+        result.seconds,
+        out,
+    )
+
+
 # ---- features and embeddings -------------------------------------------------------------
 
 

@@ -1,0 +1,126 @@
+"""Linking: from detections (and optional associations and answers) to tracks.
+
+``link`` builds the candidate graph (:mod:`.candidates`), prices it (:mod:`.costs`), fixes the
+answered links (:mod:`.pins`) and solves the method's ILP exactly (:mod:`.fast_solver`, the
+default), through motile as the reference does (:mod:`.motile_solver`), or greedily
+(:mod:`.greedy`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from attrackt.data import Annotations, Associations, Detections, Tracks
+from attrackt.errors import InputError
+from attrackt.link.candidates import CandidateGraph, build_candidates
+from attrackt.link.config import LinkConfig
+from attrackt.link.costs import Costs, compute_costs
+from attrackt.link.fast_solver import solve_fast
+from attrackt.link.greedy import solve_greedy
+from attrackt.link.pins import pin_annotations
+from attrackt.link.problem import LinkProblem, Selection, Solution, objective
+
+__all__ = [
+    "CandidateGraph",
+    "Costs",
+    "LinkConfig",
+    "LinkProblem",
+    "LinkResult",
+    "Selection",
+    "Solution",
+    "build_candidates",
+    "build_problem",
+    "compute_costs",
+    "link",
+    "objective",
+    "solve",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LinkResult:
+    """Tracks and how they were found."""
+
+    tracks: Tracks
+    objective: float
+    gap: float
+    status: str
+    solver: str
+    seconds: float  # the whole call: graph, costs and solving
+    solve_seconds: float
+    graph_size: dict[str, int] = field(default_factory=dict)
+
+
+def build_problem(
+    detections: Detections,
+    associations: Associations | None = None,
+    annotations: Annotations | None = None,
+    config: LinkConfig | None = None,
+) -> LinkProblem:
+    """Candidate graph, pinned answers and costs: the problem every solver gets."""
+    config = config or LinkConfig()
+    if len(detections) == 0:
+        raise InputError("detections", "there are no detections to link")
+    if not np.isfinite(detections.positions()).all():
+        raise InputError("detections", "some positions are NaN or infinite")
+    graph = build_candidates(detections, associations, config)
+    problem = LinkProblem.free(graph, Costs.zeros(graph), config.pin_nodes)
+    if annotations is not None and len(annotations):
+        graph, edge_pin, hyper_pin = pin_annotations(graph, annotations, associations)
+        problem = LinkProblem(graph, problem.costs, edge_pin, hyper_pin, problem.node_pinned)
+    problem.costs = compute_costs(graph, config, detections.meta)
+    return problem
+
+
+def solve(problem: LinkProblem, config: LinkConfig | None = None) -> Solution:
+    """Solve with the solver ``config.solver`` names."""
+    config = config or LinkConfig()
+    if config.solver == "fast":
+        return solve_fast(problem, config)
+    if config.solver == "greedy":
+        return solve_greedy(problem)
+    from attrackt.link.motile_solver import solve_motile
+
+    return solve_motile(problem, config)
+
+
+def link(
+    detections: Detections,
+    associations: Associations | None = None,
+    annotations: Annotations | None = None,
+    config: LinkConfig | None = None,
+) -> LinkResult:
+    """Link detections into tracks (see :class:`LinkConfig` for the model and the solvers)."""
+    config = config or LinkConfig()
+    start = time.perf_counter()
+    problem = build_problem(detections, associations, annotations, config)
+    solution = solve(problem, config)
+    kept = solution.selection.nodes
+    dets = detections if kept.all() else detections.take(kept)
+    tracks = Tracks(dets, solution.selection.links(problem.graph))
+    seconds = time.perf_counter() - start
+    logger.info(
+        "linked %d detections with %s in %.1f s: %d links, objective %.6g (%s)",
+        len(dets),
+        solution.solver,
+        seconds,
+        len(tracks.edges),
+        solution.objective,
+        solution.status,
+    )
+    return LinkResult(
+        tracks=tracks,
+        objective=solution.objective,
+        gap=solution.gap,
+        status=solution.status,
+        solver=solution.solver,
+        seconds=seconds,
+        solve_seconds=solution.seconds,
+        graph_size=problem.graph.sizes(),
+    )

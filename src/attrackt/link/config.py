@@ -1,0 +1,88 @@
+"""The one configuration object of the linking stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from attrackt.errors import InputError
+
+SOLVERS = ("fast", "motile", "greedy")
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """How to build the candidate graph, price it and solve it.
+
+    The defaults follow the method's reference linker: 3 nearest neighbours backwards in time,
+    division hyper-edges, features normalised per sequence (mean/std, regular and hyper-edges
+    apart), distance weight 1, association weight -1 (an affinity lowers the cost), bias 0,
+    appear and disappear 1, every detection pinned (kept in the result).
+
+    An edge costs ``distance_weight * norm(distance) + association_weight * norm(association)
+    + edge_bias + gap_weight * (dt - 1)``; a division hyper-edge (parent; two children) has its
+    own ``hyper_*`` weights over the distance from the parent to the children's midpoint and the
+    mean of the two association scores. Appearing costs ``appear`` except where the previous
+    frame of the sequence is empty (the first frame, for one) or, with ``border_margin``, near the
+    image border; disappearing likewise with the next frame.
+    """
+
+    # candidate graph
+    k: int = 3
+    max_distance: float | None = None
+    max_gap: int = 1
+    divisions: bool = True
+    voxel_size: tuple[float, ...] | None = None
+    # costs
+    distance_weight: float = 1.0
+    association_weight: float = -1.0
+    edge_bias: float = 0.0
+    hyper_distance_weight: float = 1.0
+    hyper_association_weight: float = -1.0
+    hyper_bias: float = 0.0
+    gap_weight: float = 0.0
+    appear: float = 1.0
+    disappear: float = 1.0
+    normalise: bool = True
+    border_margin: float | None = None
+    # solving
+    pin_nodes: bool = True
+    solver: Literal["fast", "motile", "greedy"] = "fast"
+    time_limit: float | None = None
+    mip_gap: float = 0.0
+    threads: int = 1
+    on_time_limit: Literal["raise", "warn"] = "raise"
+    backend: Literal["auto", "scip", "gurobi"] = "auto"
+
+    def __post_init__(self) -> None:
+        def bad(problem: str) -> InputError:
+            return InputError("link config", problem)
+
+        if self.k < 1:
+            raise bad(f"k must be at least 1, got {self.k}")
+        if self.max_gap < 1:
+            raise bad(f"max_gap must be at least 1, got {self.max_gap}")
+        if self.max_distance is not None and not self.max_distance > 0:
+            raise bad(f"max_distance must be positive, got {self.max_distance}")
+        if self.voxel_size is not None:
+            if any(not s > 0 for s in self.voxel_size):
+                raise bad(f"voxel_size must be positive, got {self.voxel_size}")
+            object.__setattr__(self, "voxel_size", tuple(float(s) for s in self.voxel_size))
+        if self.border_margin is not None and self.border_margin < 0:
+            raise bad(f"border_margin must be >= 0, got {self.border_margin}")
+        if self.solver not in SOLVERS:
+            raise bad(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise bad(f"time_limit must be positive seconds, got {self.time_limit}")
+        if not 0 <= self.mip_gap < 1:
+            raise bad(f"mip_gap must be in [0, 1), got {self.mip_gap}")
+        if self.threads < 1:
+            raise bad(f"threads must be at least 1, got {self.threads}")
+        if self.on_time_limit not in ("raise", "warn"):
+            raise bad(f"on_time_limit must be 'raise' or 'warn', got {self.on_time_limit!r}")
+        if self.backend not in ("auto", "scip", "gurobi"):
+            raise bad(f"backend must be 'auto', 'scip' or 'gurobi', got {self.backend!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able fields."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}

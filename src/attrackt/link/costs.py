@@ -1,0 +1,204 @@
+"""Costs of the linking problem, one small class per term (in the spirit of ``motile.costs``).
+
+Each term adds itself to a :class:`Costs` holder: per-edge, per-hyper-edge, per-node appear and
+per-node disappear costs. :func:`compute_costs` assembles the terms a :class:`LinkConfig` asks for.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from attrackt.errors import InputError
+from attrackt.link.candidates import CandidateGraph
+from attrackt.link.config import LinkConfig
+
+
+@dataclass
+class Costs:
+    """Costs of selecting each edge / hyper-edge, and of each node starting or ending a track.
+
+    ``appear_free`` / ``disappear_free`` mark nodes where that event is free (their cost is 0).
+    """
+
+    edge: np.ndarray  # (E,)
+    hyper: np.ndarray  # (H,)
+    appear: np.ndarray  # (N,)
+    disappear: np.ndarray  # (N,)
+    appear_free: np.ndarray  # (N,) bool
+    disappear_free: np.ndarray  # (N,) bool
+
+    @classmethod
+    def zeros(cls, graph: CandidateGraph) -> Costs:
+        n = graph.num_nodes
+        return cls(
+            np.zeros(graph.num_edges),
+            np.zeros(graph.num_hyper),
+            np.zeros(n),
+            np.zeros(n),
+            np.zeros(n, bool),
+            np.zeros(n, bool),
+        )
+
+
+class Cost(ABC):
+    """A term of the objective: :meth:`apply` adds it to ``costs``."""
+
+    @abstractmethod
+    def apply(self, graph: CandidateGraph, costs: Costs) -> None: ...
+
+
+def normalise(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``(v - mean) / std`` within each group (population std; a group with std 0 is only
+    centred)."""
+    out = np.zeros(len(values))
+    for g in np.unique(groups):
+        sel = groups == g
+        v = values[sel]
+        std = v.std()
+        out[sel] = (v - v.mean()) / (std if std > 0 else 1.0)
+    return out
+
+
+@dataclass
+class EdgeFeature(Cost):
+    """``weight * feature`` on regular edges (``hyper=False``) or hyper-edges (``hyper=True``);
+    ``feature`` is ``"distance"`` or ``"association"``; optionally normalised per sequence."""
+
+    feature: str
+    weight: float
+    hyper: bool = False
+    normalised: bool = True
+
+    def apply(self, graph: CandidateGraph, costs: Costs) -> None:
+        kind = "hyper" if self.hyper else "edge"
+        values = getattr(graph, f"{kind}_{self.feature}")
+        if values is None or self.weight == 0:
+            return
+        if self.normalised:
+            rows = graph.hyper_rows if self.hyper else graph.edge_rows
+            values = normalise(values, graph.sequence[rows[:, 0]])
+        getattr(costs, kind)[:] += self.weight * values
+
+
+@dataclass
+class EdgeBias(Cost):
+    """A constant on every regular edge or every hyper-edge."""
+
+    value: float
+    hyper: bool = False
+
+    def apply(self, graph: CandidateGraph, costs: Costs) -> None:
+        (costs.hyper if self.hyper else costs.edge)[:] += self.value
+
+
+@dataclass
+class FrameGap(Cost):
+    """``weight`` per frame skipped by an edge or hyper-edge (``dt - 1``)."""
+
+    weight: float
+
+    def apply(self, graph: CandidateGraph, costs: Costs) -> None:
+        if self.weight:
+            costs.edge += self.weight * (graph.edge_dt - 1)
+            costs.hyper += self.weight * (graph.hyper_dt - 1)
+
+
+def _neighbour_frame_empty(graph: CandidateGraph, step: int) -> np.ndarray:
+    """Nodes whose frame ``t + step`` (same sequence) holds no detection."""
+    t = graph.t - graph.t.min(initial=0)
+    key = graph.sequence * (int(t.max(initial=0)) + 3) + t + 1
+    present = np.unique(key)
+    want = key + step
+    pos = np.clip(np.searchsorted(present, want), 0, max(len(present) - 1, 0))
+    return present[pos] != want if len(present) else np.ones(0, bool)
+
+
+def near_border(
+    graph: CandidateGraph, image_shape: Mapping[str, Sequence[int]] | Sequence[int], margin: float
+) -> np.ndarray:
+    """Nodes closer than ``margin`` pixels to the image border of their sequence."""
+    pix = graph.pixel_positions()
+    out = np.zeros(graph.num_nodes, bool)
+    for code, name in enumerate(graph.sequence_names):
+        shape = image_shape.get(name) if isinstance(image_shape, Mapping) else image_shape
+        if shape is None:
+            raise InputError("detections meta", f"no image_shape for sequence {name!r}")
+        shape = np.asarray(shape, np.float64)[-pix.shape[1] :]
+        sel = graph.sequence == code
+        p = pix[sel]
+        dist = np.minimum(p, shape - 1 - p).min(axis=1)
+        out[sel] = dist < margin
+    return out
+
+
+@dataclass
+class Appear(Cost):
+    """``constant`` for each node that starts a track, free where the previous frame of its
+    sequence is empty (the first frame, for one) and on ``border`` nodes."""
+
+    constant: float
+    border: np.ndarray | None = None
+
+    def apply(self, graph: CandidateGraph, costs: Costs) -> None:
+        free = _neighbour_frame_empty(graph, -1)
+        if self.border is not None:
+            free |= self.border
+        costs.appear_free[:] = free
+        costs.appear[:] = np.where(free, 0.0, self.constant)
+
+
+@dataclass
+class Disappear(Cost):
+    """``constant`` for each node that ends a track, free where the next frame of its sequence
+    is empty (the last frame, for one) and on ``border`` nodes."""
+
+    constant: float
+    border: np.ndarray | None = None
+
+    def apply(self, graph: CandidateGraph, costs: Costs) -> None:
+        free = _neighbour_frame_empty(graph, +1)
+        if self.border is not None:
+            free |= self.border
+        costs.disappear_free[:] = free
+        costs.disappear[:] = np.where(free, 0.0, self.constant)
+
+
+def cost_terms(
+    graph: CandidateGraph, config: LinkConfig, meta: Mapping[str, Any] | None = None
+) -> list[Cost]:
+    """The terms ``config`` asks for (``meta["image_shape"]`` is needed with a border margin)."""
+    border = None
+    if config.border_margin is not None:
+        shape = (meta or {}).get("image_shape")
+        if shape is None:
+            raise InputError(
+                "detections meta", "border_margin needs meta['image_shape'] (per sequence or one)"
+            )
+        border = near_border(graph, shape, config.border_margin)
+    norm = config.normalise
+    return [
+        EdgeFeature("distance", config.distance_weight, hyper=False, normalised=norm),
+        EdgeFeature("association", config.association_weight, hyper=False, normalised=norm),
+        EdgeBias(config.edge_bias, hyper=False),
+        EdgeFeature("distance", config.hyper_distance_weight, hyper=True, normalised=norm),
+        EdgeFeature("association", config.hyper_association_weight, hyper=True, normalised=norm),
+        EdgeBias(config.hyper_bias, hyper=True),
+        FrameGap(config.gap_weight),
+        Appear(config.appear, border),
+        Disappear(config.disappear, border),
+    ]
+
+
+def compute_costs(
+    graph: CandidateGraph, config: LinkConfig, meta: Mapping[str, Any] | None = None
+) -> Costs:
+    """All costs of ``graph`` under ``config``."""
+    costs = Costs.zeros(graph)
+    for term in cost_terms(graph, config, meta):
+        term.apply(graph, costs)
+    return costs

@@ -1,0 +1,79 @@
+"""``attrackt link``: parquet or CTC masks in, Tracks (and CTC / geff) out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from test_link_link import clean_movie
+from typer.testing import CliRunner
+
+from attrackt.cli import app
+from attrackt.data import Annotations, Answer, Tracks
+
+runner = CliRunner()
+
+
+def test_link_a_detections_file(tmp_path: Path) -> None:
+    det, truth, ids = clean_movie()
+    det.save(tmp_path / "det.parquet")
+    out = tmp_path / "tracks"
+    result = runner.invoke(app, ["link", str(tmp_path / "det.parquet"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert set(map(tuple, Tracks.load(out).edges.tolist())) == truth
+    # answers, the greedy solver and a geff copy
+    journal = Annotations(tmp_path / "answers.jsonl")
+    journal.add(Answer(ids[(3, 6)], ()))
+    result = runner.invoke(
+        app,
+        [
+            "link",
+            str(tmp_path / "det.parquet"),
+            "--out",
+            str(out),
+            "--annotations",
+            str(tmp_path / "answers.jsonl"),
+            "--solver",
+            "greedy",
+            "--geff-out",
+            str(tmp_path / "tracks.geff"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    edges = Tracks.load(out).edges
+    assert ids[(3, 6)] not in edges[:, 0]
+    assert (tmp_path / "tracks.geff").exists()
+
+
+def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["link", str(tmp_path / "none.parquet"), "--out", "x"])
+    assert result.exit_code == 1
+    assert "none.parquet: no such file" in result.output
+    det, _, _ = clean_movie()
+    det.save(tmp_path / "det.parquet")
+    result = runner.invoke(app, ["link", str(tmp_path / "det.parquet"), "--out", "x", "--k", "0"])
+    assert result.exit_code == 1 and "k must be at least 1" in result.output
+    result = runner.invoke(
+        app, ["link", str(tmp_path / "det.parquet"), "--out", "x", "--ctc-out", "y"]
+    )
+    assert result.exit_code == 1 and "needs detections read from a CTC mask folder" in result.output
+
+
+def test_link_ctc_markers_and_write_a_ctc_result(shared_data: Path, tmp_path: Path) -> None:
+    from attrackt.evaluate import evaluate
+    from attrackt.io.ctc import load_ctc
+
+    seq = shared_data / "ci" / "Fluo-N2DL-HeLa_01_t0-40_crop350x550"
+    tra = seq / "01_GT" / "TRA"
+    out, res = tmp_path / "tracks", tmp_path / "01_RES"
+    result = runner.invoke(
+        app, ["link", str(tra), "--out", str(out), "--ctc-out", str(res), "--k", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    pred = load_ctc(res, images=False)
+    gt = load_ctc(tra, images=False)
+    assert len(pred.tracks.detections) == len(gt.tracks.detections) == 575
+    scores = evaluate(pred.tracks, gt.tracks, pred_masks=pred.masks, gt_masks=gt.masks)
+    # position-only linking of well separated nuclei: few link errors
+    assert scores["fn_edges"] + scores["fp_edges"] < 0.05 * scores["gt_edges"]
+    assert np.isfinite(scores["AOGM"])

@@ -1,0 +1,106 @@
+"""Costs: normalisation per sequence and link kind, weights, free appear/disappear."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attrackt.data import Associations, Detections
+from attrackt.errors import InputError
+from attrackt.link import LinkConfig, build_candidates, compute_costs
+
+
+def movie(seed: int = 0, frames: int = 4, n: int = 10, sequence: str = "") -> Detections:
+    rng = np.random.default_rng(seed)
+    t = np.repeat(np.arange(frames), n)
+    return Detections.from_arrays(
+        t,
+        rng.uniform(0, 100, (len(t), 2)),
+        ids=np.arange(len(t)) + seed * 1000,
+        sequence=sequence,
+    )
+
+
+def test_default_costs_are_normalised_distances_per_kind() -> None:
+    graph = build_candidates(movie())
+    costs = compute_costs(graph, LinkConfig())
+    for values in (costs.edge, costs.hyper):
+        assert values.mean() == pytest.approx(0, abs=1e-12)
+        assert values.std() == pytest.approx(1)
+    # monotone in the raw distance
+    order = np.argsort(graph.edge_distance)
+    assert np.all(np.diff(costs.edge[order]) >= -1e-12)
+
+
+def test_normalisation_is_per_sequence() -> None:
+    a = movie(0, sequence="a")
+    b = movie(1, sequence="b")
+    b = b.with_columns(x=b.table["x"] * 10)  # a sequence with ten times larger moves
+    graph = build_candidates(Detections.concat([a, b]))
+    costs = compute_costs(graph, LinkConfig())
+    seq = graph.sequence[graph.edge_rows[:, 0]]
+    for code in (0, 1):
+        assert costs.edge[seq == code].mean() == pytest.approx(0, abs=1e-12)
+        assert costs.edge[seq == code].std() == pytest.approx(1)
+
+
+def test_raw_costs_weights_and_bias() -> None:
+    graph = build_candidates(movie())
+    config = LinkConfig(
+        normalise=False, distance_weight=2, edge_bias=-20, hyper_distance_weight=1, hyper_bias=-10
+    )
+    costs = compute_costs(graph, config)
+    np.testing.assert_allclose(costs.edge, 2 * graph.edge_distance - 20)
+    np.testing.assert_allclose(costs.hyper, graph.hyper_distance - 10)
+
+
+def test_association_lowers_cost() -> None:
+    det = Detections.from_arrays([0, 1, 1], [[0, 0], [1, 0], [0, 1]])
+    assoc = Associations.from_arrays(np.array([0]), np.array([1]), np.array([0.9]))
+    graph = build_candidates(det, assoc, LinkConfig(k=1))
+    config = LinkConfig(normalise=False, distance_weight=0, hyper_distance_weight=0)
+    costs = compute_costs(graph, config)
+    by_edge = dict(zip(map(tuple, graph.edges.tolist()), costs.edge, strict=True))
+    assert by_edge == {(0, 1): pytest.approx(-0.9), (0, 2): 0.0}
+    assert costs.hyper.tolist() == pytest.approx([-0.45])
+
+
+def test_gap_weight() -> None:
+    det = Detections.from_arrays([0, 2], [[0, 0], [0, 1]])
+    graph = build_candidates(det, config=LinkConfig(max_gap=2))
+    costs = compute_costs(graph, LinkConfig(normalise=False, gap_weight=5))
+    assert costs.edge.tolist() == pytest.approx([1 + 5])
+
+
+def test_appear_and_disappear_free_at_sequence_ends_and_after_empty_frames() -> None:
+    # frames 0, 1, 3, 4 (2 empty) in sequence a; frames 5, 6 in sequence b
+    t = np.array([0, 1, 3, 4, 5, 6])
+    seq = ["a"] * 4 + ["b"] * 2
+    det = Detections.concat(
+        [
+            Detections.from_arrays(t[i : i + 1], [[0.0, 0.0]], ids=[i], sequence=s)
+            for i, s in enumerate(seq)
+        ]
+    )
+    graph = build_candidates(det)
+    costs = compute_costs(graph, LinkConfig(appear=3, disappear=4))
+    order = graph.rows_of(np.arange(6))
+    assert costs.appear_free[order].tolist() == [True, False, True, False, True, False]
+    assert costs.disappear_free[order].tolist() == [False, True, False, True, False, True]
+    assert costs.appear[order].tolist() == [0, 3, 0, 3, 0, 3]
+    assert costs.disappear[order].tolist() == [4, 0, 4, 0, 4, 0]
+
+
+def test_border_margin_frees_appear_and_disappear_near_the_border() -> None:
+    t = np.repeat([0, 1, 2], 2)
+    pos = np.array([[50, 50], [2, 50]] * 3, float)  # the second cell hugs the top border
+    det = Detections.from_arrays(t, pos, meta={"image_shape": {"": [100, 100]}})
+    graph = build_candidates(det)
+    costs = compute_costs(graph, LinkConfig(border_margin=5), det.meta)
+    middle = graph.rows_of(np.array([2, 3]))
+    assert costs.appear_free[middle].tolist() == [False, True]
+    assert costs.disappear_free[middle].tolist() == [False, True]
+    flat = Detections.from_arrays(t, pos, meta={"image_shape": [100, 100]})
+    assert compute_costs(graph, LinkConfig(border_margin=5), flat.meta).appear_free[middle][1]
+    with pytest.raises(InputError, match="image_shape"):
+        compute_costs(graph, LinkConfig(border_margin=5), {})
