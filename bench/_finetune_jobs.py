@@ -102,14 +102,16 @@ def load_associations_npz(path: Path) -> Associations:
 
 def slim_checkpoint(source: Path, target: Path, compact: bool = True) -> None:
     """A copy of a training checkpoint without the optimiser and random states; ``compact``
-    stores the weights as float16 (loading casts them back to the model's float32)."""
+    stores float32 weights as float16 (loading casts them back to the model's float32)."""
+    import torch
+
     from attrackt.train import load_checkpoint, save_checkpoint
 
     checkpoint = load_checkpoint(source)
     state = checkpoint.state
     keep = ("format", "kind", "model_config", "step", "train_config", "extra")
     weights = {
-        k: v.half() if compact and v.is_floating_point() else v
+        k: v.half() if compact and v.dtype == torch.float32 else v
         for k, v in checkpoint.model_state.items()
     }
     save_checkpoint(
@@ -548,6 +550,11 @@ def load_inputs(args: Any) -> dict[str, Any]:
         if args.sequence:
             store = store.select([args.sequence])
         detections = store.detections
+        if args.embedding is not None:  # e.g. embedding_test.npz of bench/attrackt_hela.py
+            with np.load(args.embedding) as saved:
+                z = np.zeros((len(detections), saved["embedding"].shape[1]), np.float32)
+                z[detections.rows_of(saved["ids"])] = saved["embedding"]
+            detections = detections.with_vectors(embedding=z)
         gt = Tracks(detections, store.edges())
     else:
         detections = Detections.load(args.detections)
@@ -579,6 +586,9 @@ def main(
     prep.add_argument("--name", required=True, help="dataset name, e.g. Fluo-N2DL-HeLa-02")
     prep.add_argument("--store", type=Path, help="store (attrackt prepare) with GT edges")
     prep.add_argument("--sequence", help="the store's test sequence, e.g. 02")
+    prep.add_argument(
+        "--embedding", type=Path, help="npz of ids + embedding, when the store has none"
+    )
     prep.add_argument("--detections", type=Path, help="detections parquet (without --store)")
     prep.add_argument("--gt", type=Path, help="GT tracks folder (without --store)")
     prep.add_argument("--checkpoint", type=Path, required=True, help="unsupervised base model")
