@@ -323,7 +323,7 @@ def run_gpu_jobs(
             result.model,
             detections,
             windows_from_extra(extra),
-            PredictConfig(tta=tta, device=device),
+            PredictConfig(tta=tta, device=device, progress=False),
         )
         save_associations_npz(associations, target / "associations.npz")
         record = {
