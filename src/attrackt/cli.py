@@ -658,6 +658,291 @@ def predict_command(
 # ---- proof-reading: rank, finetune, loop -------------------------------------------------
 
 
+_TracksFolder = Annotated[Path, typer.Argument(help="Tracks folder (attrackt link --out).")]
+_Journal = Annotated[Path, typer.Argument(help="Answers journal (JSON lines).")]
+
+
+@app.command("rank")
+def rank_command(
+    detections: _DetectionsFile,
+    tracks: _TracksFolder,
+    out: Annotated[Path, typer.Option(help="Ranking to write (.csv or .json).")],
+    associations: Annotated[
+        Path | None, typer.Option(help="The model's associations parquet (confidence).")
+    ] = None,
+    strategy: Annotated[str, typer.Option(help="confidence, random or optimal (needs --gt).")] = (
+        "confidence"
+    ),
+    gt: Annotated[Path | None, typer.Option(help="Ground-truth tracks folder (optimal).")] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="Answers journal: answered cells are left out.")
+    ] = None,
+    top: Annotated[int | None, typer.Option(help="Keep only the N most ambiguous cells.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of random scores and tie-breaking.")] = 0,
+) -> None:
+    """Rank cells for proof-reading, most ambiguous first, with the solver's and model's links."""
+    from attrackt.active import RankConfig, rank_cells, save_ranking, select
+    from attrackt.data import Annotations, Associations, Tracks
+
+    with _reported():
+        config = RankConfig(strategy=strategy, seed=seed)  # type: ignore[arg-type]
+        ranking = rank_cells(
+            Detections.load(detections),
+            Tracks.load(tracks),
+            Associations.load(associations) if associations is not None else None,
+            config,
+            gt=Tracks.load(gt) if gt is not None else None,
+            annotations=Annotations.load(annotations) if annotations is not None else None,
+        )
+        if top is not None:
+            ranking = ranking.iloc[: len(select(ranking, top))]
+        save_ranking(ranking, out)
+    logging.getLogger(__name__).info("ranked %d cells (%s) -> %s", len(ranking), strategy, out)
+
+
+def _children(text: str) -> tuple[int, tuple[int, ...]]:
+    parent, _, kids = text.partition(":")
+    try:
+        return int(parent), tuple(int(c) for c in kids.split(",") if c.strip())
+    except ValueError as err:
+        raise InputError(
+            "--answer", f"expected ID:CHILD[,CHILD] or ID: (no child), got {text!r}"
+        ) from err
+
+
+@app.command("answers")
+def answers_command(
+    journal: _Journal,
+    answer: Annotated[
+        list[str] | None,
+        typer.Option(help="Record an answer ID:CHILD[,CHILD] (ID: for none); replaces older."),
+    ] = None,
+    author: Annotated[str, typer.Option(help="Who answers.")] = "",
+    check: Annotated[
+        Path | None, typer.Option(help="Detections parquet to check the answers against.")
+    ] = None,
+    export: Annotated[Path | None, typer.Option(help="Write the answers (.csv or .json).")] = None,
+    history: Annotated[bool, typer.Option(help="Export every answer, not only the latest.")] = (
+        False
+    ),
+) -> None:
+    """Record, check and export proof-reading answers (an append-only journal)."""
+    from attrackt.data import Annotations, Answer
+
+    with _reported():
+        answers = Annotations.load(journal)
+        for text in answer or []:
+            parent, kids = _children(text)
+            answers.add(Answer(parent, kids, author=author))
+        if check is not None:
+            conflicts = answers.validate(Detections.load(check))
+            for conflict in conflicts:
+                typer.echo(f"CONFLICT {journal}: {conflict.message}")
+            typer.echo(f"{len(answers)} answered cells, {len(conflicts)} conflicts")
+            if conflicts:
+                raise typer.Exit(1)
+        if export is not None:
+            answers.export(export, history=history)
+
+
+def _finetune_config(
+    full: bool,
+    rank: int,
+    alpha: float,
+    dropout: float,
+    targets: str,
+    pseudo_fraction: float,
+    steps_per_cell: int,
+    max_steps: int | None,
+    minutes: float | None,
+    lr: float,
+    batch_size: int,
+    device: str,
+    seed: int,
+):
+    from attrackt.finetune import FinetuneConfig
+    from attrackt.model.lora import LoRAConfig
+    from attrackt.train import TrainConfig
+
+    lora = None
+    if not full:
+        patterns = tuple(t.strip() for t in targets.split(",") if t.strip())
+        lora = LoRAConfig(rank=rank, alpha=alpha, dropout=dropout, targets=patterns, seed=seed)
+    return FinetuneConfig(
+        lora=lora,
+        pseudo_fraction=pseudo_fraction,
+        steps_per_cell=steps_per_cell,
+        min_steps=min(100, max_steps or 100),
+        max_steps=max_steps,
+        minutes=minutes,
+        train=TrainConfig(
+            lr=lr,
+            batch_size=batch_size,
+            warmup_steps=0.05,
+            checkpoint_every=200,
+            log_every=25,
+            device=device,
+            seed=seed,
+        ),
+    )
+
+
+_Full = Annotated[bool, typer.Option(help="Train every parameter instead of LoRA adapters.")]
+_Rank = Annotated[int, typer.Option(help="LoRA rank.")]
+_Alpha = Annotated[float, typer.Option(help="LoRA alpha (the update is scaled by alpha/rank).")]
+_Dropout = Annotated[float, typer.Option(help="LoRA dropout on the adapted layers' input.")]
+_Targets = Annotated[str, typer.Option(help="Layers to adapt (name patterns, comma-separated).")]
+_PseudoFraction = Annotated[
+    float, typer.Option(help="Share of cells whose solver links are pseudo-labels (0: none).")
+]
+_StepsPerCell = Annotated[int, typer.Option(help="Optimiser steps per answered cell.")]
+_MaxSteps = Annotated[int | None, typer.Option(help="At most this many steps.")]
+_Minutes = Annotated[float | None, typer.Option(help="At most this long (steps measured).")]
+_Lr = Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up + cosine).")]
+_Batch = Annotated[int, typer.Option(help="Windows per step.")]
+_Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+_Seed = Annotated[int, typer.Option(help="Random seed.")]
+_TARGETS = "*q_proj,*k_proj,*v_proj,*out_proj"
+
+
+@app.command("finetune")
+def finetune_command(
+    checkpoint: Annotated[Path, typer.Argument(help="The base model (attrackt train).")],
+    detections: _DetectionsFile,
+    annotations: Annotated[Path, typer.Argument(help="Answers journal (JSON lines).")],
+    out: Annotated[Path, typer.Option(help="Folder: adapters.pt, model.pt (merged), log.")],
+    tracks: Annotated[
+        Path | None, typer.Option(help="The solver's tracks folder (for pseudo-labels).")
+    ] = None,
+    associations: Annotated[
+        Path | None, typer.Option(help="The model's associations (for pseudo-labels).")
+    ] = None,
+    full: _Full = False,
+    rank: _Rank = 32,
+    alpha: _Alpha = 32.0,
+    dropout: _Dropout = 0.1,
+    targets: _Targets = _TARGETS,
+    pseudo_fraction: _PseudoFraction = 0.1,
+    steps_per_cell: _StepsPerCell = 100,
+    max_steps: _MaxSteps = None,
+    minutes: _Minutes = None,
+    lr: _Lr = 1e-4,
+    batch_size: _Batch = 8,
+    device: _Device = "auto",
+    seed: _Seed = 0,
+    resume: Annotated[bool, typer.Option(help="Continue a fine-tuning left in OUT.")] = True,
+) -> None:
+    """Fine-tune the association model on proof-reading answers (LoRA by default)."""
+    from attrackt.data import Annotations, Associations, Tracks
+    from attrackt.finetune import finetune_checkpoint, pseudo_labels
+
+    with _reported():
+        config = _finetune_config(
+            full, rank, alpha, dropout, targets, pseudo_fraction, steps_per_cell, max_steps,
+            minutes, lr, batch_size, device, seed,
+        )  # fmt: skip
+        dets = Detections.load(detections)
+        answers = Annotations.load(annotations)
+        pseudo = None
+        if pseudo_fraction > 0:
+            if tracks is None or associations is None:
+                raise InputError(
+                    "--pseudo-fraction", "pseudo-labels need --tracks and --associations (or 0)"
+                )
+            pseudo = pseudo_labels(
+                dets, Tracks.load(tracks), Associations.load(associations), answers,
+                pseudo_fraction,
+            )  # fmt: skip
+        result = finetune_checkpoint(
+            checkpoint, dets, answers, config, out, pseudo=pseudo, resume=resume
+        )
+    logging.getLogger(__name__).info(
+        "fine-tuned on %d answered and %d pseudo-labelled cells, %d steps -> %s",
+        result.answered,
+        result.pseudo,
+        result.steps,
+        out / "model.pt",
+    )
+
+
+@app.command("loop")
+def loop_command(
+    checkpoint: Annotated[Path, typer.Argument(help="The base model (attrackt train).")],
+    data: Annotated[
+        Path, typer.Argument(help="Store (.npz, with GT edges) or detections parquet (+ --gt).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder of the rounds (rounds.json, answers).")],
+    gt: Annotated[
+        Path | None, typer.Option(help="Ground-truth tracks folder (with a parquet).")
+    ] = None,
+    sequence: Annotated[str | None, typer.Option(help="The store's sequence to use.")] = None,
+    associations: Annotated[
+        Path | None, typer.Option(help="The base model's associations, if already predicted.")
+    ] = None,
+    budget: Annotated[str, typer.Option(help="Cumulative answered cells per round.")] = (
+        "10,100,1000"
+    ),
+    strategy: Annotated[str, typer.Option(help="confidence, random or optimal.")] = "confidence",
+    tta: Annotated[bool, typer.Option(help="Test-time augmentation when predicting.")] = True,
+    full: _Full = False,
+    rank: _Rank = 32,
+    alpha: _Alpha = 32.0,
+    dropout: _Dropout = 0.1,
+    targets: _Targets = _TARGETS,
+    pseudo_fraction: _PseudoFraction = 0.1,
+    steps_per_cell: _StepsPerCell = 100,
+    max_steps: _MaxSteps = None,
+    minutes: _Minutes = None,
+    lr: _Lr = 1e-4,
+    batch_size: _Batch = 8,
+    device: _Device = "auto",
+    seed: _Seed = 0,
+) -> None:
+    """Simulated proof-reading rounds: rank, answer from GT, fine-tune, predict, link, score."""
+    from attrackt.data import Associations, Tracks
+    from attrackt.evaluate import format_table
+    from attrackt.loop import LoopConfig, parse_budgets, simulate
+    from attrackt.predict import PredictConfig
+
+    with _reported():
+        config = LoopConfig(
+            budgets=parse_budgets(budget),
+            strategy=strategy,  # type: ignore[arg-type]
+            seed=seed,
+            finetune=_finetune_config(
+                full,
+                rank,
+                alpha,
+                dropout,
+                targets,
+                pseudo_fraction,
+                steps_per_cell,
+                max_steps,
+                minutes,
+                lr,
+                batch_size,
+                device,
+                seed,
+            ),  # fmt: skip
+            predict=PredictConfig(tta=tta, device=device),
+        )
+        dets, edges = _training_data(data, sequence)
+        if gt is not None:
+            edges = Tracks.load(gt).edges
+        if edges is None:
+            raise InputError(data, "holds no ground-truth links; give --gt")
+        records = simulate(
+            checkpoint,
+            dets,
+            Tracks(dets, edges),
+            config,
+            out,
+            Associations.load(associations) if associations is not None else None,
+        )
+    keys = ("answered", "AOGM", "division_f1", "fp_edges", "fn_edges", "ws_edges")
+    typer.echo(format_table({f"round {r['round']}": {k: r[k] for k in keys} for r in records}))
+
+
 # ---- plots ---------------------------------------------------------------------------------
 
 plot_app = typer.Typer(

@@ -610,11 +610,26 @@ class Answer:
         )
 
 
+def _drop_cut_line(fh) -> None:
+    """Cut a journal opened ``a+b`` back to its last complete line (a crash mid-write leaves a
+    line without its end; its answer was never acknowledged, so it is dropped)."""
+    size = fh.seek(0, os.SEEK_END)
+    if not size:
+        return
+    fh.seek(size - 1)
+    if fh.read(1) == b"\n":
+        return
+    fh.seek(0)
+    fh.truncate(fh.read().rfind(b"\n") + 1)
+
+
 class Annotations:
     """An append-only journal of answers (JSON lines, each flushed and fsync'ed).
 
     The latest answer for a detection wins; the whole history stays on disk. A crash can at
-    worst cut the last line short, which :meth:`load` skips with a warning.
+    worst cut the last line short, which :meth:`load` skips with a warning and the next
+    :meth:`add` removes. :meth:`edit` replaces an answer, :meth:`export` writes a table,
+    :meth:`validate` checks the answers against the detections.
     """
 
     def __init__(self, path: str | Path | None = None, answers: Iterable[Answer] = ()) -> None:
@@ -650,10 +665,15 @@ class Annotations:
             raise InputError(
                 self.path, f"detection {answer.id} given {len(answer.children)} children; at most 2"
             )
+        if len(set(answer.children)) != len(answer.children) or answer.id in answer.children:
+            raise InputError(
+                self.path, f"detection {answer.id} given the children {list(answer.children)}"
+            )
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(answer.to_json() + "\n")
+            with open(self.path, "a+b") as fh:
+                _drop_cut_line(fh)
+                fh.write((answer.to_json() + "\n").encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
         self.history.append(answer)
@@ -674,3 +694,137 @@ class Annotations:
         """Write the whole history to a new journal file (atomically)."""
         with atomic_path(path) as tmp:
             tmp.write_text("".join(a.to_json() + "\n" for a in self.history), encoding="utf-8")
+
+    def edit(self, id: int, children: Sequence[int], author: str = "") -> Answer:
+        """Replace the answer for ``id`` by a new one (the old one stays in the history)."""
+        if id not in self.latest():
+            raise InputError(self.path, f"detection {id} has no answer to edit; add one instead")
+        answer = Answer(int(id), tuple(int(c) for c in children), author=author)
+        self.add(answer)
+        return answer
+
+    def answers_of(self, id: int) -> list[Answer]:
+        """Every answer given for ``id``, oldest first."""
+        return sorted((a for a in self.history if a.id == id), key=lambda a: a.time)
+
+    def to_frame(self, history: bool = False) -> pd.DataFrame:
+        """The latest answers (or, with ``history``, every answer with a ``latest`` flag) as a
+        table ``id, children, time, author[, latest]``; children as a list per row."""
+        ordered = sorted(self.history, key=lambda a: a.time)
+        final = {a.id: k for k, a in enumerate(ordered)}  # the index of each id's latest answer
+        keep = range(len(ordered)) if history else sorted(final.values())
+        frame = pd.DataFrame(
+            {
+                "id": pd.Series([ordered[k].id for k in keep], dtype=np.int64),
+                "children": [list(ordered[k].children) for k in keep],
+                "time": pd.Series([ordered[k].time for k in keep], dtype=np.float64),
+                "author": pd.Series([ordered[k].author for k in keep], dtype=str),
+            }
+        )
+        if history:
+            frame["latest"] = [final[ordered[k].id] == k for k in keep]
+        return frame
+
+    def export(self, path: str | Path, history: bool = False) -> None:
+        """Write :meth:`to_frame` as ``.csv`` (children joined by ``;``) or ``.json`` (records),
+        atomically."""
+        path = Path(path)
+        frame = self.to_frame(history)
+        if path.suffix == ".json":
+            text = json.dumps(frame.to_dict("records"), indent=1)
+        elif path.suffix == ".csv":
+            frame["children"] = [";".join(map(str, c)) for c in frame["children"]]
+            text = frame.to_csv(index=False)
+        else:
+            raise InputError(path, "export to .csv or .json")
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+
+    def validate(self, detections: Detections, max_gap: int | None = None) -> list[Conflict]:
+        """Check the latest answers against ``detections``.
+
+        An answer naming a detection that does not exist is an :class:`InputError` (naming the
+        journal and the ids). What a person must resolve by answering again is returned as
+        :class:`Conflict` s: a child claimed by two answered parents, a child that is not later
+        in the same sequence (or more than ``max_gap`` frames later), two children in different
+        frames.
+        """
+        source = self.path if self.path is not None else "annotations"
+        latest = self.latest()
+        parents = np.fromiter(latest, np.int64, len(latest))
+        links = self.links()
+        named = np.concatenate([parents, links[:, 1]])
+        unknown = np.unique(named[~detections.has_ids(named)])
+        if len(unknown):
+            raise InputError(
+                source,
+                f"answers name {len(unknown)} detection(s) that do not exist: "
+                f"{unknown[:10].tolist()}",
+            )
+        conflicts: list[Conflict] = []
+        rows = detections.rows_of(links.ravel()).reshape(-1, 2)
+        t, seq = detections.times, detections.table["sequence"].to_numpy()
+        dt = t[rows[:, 1]] - t[rows[:, 0]]
+        bad = (seq[rows[:, 1]] != seq[rows[:, 0]]) | (dt < 1)
+        if max_gap is not None:
+            bad |= dt > max_gap
+        later = f"later (by at most {max_gap} frames)" if max_gap else "later"
+        for (p, c), d in zip(links[bad].tolist(), dt[bad].tolist(), strict=True):
+            conflicts.append(
+                Conflict(
+                    "not-later",
+                    (p,),
+                    c,
+                    f"detection {c} cannot be a child of {p}: it is {d:+d} frame(s) away, "
+                    f"not {later} in the same sequence",
+                )
+            )
+        claimed = pd.Series(links[:, 0]).groupby(links[:, 1]).agg(list)
+        for c, owners in claimed[claimed.map(len) > 1].items():
+            conflicts.append(
+                Conflict(
+                    "shared-child",
+                    tuple(owners),
+                    int(c),
+                    f"detection {c} is answered as a child of each of {owners}",
+                )
+            )
+        pairs = pd.DataFrame({"p": links[:, 0], "t": t[rows[:, 1]]}).groupby("p")["t"].nunique()
+        for p in pairs[pairs > 1].index:
+            conflicts.append(
+                Conflict(
+                    "split-frames",
+                    (int(p),),
+                    int(latest[p][1]),
+                    f"the two children {list(latest[p])} of detection {p} are in different frames",
+                )
+            )
+        return conflicts
+
+    def check(self, detections: Detections, max_gap: int | None = None) -> None:
+        """:meth:`validate`, raising an :class:`InputError` that lists every conflict."""
+        conflicts = self.validate(detections, max_gap)
+        if conflicts:
+            source = self.path if self.path is not None else "annotations"
+            listed = "; ".join(c.message for c in conflicts[:10])
+            more = f" (and {len(conflicts) - 10} more)" if len(conflicts) > 10 else ""
+            raise InputError(
+                source,
+                f"{len(conflicts)} contradictory answer(s): {listed}{more}; answer the cells "
+                "again (a new answer replaces the old one)",
+            )
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A contradiction among the latest answers, resolved by answering one of ``parents`` again.
+
+    ``kind``: ``"shared-child"`` (``child`` claimed by several parents), ``"not-later"`` (the
+    child is not later in the same sequence) or ``"split-frames"`` (two children in different
+    frames).
+    """
+
+    kind: str
+    parents: tuple[int, ...]
+    child: int
+    message: str

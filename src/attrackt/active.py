@@ -1,0 +1,272 @@
+"""Where to proof-read: ambiguity scores per detection, rankings, and a simulated proof-reader.
+
+A detection's **confidence** score (the method's) is ``|sum_out A(v) - sum_out S(v)|``: the
+association mass the model sends from ``v`` to the next frame against the number of links to
+the next frame the solver chose for ``v``. A model that believes ``v`` divides (mass near 2)
+while the solver gives it one child, or one that believes ``v`` ends while the solver links it,
+scores high. **random** scores are seeded uniform draws (the baseline). **optimal** (an oracle for
+experiments) compares the ground truth's links with the solver's: ``|sum_out G(v) - sum_out
+S(v)|``. Ties are broken in a seeded random order.
+
+Only detections that have a next frame in their sequence can be asked about; cells already
+answered are left out of a ranking.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
+from attrackt.errors import InputError
+from attrackt.io.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
+
+Strategy = Literal["confidence", "random", "optimal"]
+STRATEGIES: tuple[str, ...] = ("confidence", "random", "optimal")
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    """How to rank: the ``strategy``, the ``seed`` of random scores and of tie-breaking, and how
+    many of the model's best children (``alternatives``) the table lists per cell."""
+
+    strategy: Strategy = "confidence"
+    seed: int = 0
+    alternatives: int = 3
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise InputError("rank config", f"strategy must be one of {STRATEGIES}")
+        if self.alternatives < 0:
+            raise InputError("rank config", "alternatives must be >= 0")
+
+
+# --------------------------------------------------------------------------------------------
+# scores
+# --------------------------------------------------------------------------------------------
+
+
+def askable(detections: Detections) -> np.ndarray:
+    """Boolean per row: the detection's sequence has a later frame (so it can have children)."""
+    last = detections.table.groupby("sequence")["t"].transform("max").to_numpy()
+    return detections.times < last
+
+
+def next_frame_degree(detections: Detections, tracks: Tracks) -> np.ndarray:
+    """Links of each detection (rows of ``detections``) to the next frame in ``tracks``.
+
+    ``tracks`` may hold a subset or superset of the detections; links from detections not in
+    ``detections`` are ignored, and a detection missing from ``tracks`` has none.
+    """
+    edges = tracks.edges
+    if not len(edges):
+        return np.zeros(len(detections), np.int64)
+    own = tracks.detections
+    t = own.times[own.rows_of(edges.ravel())].reshape(-1, 2)
+    edges = edges[(t[:, 1] - t[:, 0] == 1) & detections.has_ids(edges[:, 0])]
+    rows = detections.rows_of(edges[:, 0])
+    return np.bincount(rows, minlength=len(detections))
+
+
+def ambiguity_scores(
+    detections: Detections,
+    solver: Tracks,
+    associations: Associations | None = None,
+    strategy: Strategy = "confidence",
+    gt: Tracks | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """One score per row of ``detections`` (higher = look here first); see the module text.
+
+    ``confidence`` needs ``associations``, ``optimal`` needs the ground truth ``gt`` (over the
+    same detection ids), ``random`` needs neither.
+    """
+    if strategy not in STRATEGIES:
+        raise InputError("strategy", f"must be one of {STRATEGIES}, got {strategy!r}")
+    if strategy == "random":
+        return np.random.default_rng(seed).random(len(detections))
+    chosen = next_frame_degree(detections, solver)
+    if strategy == "confidence":
+        if associations is None:
+            raise InputError("associations", "confidence scores need the model's associations")
+        mass = associations.outgoing_mass(detections.ids, dt=1).astype(np.float64)
+        return np.abs(mass - chosen)
+    if gt is None:
+        raise InputError("ground truth", "the optimal (oracle) strategy needs ground-truth tracks")
+    known = gt.detections.has_ids(detections.ids)
+    if not known.all():
+        logger.warning(
+            "%d of %d detections are not in the ground truth; the oracle sees no links for them",
+            int((~known).sum()),
+            len(detections),
+        )
+    return np.abs(next_frame_degree(detections, gt) - chosen).astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# the ranking table
+# --------------------------------------------------------------------------------------------
+
+
+def _children_lists(ids: np.ndarray, edges: np.ndarray) -> list[list[int]]:
+    """The children of each of ``ids`` by ``edges`` (empty list where none)."""
+    kids = pd.Series(edges[:, 1]).groupby(edges[:, 0]).agg(list) if len(edges) else pd.Series()
+    found = kids.reindex(ids)
+    return [v if isinstance(v, list) else [] for v in found.tolist()]
+
+
+def _best_children(
+    ids: np.ndarray, associations: Associations | None, n: int
+) -> tuple[list[list[int]], list[list[float]]]:
+    """The model's ``n`` highest-scored next-frame children of each of ``ids``, with scores."""
+    if associations is None or n == 0:
+        return [[] for _ in ids], [[] for _ in ids]
+    table = associations.table
+    table = table[(table["dt"] == 1) & table["source"].isin(ids)]
+    top = table.sort_values(["source", "score"], ascending=[True, False], kind="stable")
+    top = top.groupby("source").head(n)
+    grouped = top.groupby("source")
+    targets = grouped["target"].agg(list).reindex(ids)
+    scores = grouped["score"].agg(lambda s: [round(float(v), 4) for v in s]).reindex(ids)
+    return (
+        [v if isinstance(v, list) else [] for v in targets.tolist()],
+        [v if isinstance(v, list) else [] for v in scores.tolist()],
+    )
+
+
+def rank_cells(
+    detections: Detections,
+    solver: Tracks,
+    associations: Associations | None = None,
+    config: RankConfig | None = None,
+    gt: Tracks | None = None,
+    annotations: Annotations | None = None,
+) -> pd.DataFrame:
+    """The detections that can still be asked about, most ambiguous first.
+
+    Columns: ``rank`` (1, 2, ...), ``id``, ``sequence``, ``t``, ``[z,] y, x``, ``score``,
+    ``solver_children`` (the solver's children of the cell), ``model_children`` and
+    ``model_scores`` (the model's best next-frame children and their association scores).
+    Cells in the last frame of their sequence and cells answered in ``annotations`` are left out.
+    """
+    config = config or RankConfig()
+    scores = ambiguity_scores(
+        detections, solver, associations, config.strategy, gt, seed=config.seed
+    )
+    keep = askable(detections)
+    if annotations is not None and len(annotations):
+        keep &= ~np.isin(detections.ids, np.fromiter(annotations.latest(), np.int64))
+    rows = np.flatnonzero(keep)
+    tiebreak = np.random.default_rng(config.seed + 1).permutation(len(rows))
+    order = rows[np.lexsort((tiebreak, -scores[rows]))]
+    table = detections.table.iloc[order]
+    ids = table["id"].to_numpy()
+    model_children, model_scores = _best_children(ids, associations, config.alternatives)
+    out = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(order) + 1),
+            "id": ids,
+            "sequence": table["sequence"].to_numpy(),
+            "t": table["t"].to_numpy(),
+            **{a: table[a].to_numpy() for a in detections.spatial_axes},
+            "score": scores[order],
+            "solver_children": _children_lists(ids, solver.edges),
+            "model_children": model_children,
+            "model_scores": model_scores,
+        }
+    )
+    return out
+
+
+def select(ranking: pd.DataFrame, budget: int) -> np.ndarray:
+    """The ids of the ``budget`` top-ranked cells (all of them, with a warning, when fewer)."""
+    if budget < 0:
+        raise InputError("budget", f"must be >= 0, got {budget}")
+    if budget > len(ranking):
+        logger.warning(
+            "a budget of %d cells is more than the %d cells left to ask about; taking all of them",
+            budget,
+            len(ranking),
+        )
+    return ranking["id"].to_numpy()[:budget]
+
+
+_LIST_COLUMNS = ("solver_children", "model_children", "model_scores")
+
+
+def save_ranking(ranking: pd.DataFrame, path: str | Path) -> None:
+    """Write a ranking as ``.csv`` (lists joined by ``;``) or ``.json`` (records), atomically."""
+    path = Path(path)
+    if path.suffix == ".json":
+        text = json.dumps(ranking.to_dict("records"), indent=1, default=_plain)
+    elif path.suffix == ".csv":
+        flat = ranking.copy()
+        for col in _LIST_COLUMNS:
+            flat[col] = [";".join(map(str, v)) for v in flat[col]]
+        text = flat.to_csv(index=False)
+    else:
+        raise InputError(path, "write a ranking to .csv or .json")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def load_ranking(path: str | Path) -> pd.DataFrame:
+    """Read a ranking written by :func:`save_ranking`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such ranking file")
+    try:
+        if path.suffix == ".json":
+            return pd.DataFrame.from_records(json.loads(path.read_text(encoding="utf-8")))
+        flat = pd.read_csv(path, keep_default_na=False, dtype={"sequence": str})
+    except (ValueError, pd.errors.ParserError) as err:
+        raise InputError(path, f"not a readable ranking ({err})") from err
+    missing = [c for c in ("rank", "id", "score", *_LIST_COLUMNS) if c not in flat.columns]
+    if missing:
+        raise InputError(path, f"not a ranking: the column(s) {missing} are missing")
+    for col in _LIST_COLUMNS:
+        cast = float if col == "model_scores" else int
+        flat[col] = [[cast(v) for v in str(s).split(";") if v] for s in flat[col]]
+    return flat
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+# --------------------------------------------------------------------------------------------
+# the simulated proof-reader
+# --------------------------------------------------------------------------------------------
+
+
+def proofread(
+    ids: np.ndarray | list[int],
+    gt: Tracks,
+    annotations: Annotations | None = None,
+    author: str = "simulated",
+) -> Annotations:
+    """Answer each of ``ids`` with its ground-truth children (its outgoing links in ``gt``).
+
+    The answers are added to ``annotations`` (a new in-memory journal when ``None``), which is
+    returned. An id the ground truth does not know is an :class:`InputError`.
+    """
+    ids = np.asarray(ids, np.int64)
+    annotations = Annotations() if annotations is None else annotations
+    unknown = ids[~gt.detections.has_ids(ids)]
+    if len(unknown):
+        raise InputError(
+            "ground truth", f"cannot answer for detections it lacks: {unknown[:10].tolist()}"
+        )
+    for cell, kids in zip(ids.tolist(), _children_lists(ids, gt.edges), strict=True):
+        annotations.add(Answer(cell, tuple(int(c) for c in kids), author=author))
+    return annotations

@@ -1,0 +1,245 @@
+"""Ambiguity scores, rankings, the simulated proof-reader and the annotation journal."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attrackt.active import (
+    RankConfig,
+    ambiguity_scores,
+    load_ranking,
+    proofread,
+    rank_cells,
+    save_ranking,
+    select,
+)
+from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
+from attrackt.errors import InputError
+
+
+def hand_made():
+    """Frame 0: cells 0, 1, 2; frame 1: cells 10..13; frame 2: cell 20 (so frame 1 is askable).
+
+    GT: 0->10, 1->11, 2->12, 10->20. The solver: 0->10, 2->12, 10->20 (it misses 1->11).
+    The model: 0->10 (0.95), 1->11 (0.10), 2->12 (0.98) and 2->13 (0.97): it believes 2 divides.
+    """
+    t = [0, 0, 0, 1, 1, 1, 1, 2]
+    ids = [0, 1, 2, 10, 11, 12, 13, 20]
+    pos = np.array([[10, 10], [50, 50], [90, 90], [11, 11], [51, 51], [91, 91], [95, 95], [12, 12]])
+    det = Detections.from_arrays(t, pos, ids=ids)
+    gt = Tracks(det, [[0, 10], [1, 11], [2, 12], [10, 20]])
+    solver = Tracks(det, [[0, 10], [2, 12], [10, 20]])
+    assoc = Associations.from_arrays(
+        np.array([0, 1, 2, 2, 10]),
+        np.array([10, 11, 12, 13, 20]),
+        np.array([0.95, 0.10, 0.98, 0.97, 0.99]),
+    )
+    return det, gt, solver, assoc
+
+
+def test_confidence_puts_the_cell_the_solver_and_model_disagree_on_first():
+    det, gt, solver, assoc = hand_made()
+    scores = ambiguity_scores(det, solver, assoc, "confidence")
+    by_id = dict(zip(det.ids.tolist(), scores.tolist(), strict=True))
+    assert by_id[2] == pytest.approx(0.95)  # mass 1.95 against one chosen child
+    assert by_id[1] == pytest.approx(0.10)  # mass 0.1 against none chosen
+    assert by_id[0] == pytest.approx(0.05)
+    table = rank_cells(det, solver, assoc, RankConfig("confidence"))
+    assert table["id"].tolist()[0] == 2
+    assert 20 not in table["id"].tolist()  # the last frame cannot be asked about
+    top = table.iloc[0]
+    assert top["solver_children"] == [12]
+    assert top["model_children"] == [12, 13]
+    assert top["model_scores"] == pytest.approx([0.98, 0.97])
+    assert (top["t"], top["y"], top["x"]) == (0, 90, 90)
+    assert table["rank"].tolist() == list(range(1, len(table) + 1))
+
+
+def test_oracle_ranks_the_true_error_first_and_needs_ground_truth():
+    det, gt, solver, assoc = hand_made()
+    table = rank_cells(det, solver, assoc, RankConfig("optimal"), gt=gt)
+    assert table["id"].iloc[0] == 1  # the one link the solver missed
+    assert table["score"].iloc[0] == 1 and (table["score"].iloc[1:] == 0).all()
+    with pytest.raises(InputError, match="ground-truth"):
+        rank_cells(det, solver, assoc, RankConfig("optimal"))
+    with pytest.raises(InputError, match="associations"):
+        rank_cells(det, solver, None, RankConfig("confidence"))
+
+
+def test_random_ranking_is_seeded():
+    rng = np.random.default_rng(0)
+    det = Detections.from_arrays(np.repeat(np.arange(4), 50), rng.uniform(0, 100, (200, 2)))
+    solver = Tracks(det)
+    ranks = [rank_cells(det, solver, config=RankConfig("random", seed=s))["id"] for s in (1, 1, 2)]
+    assert ranks[0].tolist() == ranks[1].tolist()
+    assert ranks[0].tolist() != ranks[2].tolist()
+    assert sorted(ranks[0]) == list(range(150))  # every askable cell, once
+
+
+def test_ranking_skips_answered_cells_and_budget_is_clamped(caplog):
+    det, gt, solver, assoc = hand_made()
+    answered = Annotations(answers=[Answer(2, (12,))])
+    table = rank_cells(det, solver, assoc, annotations=answered)
+    assert 2 not in table["id"].tolist() and len(table) == 6
+    assert select(table, 2).tolist() == table["id"].tolist()[:2]
+    with caplog.at_level(logging.WARNING):
+        chosen = select(table, 100)
+    assert len(chosen) == 6 and "more than the 6 cells" in caplog.text
+
+
+def test_ranking_round_trips_through_csv_and_json(tmp_path):
+    det, gt, solver, assoc = hand_made()
+    table = rank_cells(det, solver, assoc)
+    for name in ("rank.csv", "rank.json"):
+        save_ranking(table, tmp_path / name)
+        back = load_ranking(tmp_path / name)
+        for col in ("id", "t", "solver_children", "model_children"):
+            assert back[col].tolist() == table[col].tolist()
+        np.testing.assert_allclose(back["score"], table["score"])
+    assert json.loads((tmp_path / "rank.json").read_text())[0]["id"] == 2
+
+
+def test_proofreader_answers_with_the_ground_truth_children(tmp_path):
+    det, gt, solver, assoc = hand_made()
+    journal = proofread([2, 1, 13], gt, Annotations(tmp_path / "answers.jsonl"))
+    assert journal.latest() == {2: (12,), 1: (11,), 13: ()}
+    assert Annotations.load(tmp_path / "answers.jsonl").latest() == journal.latest()
+    divides = Tracks(det, [[0, 10], [0, 11]])
+    assert proofread([0], divides).latest() == {0: (10, 11)}
+    with pytest.raises(InputError, match=r"\[99\]"):
+        proofread([99], gt)
+
+
+# ---- the journal -------------------------------------------------------------------------
+
+
+def test_journal_survives_a_crash_and_goes_on(tmp_path):
+    path = tmp_path / "a.jsonl"
+    journal = Annotations(path)
+    journal.add(Answer(1, (2,), time=1.0))
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"id": 3, "children": [4]})[:9])  # a crash mid-write
+    journal = Annotations.load(path)
+    journal.add(Answer(5, (), time=2.0))  # the cut line is dropped, not glued to
+    replay = Annotations.load(path)
+    assert replay.latest() == {1: (2,), 5: ()}
+    assert path.read_text().count("\n") == 2
+
+
+def test_edit_supersedes_and_keeps_the_history_and_export_writes_both(tmp_path):
+    path = tmp_path / "a.jsonl"
+    journal = Annotations(path)
+    journal.add(Answer(5, (6, 7), time=1.0, author="ann"))
+    journal.add(Answer(8, (), time=2.0, author="ann"))
+    with pytest.raises(InputError, match="no answer to edit"):
+        journal.edit(9, [10])
+    journal.edit(5, [6], author="bob")
+    replay = Annotations.load(path)
+    assert replay.latest() == {5: (6,), 8: ()}
+    assert [a.children for a in replay.answers_of(5)] == [(6, 7), (6,)]
+    replay.export(tmp_path / "latest.csv")
+    latest = pd.read_csv(tmp_path / "latest.csv", keep_default_na=False)
+    assert latest["id"].tolist() == [8, 5]
+    assert latest["children"].astype(str).tolist() == ["", "6"]
+    assert latest["author"].tolist() == ["ann", "bob"]
+    replay.export(tmp_path / "all.json", history=True)
+    records = json.loads((tmp_path / "all.json").read_text())
+    assert [(r["id"], r["children"], r["latest"]) for r in records] == [
+        (5, [6, 7], False),
+        (8, [], True),
+        (5, [6], True),
+    ]
+    with pytest.raises(InputError, match="csv or .json"):
+        replay.export(tmp_path / "x.txt")
+
+
+def test_answers_for_unknown_cells_name_the_journal_and_the_ids(tmp_path):
+    det, *_ = hand_made()
+    journal = Annotations(tmp_path / "a.jsonl")
+    journal.add(Answer(0, (10,)))
+    journal.add(Answer(77, (11,)))
+    journal.add(Answer(1, (88,)))
+    with pytest.raises(InputError, match=r"a\.jsonl.*do not exist: \[77, 88\]"):
+        journal.validate(det)
+    with pytest.raises(InputError, match="children"):
+        journal.add(Answer(3, (4, 4)))
+    with pytest.raises(InputError, match="at most 2"):
+        journal.add(Answer(3, (4, 5, 6)))
+
+
+def test_contradictory_answers_are_reported_and_resolved_by_answering_again(tmp_path):
+    det, *_ = hand_made()
+    journal = Annotations(tmp_path / "a.jsonl")
+    journal.add(Answer(0, (10,)))
+    journal.add(Answer(1, (10,)))  # 10 claimed twice
+    journal.add(Answer(2, (1,)))  # a child in the same frame
+    journal.add(Answer(11, (20, 12)))  # two children in different frames (and 12 is earlier)
+    conflicts = journal.validate(det)
+    kinds = {(c.kind, c.parents, c.child) for c in conflicts}
+    assert ("shared-child", (0, 1), 10) in kinds
+    assert ("not-later", (2,), 1) in kinds
+    assert ("not-later", (11,), 12) in kinds
+    assert ("split-frames", (11,), 12) in kinds
+    assert len(conflicts) == 4
+    with pytest.raises(InputError, match="4 contradictory"):
+        journal.check(det)
+    journal.edit(1, [11])
+    journal.edit(2, [12])
+    journal.edit(11, [])
+    assert Annotations.load(tmp_path / "a.jsonl").validate(det) == []
+    far = Annotations(answers=[Answer(0, (20,))])
+    assert far.validate(det) == []
+    assert [c.kind for c in far.validate(det, max_gap=1)] == ["not-later"]
+
+
+# ---- the command line --------------------------------------------------------------------
+
+
+def test_cli_ranks_records_checks_and_exports(tmp_path):
+    from typer.testing import CliRunner
+
+    from attrackt.cli import app
+
+    det, gt, solver, assoc = hand_made()
+    det.save(tmp_path / "det.parquet")
+    solver.save(tmp_path / "solver")
+    gt.save(tmp_path / "gt")
+    assoc.save(tmp_path / "assoc.parquet")
+    journal = tmp_path / "answers.jsonl"
+    run = CliRunner().invoke
+    common = [str(tmp_path / "det.parquet"), str(tmp_path / "solver")]
+    result = run(
+        app, ["rank", *common, "--out", str(tmp_path / "r.csv"), "--associations",
+              str(tmp_path / "assoc.parquet"), "--top", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_ranking(tmp_path / "r.csv")["id"].tolist() == [2, 1]
+    result = run(
+        app, ["rank", *common, "--out", str(tmp_path / "o.json"), "--strategy", "optimal",
+              "--gt", str(tmp_path / "gt")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_ranking(tmp_path / "o.json")["id"].iloc[0] == 1
+    result = run(app, ["rank", *common, "--out", str(tmp_path / "x.csv"), "--strategy", "optimal"])
+    assert result.exit_code == 1 and "ground-truth" in result.output
+
+    args = ["answers", str(journal), "--answer", "1:11", "--answer", "2:12,13", "--answer", "0:"]
+    assert run(app, args).exit_code == 0
+    assert Annotations.load(journal).latest() == {1: (11,), 2: (12, 13), 0: ()}
+    result = run(app, ["answers", str(journal), "--answer", "0:11", "--check", common[0]])
+    assert result.exit_code == 1
+    assert "detection 11 is answered as a child of each of [1, 0]" in result.output
+    result = run(app, ["answers", str(journal), "--answer", "0:10", "--check", common[0],
+                       "--export", str(tmp_path / "out.json"), "--history"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert [r["children"] for r in records if r["id"] == 0] == [[], [11], [10]]
+    result = run(app, ["answers", str(journal), "--answer", "5:a"])
+    assert result.exit_code == 1 and "ID:CHILD" in result.output
+    result = run(app, ["answers", str(journal), "--answer", "99:1", "--check", common[0]])
+    assert result.exit_code == 1 and "do not exist: [99]" in result.output
