@@ -573,11 +573,10 @@ def embedding_associations(detections, k: int = 10):
 
 
 def evaluate_phase(args: argparse.Namespace) -> None:
-    from attrackt.link import LinkConfig, link
-
     from attrackt.data import Associations
     from attrackt.evaluate import evaluate, format_table, parent_accuracy, results_json
     from attrackt.io.atomic import atomic_write_text
+    from attrackt.link import LinkConfig, link
     from attrackt.store import Store
 
     carry, results = Path(args.carry), Path(args.gpu_results)
