@@ -53,6 +53,8 @@ VARIANTS = {
     "nopseudo": {"pseudo_fraction": 0.0},
     "scratch": {"lora": None, "pseudo_fraction": 0.0, "unsupervised_weight": 0.0},
 }
+#: candidates per cell, as in the method's experiments and bench/attrackt_hela.py
+METHOD_K = 10
 #: variants that need no GPU: the base associations, only the answers pinned
 CPU_VARIANTS = ("pin-only",)
 
@@ -93,6 +95,19 @@ def save_associations_npz(associations: Associations, path: Path) -> None:
                 dt=table["dt"].to_numpy(np.uint8),
                 score=table["score"].to_numpy(np.float32),
             )
+
+
+def candidate_associations(associations: Associations, detections: Detections) -> Associations:
+    """Only the pairs the linker can use (its k = METHOD_K candidate links): dropping the rest
+    changes no linking result and keeps what comes back from the GPU small."""
+    from attrackt.link import LinkConfig, build_candidates
+
+    graph = build_candidates(detections, None, LinkConfig(k=METHOD_K))
+    links = graph.ids[graph.edge_rows]
+    keep = pd.MultiIndex.from_arrays([links[:, 0], links[:, 1]])
+    table = associations.table
+    pairs = pd.MultiIndex.from_arrays([table["source"], table["target"]])
+    return Associations(table[pairs.isin(keep)], associations.meta)
 
 
 def load_associations_npz(path: Path) -> Associations:
@@ -192,7 +207,7 @@ def prepare_dataset(
     from attrackt.finetune import pseudo_labels
     from attrackt.link import LinkConfig, link
 
-    link_config = link_config or LinkConfig()
+    link_config = link_config or LinkConfig(k=METHOD_K)
     jobs = list(jobs)
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -325,6 +340,7 @@ def run_gpu_jobs(
             windows_from_extra(extra),
             PredictConfig(tta=tta, device=device, progress=False),
         )
+        associations = candidate_associations(associations, detections)
         save_associations_npz(associations, target / "associations.npz")
         record = {
             **dataclasses.asdict(job),
@@ -360,7 +376,7 @@ def evaluate_jobs(
     needs none: ``{key: record}``."""
     from attrackt.link import LinkConfig
 
-    link_config = link_config or LinkConfig()
+    link_config = link_config or LinkConfig(k=METHOD_K)
     plan = load_plan(work)
     data: dict[str, tuple[Detections, Tracks]] = {}
     results: dict[str, dict[str, Any]] = {}

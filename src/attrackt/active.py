@@ -258,7 +258,9 @@ def proofread(
     """Answer each of ``ids`` with its ground-truth children (its outgoing links in ``gt``).
 
     The answers are added to ``annotations`` (a new in-memory journal when ``None``), which is
-    returned. An id the ground truth does not know is an :class:`InputError`.
+    returned. An id the ground truth does not know is an :class:`InputError`. A ground-truth
+    cell with more than two children (HeLa 02 has one) cannot be a valid answer: the proof-reader
+    then gives the two children nearest to the cell, with a warning.
     """
     ids = np.asarray(ids, np.int64)
     annotations = Annotations() if annotations is None else annotations
@@ -267,6 +269,19 @@ def proofread(
         raise InputError(
             "ground truth", f"cannot answer for detections it lacks: {unknown[:10].tolist()}"
         )
+    det = gt.detections
     for cell, kids in zip(ids.tolist(), _children_lists(ids, gt.edges), strict=True):
-        annotations.add(Answer(cell, tuple(int(c) for c in kids), author=author))
+        kids = [int(c) for c in kids]
+        if len(kids) > 2:
+            here = det.positions()[det.rows_of([cell])[0]]
+            dist = np.linalg.norm(det.positions()[det.rows_of(kids)] - here, axis=1)
+            kept = [kids[i] for i in np.argsort(dist, kind="stable")[:2]]
+            logger.warning(
+                "ground truth gives detection %d %d children; answering with the two nearest %s",
+                cell,
+                len(kids),
+                kept,
+            )
+            kids = kept
+        annotations.add(Answer(cell, tuple(kids), author=author))
     return annotations
