@@ -134,6 +134,28 @@ def test_annotations_latest_wins_history_kept(tmp_path) -> None:
     assert replay.links().tolist() == [[5, 6]]
 
 
+def test_a_retracted_answer_leaves_the_cell_unanswered_and_the_history_whole(tmp_path) -> None:
+    path = tmp_path / "answers.jsonl"
+    journal = Annotations(path)
+    journal.add(Answer(5, (6,), time=1.0))
+    journal.add(Answer(8, (9,), time=2.0))
+    journal.retract(5)
+    replay = Annotations.load(path)
+    assert replay.latest() == {8: (9,)} and len(replay) == 1
+    assert replay.links().tolist() == [[8, 9]]
+    assert replay.to_frame()["id"].tolist() == [8]
+    history = replay.to_frame(history=True)
+    assert history["retracted"].tolist() == [False, False, True]
+    assert history["latest"].tolist() == [False, True, True]
+    with pytest.raises(InputError, match="no answer to retract"):
+        replay.retract(5)
+    with pytest.raises(InputError, match="no answer to edit"):
+        replay.edit(5, [6])
+    replay.add(Answer(5, (7,)))  # answered again after the retraction
+    assert Annotations.load(path).latest() == {8: (9,), 5: (7,)}
+    assert '"retracted"' not in path.read_text().splitlines()[0]  # old lines stay as they were
+
+
 def test_annotations_survive_a_cut_off_last_line(tmp_path) -> None:
     path = tmp_path / "answers.jsonl"
     Annotations(path).add(Answer(1, (2,), time=1.0))

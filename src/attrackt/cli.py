@@ -1122,4 +1122,65 @@ def plot_budget_command(
     typer.echo(f"{out}: {len(data)} strategies")
 
 
+# ---- viewer --------------------------------------------------------------------------------
+
+
+@app.command("napari")
+def napari_command(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Project folder (tracks/, detections.parquet, associations.parquet, model.pt), "
+            "CTC dataset, sequence, TRA or RES folder, or geff store."
+        ),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="Answers journal [PROJECT/answers.jsonl, else ./answers.jsonl]."),
+    ] = None,
+    sequence: Annotated[str | None, typer.Option(help="The sequence to proof-read.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Base model to fine-tune [PROJECT/model.pt].")
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Movie to show: CTC image folder, .tif or .npy.")
+    ] = None,
+    masks: Annotated[
+        Path | None, typer.Option(help="Label masks to show: CTC folder, .tif or .npy.")
+    ] = None,
+    strategy: Annotated[str, typer.Option(help="Ranking: confidence or random.")] = "confidence",
+    author: Annotated[str, typer.Option(help="Who answers (kept with each answer).")] = "",
+    finetune_minutes: Annotated[
+        float | None, typer.Option(help="Cap each fine-tuning at this many minutes.")
+    ] = None,
+) -> None:
+    """Open napari with the data and the proof-reading widget."""
+    try:
+        import napari
+    except ImportError as err:
+        typer.echo("ERROR napari is not installed: pip install 'attrackt[napari]'", err=True)
+        raise typer.Exit(1) from err
+    from attrackt.active import RankConfig
+    from attrackt.finetune import FinetuneConfig
+    from attrackt.napari.session import SessionConfig
+    from attrackt.napari.viewer import open_viewer
+
+    with _reported():
+        config = SessionConfig(
+            rank=RankConfig(strategy=strategy),  # type: ignore[arg-type]
+            finetune=FinetuneConfig(minutes=finetune_minutes),
+            author=author,
+        )
+        open_viewer(
+            path,
+            journal=journal,
+            sequence=sequence,
+            checkpoint=checkpoint,
+            images=_read_movie(images) if images is not None else None,
+            masks=_read_movie(masks) if masks is not None else None,
+            config=config,
+        )
+    napari.run()
+
+
 # ---- the whole pipeline ------------------------------------------------------------------

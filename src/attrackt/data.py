@@ -582,22 +582,27 @@ class Associations:
 
 @dataclass(frozen=True)
 class Answer:
-    """A person's answer for one detection: its true children (none, one or two)."""
+    """A person's answer for one detection: its true children (none, one or two).
+
+    A ``retracted`` answer withdraws the detection's earlier answers: it is unanswered again.
+    """
 
     id: int
     children: tuple[int, ...]
     time: float = field(default_factory=time.time)
     author: str = ""
+    retracted: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "children": list(self.children),
-                "time": self.time,
-                "author": self.author,
-            }
-        )
+        raw = {
+            "id": self.id,
+            "children": list(self.children),
+            "time": self.time,
+            "author": self.author,
+        }
+        if self.retracted:
+            raw["retracted"] = True
+        return json.dumps(raw)
 
     @classmethod
     def from_json(cls, line: str) -> Answer:
@@ -607,6 +612,7 @@ class Answer:
             tuple(int(c) for c in raw["children"]),
             float(raw["time"]),
             str(raw.get("author", "")),
+            bool(raw.get("retracted", False)),
         )
 
 
@@ -679,8 +685,9 @@ class Annotations:
         self.history.append(answer)
 
     def latest(self) -> dict[int, tuple[int, ...]]:
-        """detection id -> its children, by the latest answer."""
-        return {a.id: a.children for a in sorted(self.history, key=lambda a: a.time)}
+        """detection id -> its children, by the latest answer (retracted answers left out)."""
+        final = {a.id: a for a in sorted(self.history, key=lambda a: a.time)}
+        return {i: a.children for i, a in final.items() if not a.retracted}
 
     def links(self) -> np.ndarray:
         """``(E, 2)`` parent -> child links of the latest answers."""
@@ -703,16 +710,26 @@ class Annotations:
         self.add(answer)
         return answer
 
+    def retract(self, id: int, author: str = "") -> Answer:
+        """Withdraw the answer for ``id`` (it is unanswered again; the history keeps all)."""
+        if id not in self.latest():
+            raise InputError(self.path, f"detection {id} has no answer to retract")
+        answer = Answer(int(id), (), author=author, retracted=True)
+        self.add(answer)
+        return answer
+
     def answers_of(self, id: int) -> list[Answer]:
         """Every answer given for ``id``, oldest first."""
         return sorted((a for a in self.history if a.id == id), key=lambda a: a.time)
 
     def to_frame(self, history: bool = False) -> pd.DataFrame:
-        """The latest answers (or, with ``history``, every answer with a ``latest`` flag) as a
-        table ``id, children, time, author[, latest]``; children as a list per row."""
+        """The latest answers (or, with ``history``, every answer with ``latest`` and
+        ``retracted`` flags) as a table ``id, children, time, author[, latest, retracted]``;
+        children as a list per row."""
         ordered = sorted(self.history, key=lambda a: a.time)
         final = {a.id: k for k, a in enumerate(ordered)}  # the index of each id's latest answer
-        keep = range(len(ordered)) if history else sorted(final.values())
+        live = sorted(k for k in final.values() if not ordered[k].retracted)
+        keep = range(len(ordered)) if history else live
         frame = pd.DataFrame(
             {
                 "id": pd.Series([ordered[k].id for k in keep], dtype=np.int64),
@@ -723,6 +740,7 @@ class Annotations:
         )
         if history:
             frame["latest"] = [final[ordered[k].id] == k for k in keep]
+            frame["retracted"] = [ordered[k].retracted for k in keep]
         return frame
 
     def export(self, path: str | Path, history: bool = False) -> None:

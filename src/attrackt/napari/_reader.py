@@ -1,0 +1,111 @@
+"""The napari reader: CTC folders (image, tracked labels and tracks layers) and geff stores
+(tracks layers). napari itself is not imported here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from attrackt.data import Tracks
+from attrackt.errors import InputError
+from attrackt.napari.layers import LayerTuple, tracks_layer
+
+
+def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerTuple]] | None:
+    """The reader for a geff store or a CTC dataset, sequence, TRA or RES folder, else None."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    if is_geff(path) or _ctc_sources(path):
+        return read_layers
+    return None
+
+
+def read_layers(path: str | list[str]) -> list[LayerTuple]:
+    """The layers of a geff store or a CTC folder (see :func:`get_reader`)."""
+    path = Path(path[0] if isinstance(path, list) else path)
+    return geff_layers(path) if is_geff(path) else ctc_layers(path)
+
+
+def is_geff(path: str | Path) -> bool:
+    """Whether ``path`` is a zarr group with geff metadata (zarr 2 or 3)."""
+    path = Path(path)
+    for name, key in ((".zattrs", None), ("zarr.json", "attributes")):
+        try:
+            raw = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        attrs = raw.get(key, {}) if key else raw
+        if isinstance(attrs, dict) and "geff" in attrs:
+            return True
+    return False
+
+
+def geff_layers(path: str | Path) -> list[LayerTuple]:
+    """One tracks layer per sequence of a geff store."""
+    from attrackt.io.geff import read_geff
+
+    path = Path(path)
+    tracks = read_geff(path, sequence=path.stem)
+    parts = list(tracks.detections.by_sequence())
+    layers = []
+    for name, det in parts:
+        edges = tracks.edges[det.has_ids(tracks.edges).all(axis=1)]
+        label = path.stem if len(parts) == 1 else f"{path.stem} {name}"
+        layers.append(tracks_layer(Tracks(det, edges), f"{label} tracks"))
+    return layers
+
+
+def _ctc_sources(path: Path) -> list[tuple[str, Path | None, Path | None]]:
+    """``(name, tracking folder, image folder)`` of each sequence ``path`` holds or is; the
+    tracking folder is a tracker's result (``NN_RES``) where there is one, else the ground
+    truth (``NN_GT/TRA``). Empty when ``path`` is not CTC data."""
+    from attrackt.io.ctc import find_sequences, locate_sequence
+
+    if (path / "man_track.txt").is_file() or (path / "res_track.txt").is_file():
+        try:
+            seq = locate_sequence(path)
+        except InputError:
+            return [(path.name, path, None)]
+        return [(seq.label, path, seq.images if seq.images.is_dir() else None)]
+    try:
+        sequences = find_sequences(path)
+    except InputError:
+        return []
+    sources = []
+    for seq in sequences:
+        folder = seq.result if seq.result.is_dir() else seq.tra if seq.tra.is_dir() else None
+        images = seq.images if seq.images.is_dir() else None
+        if folder is not None or images is not None:
+            sources.append((seq.label, folder, images))
+    return sources
+
+
+def ctc_layers(path: str | Path) -> list[LayerTuple]:
+    """Per sequence: the image, the tracked labels and the tracks (images alone where there
+    is no tracking folder)."""
+    from attrackt.io.ctc import load_ctc
+    from attrackt.io.tiff import frame_files, read_frames
+
+    path = Path(path).absolute()
+    sources = _ctc_sources(path)
+    if not sources:
+        raise InputError(path, "not a CTC dataset, sequence, TRA or RES folder")
+    layers: list[LayerTuple] = []
+    for name, folder, image_folder in sources:
+        if folder is None:
+            frames = frame_files(image_folder, "t")
+            images = read_frames([paths[0] for paths in frames.values()])
+            layers.append((images, {"name": f"{name} image"}, "image"))
+            continue
+        data = load_ctc(folder)
+        if data.images is not None:
+            layers.append((data.images, {"name": f"{name} image"}, "image"))
+        layers.append((data.masks, {"name": f"{name} masks", "opacity": 0.4}, "labels"))
+        layers.append(tracks_layer(data.tracks, f"{name} tracks"))
+    return layers

@@ -1,0 +1,567 @@
+"""The proof-reading loop behind the napari widget, with no Qt and no napari in it.
+
+A :class:`ProofreadSession` holds the detections, the solver's tracks, the model's associations
+(optional) and the answers journal. It ranks the cells most likely tracked wrong
+(:func:`attrackt.active.rank_cells`; confidence scores by default, a seeded random order when
+there are no associations), steps through them, records a person's answers in the journal
+(each on disk, fsync'ed, when the call returns), undoes them (the journal keeps every answer),
+and solves again with the answers pinned, after fine-tuning the model on them when a base
+checkpoint is known.
+
+A project folder holds, under the names of :data:`PROJECT_FILES`: ``detections.parquet`` (as
+``attrackt predict --detections-out`` writes it, embeddings included), ``tracks/`` (``attrackt
+link --out``), ``associations.parquet`` (optional), ``answers.jsonl`` (the journal) and
+``model.pt`` (the base model, optional). What a session makes goes to
+``proofread/SEQUENCE/roundNNN/`` inside it (``tracks/``, and after fine-tuning ``finetune/``
+and ``associations.parquet``); nothing the project held is overwritten, and opening the project
+again goes on from the latest round.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attrackt.active import RankConfig, rank_cells
+from attrackt.data import Annotations, Answer, Associations, Conflict, Detections, Tracks
+from attrackt.errors import InputError
+from attrackt.link import LinkConfig, LinkResult
+
+logger = logging.getLogger(__name__)
+
+PROJECT_FILES = {
+    "detections": "detections.parquet",
+    "tracks": "tracks",
+    "associations": "associations.parquet",
+    "journal": "answers.jsonl",
+    "checkpoint": "model.pt",
+    "rounds": "proofread",
+}
+
+
+@dataclass
+class SessionConfig:
+    """How a session ranks, links, fine-tunes and predicts (``None``: the stage's defaults),
+    who answers (``author``), and ``snap``: a click picks the nearest cell whose centre lies
+    within this many pixels (``None``: half the median distance between neighbouring cells)."""
+
+    rank: RankConfig = field(default_factory=RankConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
+    finetune: Any = None  # attrackt.finetune.FinetuneConfig (imports torch)
+    predict: Any = None  # attrackt.predict.PredictConfig (imports torch)
+    author: str = ""
+    snap: float | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell to proof-read, as the viewer shows it. ``rank`` is its place in the ranking
+    (``None`` when reached by id only); ``answer`` its answered children (``None``: not yet)."""
+
+    id: int
+    rank: int | None
+    sequence: str
+    t: int
+    position: tuple[float, ...]
+    score: float
+    solver_children: tuple[int, ...]
+    model_children: tuple[int, ...]
+    model_scores: tuple[float, ...]
+    answer: tuple[int, ...] | None
+
+
+class ProofreadSession:
+    """Rank, navigate, answer, undo, re-solve and fine-tune (see the module text).
+
+    ``detections`` default to those of ``tracks``; ``annotations`` to an in-memory journal.
+    ``work_dir`` is where re-solving and fine-tuning write their rounds (a temporary folder
+    when ``None``). A journal naming detections that do not exist is an :class:`InputError`.
+    """
+
+    def __init__(
+        self,
+        detections: Detections | None,
+        tracks: Tracks,
+        associations: Associations | None = None,
+        annotations: Annotations | None = None,
+        *,
+        checkpoint: str | Path | None = None,
+        config: SessionConfig | None = None,
+        work_dir: str | Path | None = None,
+    ) -> None:
+        self.detections = tracks.detections if detections is None else detections
+        unknown = ~self.detections.has_ids(tracks.detections.ids)
+        if unknown.any():
+            raise InputError(
+                "tracks",
+                f"name detections the table lacks: {tracks.detections.ids[unknown][:5].tolist()}",
+            )
+        self.tracks = tracks
+        self.associations = associations
+        self.annotations = annotations if annotations is not None else Annotations()
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.config = config or SessionConfig()
+        self.work_dir = None if work_dir is None else Path(work_dir)
+        self.conflicts: list[Conflict] = []
+        self._undo: list[tuple[int, tuple[int, ...] | None]] = []
+        self._model: Path | None = None  # the latest fine-tuned model
+        self._snap: float | None = self.config.snap
+        self._validate()
+        self.rerank()
+
+    # ---- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        folder: str | Path,
+        *,
+        sequence: str | None = None,
+        journal: str | Path | None = None,
+        checkpoint: str | Path | None = None,
+        config: SessionConfig | None = None,
+    ) -> ProofreadSession:
+        """A session on one sequence of a project folder (see the module text), going on from
+        its latest round. ``journal`` and ``checkpoint`` replace the project's own."""
+        from attrackt.store import resolve_sequences
+
+        folder = Path(folder)
+        files = {key: folder / name for key, name in PROJECT_FILES.items()}
+        if not files["tracks"].is_dir():
+            raise InputError(
+                folder,
+                "not a proof-reading project: expected tracks/ (attrackt link --out) and "
+                "detections.parquet, associations.parquet, model.pt beside it",
+            )
+        tracks = Tracks.load(files["tracks"])
+        detections = (
+            Detections.load(files["detections"])
+            if files["detections"].is_file()
+            else tracks.detections
+        )
+        names = detections.sequences
+        if sequence is None and len(names) > 1:
+            raise InputError(folder, f"holds the sequences {names}; choose one to proof-read")
+        name = names[0] if sequence is None else resolve_sequences(names, [sequence])[0]
+        detections = detections.take(detections.table["sequence"].to_numpy() == name)
+        associations = None
+        if files["associations"].is_file():
+            associations = Associations.load(files["associations"])
+        work_dir = files["rounds"] / (re.sub(r"[^\w.-]+", "_", name) or "sequence")
+        tracks_file = _latest(work_dir, "tracks")
+        if tracks_file is not None:
+            tracks = Tracks.load(tracks_file)
+        associations_file = _latest(work_dir, "associations.parquet")
+        if associations_file is not None:
+            associations = Associations.load(associations_file)
+        if checkpoint is None and files["checkpoint"].is_file():
+            checkpoint = files["checkpoint"]
+        return cls(
+            detections,
+            _restrict(tracks, detections.ids),
+            None if associations is None else _restrict_associations(associations, detections),
+            Annotations.load(journal if journal is not None else files["journal"]),
+            checkpoint=checkpoint,
+            config=config,
+            work_dir=work_dir,
+        )
+
+    # ---- ranking and navigation ------------------------------------------------------------
+    @property
+    def strategy(self) -> str:
+        """The ranking strategy in use (``random`` where confidence lacks associations)."""
+        wanted = self.config.rank.strategy
+        return "random" if wanted == "confidence" and self.associations is None else wanted
+
+    def rerank(self) -> pd.DataFrame:
+        """Rank the cells again (after the tracks or associations changed); cells answered by
+        now are left out of the ranking (they stay reachable with :meth:`go_to`). The first
+        ranked cell becomes the current one."""
+        rank = self.config.rank
+        if self.strategy != rank.strategy:
+            logger.warning("no associations: cells are ranked in a seeded random order")
+            rank = RankConfig("random", rank.seed, rank.alternatives)
+        table = rank_cells(self.detections, self.tracks, self.associations, rank)
+        self._table = table.set_index("id", drop=False)
+        answered = np.fromiter(self.annotations.latest(), np.int64)
+        ranking = table[~np.isin(table["id"].to_numpy(), answered)].reset_index(drop=True)
+        ranking["rank"] = np.arange(1, len(ranking) + 1)
+        self.ranking = ranking
+        self.position = 0
+        self._detour: Cell | None = None
+        return ranking
+
+    @property
+    def current(self) -> Cell | None:
+        """The cell shown now (``None`` when nothing is left to rank)."""
+        if self._detour is not None:
+            return self._detour
+        if not len(self.ranking):
+            return None
+        return self._cell(int(self.ranking["id"].iat[self.position]), self.position + 1)
+
+    def next(self) -> Cell | None:
+        """Step to the next ranked cell (the last one stays)."""
+        self._detour = None
+        self.position = min(self.position + 1, max(len(self.ranking) - 1, 0))
+        return self.current
+
+    def previous(self) -> Cell | None:
+        """Step back to the previous ranked cell (the first one stays)."""
+        self._detour = None
+        self.position = max(self.position - 1, 0)
+        return self.current
+
+    def jump(self, rank: int) -> Cell | None:
+        """Go to the cell ranked ``rank`` (1 is the most ambiguous)."""
+        if not 1 <= rank <= len(self.ranking):
+            raise InputError("rank", f"must be between 1 and {len(self.ranking)}, got {rank}")
+        self._detour = None
+        self.position = rank - 1
+        return self.current
+
+    def go_to(self, id: int) -> Cell:
+        """Go to detection ``id``, ranked or not (an answered cell, a conflict's parent)."""
+        hit = np.flatnonzero(self.ranking["id"].to_numpy() == id)
+        if len(hit):
+            self.jump(int(hit[0]) + 1)
+            assert self.current is not None
+            return self.current
+        if id not in self._table.index:
+            known = bool(self.detections.has_ids([id])[0])
+            raise InputError(
+                "cell",
+                f"detection {id} is in the last frame of its sequence; it has no children"
+                if known
+                else f"there is no detection {id}",
+            )
+        self._detour = self._cell(int(id), None)
+        return self._detour
+
+    def _cell(self, id: int, rank: int | None) -> Cell:
+        row = self._table.loc[id]
+        axes = self.detections.spatial_axes
+        return Cell(
+            id=id,
+            rank=rank,
+            sequence=str(row["sequence"]),
+            t=int(row["t"]),
+            position=tuple(float(row[a]) for a in axes),
+            score=float(row["score"]),
+            solver_children=tuple(int(c) for c in row["solver_children"]),
+            model_children=tuple(int(c) for c in row["model_children"]),
+            model_scores=tuple(float(s) for s in row["model_scores"]),
+            answer=self.annotations.latest().get(id),
+        )
+
+    def _require_cell(self) -> Cell:
+        cell = self.current
+        if cell is None:
+            raise InputError("proof-reading", "no cell to answer: every cell is answered")
+        return cell
+
+    # ---- what the viewer shows -------------------------------------------------------------
+    def highlights(self, cell: Cell | None = None) -> pd.DataFrame:
+        """Points to draw for ``cell`` (default: the current one): one row per ``role``
+        (``cell``; ``solver``, its solver children; ``model``, the model's best children;
+        ``answer``, the answered children) with ``id``, ``t``, ``[z,] y, x`` and ``score``."""
+        cell = cell or self.current
+        axes = list(self.detections.spatial_axes)
+        columns = ["role", "id", "t", *axes, "score"]
+        if cell is None:
+            return pd.DataFrame(columns=columns)
+        groups = [
+            ("cell", (cell.id,), (cell.score,)),
+            ("solver", cell.solver_children, (np.nan,) * len(cell.solver_children)),
+            ("model", cell.model_children, cell.model_scores),
+            ("answer", cell.answer or (), (np.nan,) * len(cell.answer or ())),
+        ]
+        roles = [r for r, ids, _ in groups for _ in ids]
+        ids = np.asarray([i for _, g, _ in groups for i in g], np.int64)
+        scores = [s for _, _, g in groups for s in g]
+        table = self.detections.table.iloc[self.detections.rows_of(ids)]
+        out = pd.DataFrame({"role": roles, "id": ids, "t": table["t"].to_numpy()})
+        for axis in axes:
+            out[axis] = table[axis].to_numpy()
+        out["score"] = np.asarray(scores, np.float64)
+        return out
+
+    def alternatives(self, cell: Cell | None = None) -> list[tuple[int, ...]]:
+        """The model's answers for ``cell`` that differ from the solver's, most likely first:
+        its best children as many as its association mass says (rounded, 0 to 2), then each of
+        its best children alone, its best two as a division, and no children."""
+        cell = cell or self.current
+        if cell is None or self.associations is None or not cell.model_children:
+            return []
+        top = list(cell.model_children)
+        mass = float(self.associations.outgoing_mass(np.asarray([cell.id]), dt=1)[0])
+        expected = int(np.clip(round(mass), 0, 2))
+        options = [tuple(top[:expected]), *[(c,) for c in top], tuple(top[:2]), ()]
+        seen = {frozenset(cell.solver_children)}
+        out = []
+        for option in options:
+            if frozenset(option) not in seen:
+                seen.add(frozenset(option))
+                out.append(option)
+        return out
+
+    def summary(self) -> str:
+        """One line: answered cells, the ranking, conflicts."""
+        return (
+            f"{len(self.annotations)} answered, {len(self.ranking)} ranked ({self.strategy}), "
+            f"{len(self.conflicts)} conflict(s)"
+        )
+
+    # ---- answers ---------------------------------------------------------------------------
+    def accept(self) -> Answer:
+        """Answer the current cell with the solver's children."""
+        return self._answer(self._require_cell().solver_children)
+
+    def pick(self, index: int = 0) -> Answer:
+        """Answer the current cell with the model's ``index``-th :meth:`alternatives`."""
+        options = self.alternatives(self._require_cell())
+        if not 0 <= index < len(options):
+            raise InputError(
+                "alternative", f"the model offers {len(options)} other answer(s), no #{index + 1}"
+            )
+        return self._answer(options[index])
+
+    def no_children(self) -> Answer:
+        """Answer: the current cell has no children (it ends, dies or leaves)."""
+        return self._answer(())
+
+    def give(self, children: Sequence[int]) -> Answer:
+        """Answer the current cell with the given child ids (one or two)."""
+        return self._answer(tuple(int(c) for c in children))
+
+    def give_at(self, points: np.ndarray) -> Answer:
+        """Answer the current cell with the cells under 1 or 2 clicks ``(t, [z,] y, x)``."""
+        return self.give(self.children_at(points))
+
+    def children_at(self, points: np.ndarray) -> list[int]:
+        """The cells nearest to the clicked ``points`` (``(k, 1 + ndim)``: ``t, [z,] y, x``)
+        in their frames, each within the snap distance; the frames must follow the cell's."""
+        cell = self._require_cell()
+        det = self.detections
+        points = np.asarray(points, np.float64).reshape(-1, 1 + det.ndim)
+        if not 1 <= len(points) <= 2:
+            raise InputError(
+                "clicks", f"click one or two children (got {len(points)}), or answer no children"
+            )
+        snap = self.snap_distance()
+        same = det.table["sequence"].to_numpy() == cell.sequence
+        ids = []
+        for point in points:
+            frame = int(np.rint(point[0]))
+            where = ", ".join(f"{v:.0f}" for v in point[1:])
+            if frame <= cell.t:
+                raise InputError(
+                    "clicks", f"a child must be in a later frame than the cell's ({cell.t}); "
+                    f"the click at ({where}) is in frame {frame}",
+                )  # fmt: skip
+            rows = np.flatnonzero(same & (det.times == frame))
+            dist = np.linalg.norm(det.positions()[rows] - point[1:], axis=1)
+            if not len(rows) or dist.min() > snap:
+                raise InputError(
+                    "clicks", f"no cell within {snap:.1f} px of the click at ({where}) in frame "
+                    f"{frame}",
+                )  # fmt: skip
+            ids.append(int(det.ids[rows[np.argmin(dist)]]))
+        if len(set(ids)) < len(ids):
+            raise InputError("clicks", f"both clicks pick the cell {ids[0]}")
+        return ids
+
+    def snap_distance(self) -> float:
+        """How near (pixels) a click must be to a cell's centre to pick it."""
+        if self._snap is None:
+            self._snap = _half_spacing(self.detections)
+        return self._snap
+
+    def _answer(self, children: tuple[int, ...]) -> Answer:
+        cell = self._require_cell()
+        self._check_children(cell, children)
+        before = self.annotations.latest().get(cell.id)
+        answer = Answer(cell.id, children, author=self.config.author)
+        self.annotations.add(answer)
+        self._undo.append((cell.id, before))
+        self._refresh(cell.id)
+        self._validate()
+        return answer
+
+    def _check_children(self, cell: Cell, children: tuple[int, ...]) -> None:
+        """Refuse, before anything is written, a child that does not exist or is not later in
+        the cell's sequence (what the journal can never hold)."""
+        det = self.detections
+        known = det.has_ids(children)
+        if not known.all():
+            bad = [c for c, k in zip(children, known, strict=True) if not k]
+            raise InputError("answer", f"there is no detection {bad[0]}")
+        rows = det.rows_of(children)
+        bad = (det.times[rows] <= cell.t) | (
+            det.table["sequence"].to_numpy()[rows] != cell.sequence
+        )
+        if bad.any():
+            raise InputError(
+                "answer",
+                f"detection {children[int(np.argmax(bad))]} is not in a later frame of the "
+                f"sequence of cell {cell.id}",
+            )
+
+    def undo(self) -> Answer | None:
+        """Take back the last answer of this session: the cell's earlier answer comes back, or
+        the cell is unanswered again (both are new journal lines; nothing is erased). The cell
+        becomes the current one. ``None`` when there is nothing to undo."""
+        if not self._undo:
+            return None
+        id, before = self._undo.pop()
+        author = self.config.author
+        if before is None:
+            answer = self.annotations.retract(id, author=author)
+        else:
+            answer = self.annotations.edit(id, before, author=author)
+        self._validate()
+        self.go_to(id)
+        return answer
+
+    def _refresh(self, id: int) -> None:
+        """Show the journal's answer of ``id`` if it is the detour cell."""
+        if self._detour is not None and self._detour.id == id:
+            self._detour = self._cell(id, None)
+
+    def _validate(self) -> list[Conflict]:
+        self.conflicts = self.annotations.validate(self.detections, self.config.link.max_gap)
+        return self.conflicts
+
+    # ---- solving and fine-tuning -----------------------------------------------------------
+    def resolve(self, folder: Path | None = None) -> LinkResult:
+        """Link again with every answer pinned; the new tracks replace the solver's, are saved
+        in ``folder/tracks`` (default: a new round) and the cells are ranked again."""
+        from attrackt.link import link
+
+        self.annotations.check(self.detections, self.config.link.max_gap)
+        result = link(self.detections, self.associations, self.annotations, self.config.link)
+        folder = folder or self._next_round()
+        result.tracks.save(folder / "tracks")
+        self.tracks = result.tracks
+        self.rerank()
+        return result
+
+    def finetune(self, folder: Path) -> Any:
+        """Fine-tune the base model on the answers (and pseudo-labels from the solver's most
+        certain links) into ``folder/finetune``; returns the ``FinetuneResult``."""
+        from attrackt.finetune import FinetuneConfig, finetune_checkpoint, pseudo_labels
+
+        checkpoint = self._base_model()
+        if not len(self.annotations):
+            raise InputError("fine-tuning", "answer some cells first")
+        config = self.config.finetune or FinetuneConfig()
+        pseudo = None
+        if self.associations is not None and config.pseudo_fraction > 0:
+            pseudo = pseudo_labels(
+                self.detections,
+                self.tracks,
+                self.associations,
+                self.annotations,
+                config.pseudo_fraction,
+            )
+        result = finetune_checkpoint(
+            checkpoint,
+            self.detections,
+            self.annotations,
+            config,
+            folder / "finetune",
+            pseudo=pseudo,
+        )
+        self._model = folder / "finetune" / "model.pt"
+        return result
+
+    def predict(self, folder: Path) -> Associations:
+        """Score the detections with the latest fine-tuned model; the associations replace the
+        model's old ones and are saved as ``folder/associations.parquet``."""
+        from attrackt.predict import PredictConfig, predict_from_checkpoint
+
+        if self._model is None:
+            raise InputError("prediction", "fine-tune first")
+        config = self.config.predict or PredictConfig()
+        associations = predict_from_checkpoint(self._model, self.detections, config)
+        associations.save(folder / "associations.parquet")
+        self.associations = associations
+        return associations
+
+    def resolve_steps(self) -> list[tuple[str, Callable[[], Any]]]:
+        """ "Re-solve" as steps (see :meth:`retrain_steps`)."""
+        return [("re-solving", self.resolve)]
+
+    def retrain_steps(self) -> list[tuple[str, Callable[[], Any]]]:
+        """The steps of "fine-tune + re-solve" as ``(label, call)``, to run in order (a worker
+        thread may run them, reporting each label)."""
+        self._base_model()
+        folder = self._next_round()
+        return [
+            ("fine-tuning", lambda: self.finetune(folder)),
+            ("predicting", lambda: self.predict(folder)),
+            ("re-solving", lambda: self.resolve(folder)),
+        ]
+
+    def finetune_and_resolve(self) -> LinkResult:
+        """Fine-tune on the answers, predict, and re-solve with the answers pinned."""
+        result = None
+        for _, step in self.retrain_steps():
+            result = step()
+        return result
+
+    def _base_model(self) -> Path:
+        if self.checkpoint is None:
+            raise InputError(
+                "fine-tuning", "needs the base model (model.pt in the project, or --checkpoint)"
+            )
+        return self.checkpoint
+
+    def _next_round(self) -> Path:
+        """The folder of the next round (made by the first step that writes into it)."""
+        if self.work_dir is None:
+            self.work_dir = Path(tempfile.mkdtemp(prefix="attrackt-proofread-"))
+            logger.info("re-solved tracks and fine-tuned models go to %s", self.work_dir)
+        done = [int(p.name[5:]) for p in self.work_dir.glob("round[0-9]*") if p.name[5:].isdigit()]
+        return self.work_dir / f"round{max(done, default=0) + 1:03d}"
+
+
+def _latest(work_dir: Path, name: str) -> Path | None:
+    """``work_dir/roundNNN/name`` of the latest round that has it."""
+    rounds = sorted(work_dir.glob("round[0-9]*"), reverse=True) if work_dir.is_dir() else []
+    return next((r / name for r in rounds if (r / name).exists()), None)
+
+
+def _restrict(tracks: Tracks, ids: np.ndarray) -> Tracks:
+    """The part of ``tracks`` on the detections ``ids``."""
+    keep = np.isin(tracks.detections.ids, ids)
+    edges = tracks.edges[np.isin(tracks.edges, ids).all(axis=1)]
+    return Tracks(tracks.detections.take(keep), edges)
+
+
+def _restrict_associations(associations: Associations, detections: Detections) -> Associations:
+    table = associations.table
+    keep = np.isin(table["source"].to_numpy(), detections.ids)
+    return Associations(table[keep].reset_index(drop=True), dict(associations.meta))
+
+
+def _half_spacing(detections: Detections) -> float:
+    """Half the median distance from a cell to its nearest neighbour in the same frame."""
+    from scipy.spatial import cKDTree
+
+    pos = detections.positions()
+    if len(pos) < 2:
+        return float("inf")
+    span = float(np.ptp(pos, axis=0).max()) + 1.0
+    codes = pd.factorize(detections.table["sequence"])[0]
+    far = np.column_stack([codes * 4 * span, detections.times * 4 * span])
+    dist = cKDTree(np.column_stack([far, pos])).query(np.column_stack([far, pos]), k=2)[0][:, 1]
+    near = dist[dist < span * 2]
+    return float(np.median(near)) / 2 if len(near) else float("inf")

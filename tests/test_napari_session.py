@@ -1,0 +1,303 @@
+"""The proof-reading controller behind the napari widget (no Qt, no napari)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from attrackt.data import Annotations, Associations, Detections, Tracks
+from attrackt.errors import InputError
+from attrackt.link import link
+from attrackt.napari.layers import tracks_from_layer, tracks_layer
+from attrackt.napari.session import ProofreadSession, SessionConfig
+from attrackt.synthetic import SyntheticConfig, generate
+
+
+@pytest.fixture(scope="module")
+def movie():
+    """A tiny synthetic movie: its ground truth, a solver that cut one link (``ends``) and
+    missed one daughter of a division (``halved``), and associations that score every true
+    link 0.9 and nothing else."""
+    gt = generate(
+        SyntheticConfig(shape=(96, 96), frames=8, density=8, division_rate=0.15, step=3, seed=1)
+    ).tracks("s")
+    kids = gt.children()
+    halved = next(p for p, c in kids.items() if len(c) == 2)
+    ends = next(p for p, c in kids.items() if len(c) == 1 and p != halved)
+    cut = {(halved, kids[halved][1]), (ends, kids[ends][0])}
+    solver = Tracks(
+        gt.detections, np.asarray([e for e in gt.edges.tolist() if tuple(e) not in cut])
+    )
+    assoc = Associations.from_arrays(gt.edges[:, 0], gt.edges[:, 1], np.full(len(gt.edges), 0.9))
+    return gt, solver, assoc, halved, ends
+
+
+def session_of(movie, tmp_path, **kwargs) -> ProofreadSession:
+    gt, solver, assoc, _, _ = movie
+    journal = Annotations.load(tmp_path / "answers.jsonl")
+    return ProofreadSession(None, solver, assoc, journal, work_dir=tmp_path / "rounds", **kwargs)
+
+
+def replayed(tmp_path) -> dict[int, tuple[int, ...]]:
+    return Annotations.load(tmp_path / "answers.jsonl").latest()
+
+
+def test_ranking_puts_the_solver_errors_first_and_orders_by_disagreement(movie, tmp_path):
+    gt, solver, assoc, halved, ends = movie
+    session = session_of(movie, tmp_path)
+    ranking = session.ranking
+    det = gt.detections
+    # the disagreement |model mass - solver links| computed here from the edges themselves
+    mass = dict.fromkeys(det.ids.tolist(), 0.0)
+    for p in gt.edges[:, 0].tolist():
+        mass[p] += 0.9
+    degree = dict.fromkeys(det.ids.tolist(), 0)
+    for p in solver.edges[:, 0].tolist():
+        degree[p] += 1
+    expected = [abs(mass[i] - degree[i]) for i in ranking["id"].tolist()]
+    np.testing.assert_allclose(ranking["score"], expected, atol=1e-6)
+    assert np.all(np.diff(ranking["score"].to_numpy()) <= 1e-9)
+    assert ranking["id"].tolist()[:2] == [ends, halved]  # 0.9 and 0.8 beat every other cell
+    assert ranking["rank"].tolist() == list(range(1, len(ranking) + 1))
+    last = det.times.max()
+    assert set(ranking["id"]) == set(det.ids[det.times < last].tolist())
+    assert session.current.id == ends and session.current.rank == 1
+
+
+def test_navigation_next_previous_jump_go_to(movie, tmp_path):
+    session = session_of(movie, tmp_path)
+    ids = session.ranking["id"].tolist()
+    assert session.previous().id == ids[0]  # the first stays
+    assert session.next().id == ids[1] and session.next().id == ids[2]
+    assert session.previous().id == ids[1]
+    assert session.jump(len(ids)).id == ids[-1]
+    assert session.next().id == ids[-1]  # the last stays
+    with pytest.raises(InputError, match="between 1 and"):
+        session.jump(len(ids) + 1)
+    assert session.go_to(ids[3]).rank == 4
+    det = movie[0].detections
+    last = int(det.ids[det.times == det.times.max()][0])
+    with pytest.raises(InputError, match="last frame"):
+        session.go_to(last)
+    with pytest.raises(InputError, match="no detection"):
+        session.go_to(10**9)
+
+
+def test_each_answer_kind_is_journaled_and_replays(movie, tmp_path):
+    gt, solver, assoc, halved, ends = movie
+    session = session_of(movie, tmp_path)
+    det = gt.detections
+    kids = gt.children()
+
+    session.go_to(ends)  # the solver ends it; the model says one child
+    assert session.alternatives()[0] == (kids[ends][0],)
+    session.pick(0)
+    session.go_to(halved)  # the solver gives one daughter; the model says two
+    assert set(session.alternatives()[0]) == set(kids[halved])
+    session.pick(0)
+    accepted = session.jump(3)
+    session.accept()
+    session.next()
+    session.no_children()
+    clicked = session.next()
+    child = kids[clicked.id][0] if clicked.id in kids else None
+    if child is None:  # a cell that ends: click any later cell instead
+        child = int(det.ids[det.times == clicked.t + 1][0])
+    row = det.rows_of([child])[0]
+    point = np.r_[det.times[row], det.positions()[row] + 1.5]  # a click beside the centre
+    session.give_at(point[None])
+
+    latest = replayed(tmp_path)
+    assert latest[ends] == tuple(kids[ends])
+    assert set(latest[halved]) == set(kids[halved])
+    assert latest[accepted.id] == accepted.solver_children
+    assert latest[session.ranking["id"].iat[3]] == ()
+    assert latest[clicked.id] == (child,)
+    assert len(latest) == 5
+    assert session.go_to(clicked.id).answer == (child,)
+
+
+def test_undo_restores_the_earlier_answer_then_unanswers_and_keeps_history(movie, tmp_path):
+    session = session_of(movie, tmp_path)
+    cell = session.current
+    session.give([int(movie[0].children()[cell.id][0])])
+    session.no_children()
+    assert replayed(tmp_path)[cell.id] == ()
+    session.undo()
+    assert replayed(tmp_path)[cell.id] == tuple(movie[0].children()[cell.id])
+    assert session.current.answer == tuple(movie[0].children()[cell.id])
+    session.undo()
+    assert cell.id not in replayed(tmp_path)
+    assert session.current.id == cell.id and session.current.answer is None
+    assert session.undo() is None
+    lines = (tmp_path / "answers.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["retracted"] is True
+
+
+def test_conflicts_are_surfaced_and_bad_answers_never_reach_the_journal(movie, tmp_path):
+    gt, *_ = movie
+    session = session_of(movie, tmp_path)
+    kids = gt.children()
+    ranked = set(session.ranking["id"].tolist())
+    first, second = [p for p, c in kids.items() if len(c) == 1 and p in ranked][:2]
+    session.go_to(first)
+    session.give(kids[first])
+    assert session.conflicts == []
+    session.go_to(second)
+    session.give(kids[first])  # the same child for another parent
+    assert [c.kind for c in session.conflicts] == ["shared-child"]
+    assert session.conflicts[0].child == kids[first][0]
+    with pytest.raises(InputError, match="contradictory"):
+        session.resolve()
+
+    cell = session.go_to(first)
+    before = (tmp_path / "answers.jsonl").read_text()
+    same_frame = np.r_[cell.t, cell.position][None]
+    with pytest.raises(InputError, match="later frame"):
+        session.give_at(same_frame)
+    with pytest.raises(InputError, match="no cell within"):
+        session.give_at(np.r_[cell.t + 1, -500.0, -500.0][None])
+    with pytest.raises(InputError, match="no detection"):
+        session.give([10**9])
+    with pytest.raises(InputError, match="one or two"):
+        session.give_at(np.zeros((3, 3)))
+    assert (tmp_path / "answers.jsonl").read_text() == before
+    session.give(kids[second])  # answering again resolves the conflict
+    assert session.conflicts == []
+
+
+def test_resolve_pins_every_answer(movie, tmp_path):
+    gt, solver, assoc, halved, ends = movie
+    session = session_of(movie, tmp_path)
+    kids = gt.children()
+    session.go_to(halved)
+    session.pick(0)  # the division
+    # a wrong but possible answer: a single cell ends although the truth links it on
+    single = next(p for p, c in kids.items() if len(c) == 1 and p not in (halved, ends))
+    session.go_to(single)
+    session.no_children()
+    unpinned = link(gt.detections, assoc, None, session.config.link).tracks
+    assert single in set(unpinned.edges[:, 0].tolist())  # the pin has something to change
+    result = session.resolve()
+    edges = set(map(tuple, result.tracks.edges.tolist()))
+    assert {(halved, c) for c in kids[halved]} <= edges
+    assert single not in set(result.tracks.edges[:, 0].tolist())
+    assert session.tracks is result.tracks
+    assert Tracks.load(tmp_path / "rounds" / "round001" / "tracks").equals(result.tracks)
+    assert halved not in set(session.ranking["id"]) and single not in set(session.ranking["id"])
+
+
+def test_open_project_goes_on_from_the_latest_round(movie, tmp_path):
+    gt, solver, assoc, halved, ends = movie
+    project = tmp_path / "project"
+    gt.detections.save(project / "detections.parquet")
+    solver.save(project / "tracks")
+    assoc.save(project / "associations.parquet")
+    session = ProofreadSession.open(project)
+    assert session.current.id == ends and session.checkpoint is None
+    session.pick(0)
+    resolved = session.resolve().tracks
+    again = ProofreadSession.open(project)
+    assert again.tracks.equals(resolved)
+    assert again.annotations.latest() == {ends: tuple(gt.children()[ends])}
+    assert ends not in set(again.ranking["id"])
+
+    other = gt.detections.table.copy()
+    other["sequence"] = "t"
+    other["id"] += 1000
+    both = Detections.concat([gt.detections, Detections(other)])
+    both.save(project / "detections.parquet")
+    with pytest.raises(InputError, match="choose one"):
+        ProofreadSession.open(project)
+    assert len(ProofreadSession.open(project, sequence="s").detections) == len(gt.detections)
+
+
+def test_no_associations_ranks_randomly_and_offers_no_alternative(movie, tmp_path):
+    gt, solver, *_ = movie
+    session = ProofreadSession(None, solver)
+    assert session.strategy == "random" and session.alternatives() == []
+    with pytest.raises(InputError, match="no other answer|0 other"):
+        session.pick(0)
+    with pytest.raises(InputError, match="base model"):
+        session.retrain_steps()
+
+
+def test_tracks_layer_round_trips(movie):
+    gt = movie[0]
+    data, kwargs, kind = tracks_layer(gt, "gt")
+    assert kind == "tracks" and data.shape == (len(gt.detections), 4)
+    back = tracks_from_layer(data, kwargs["graph"], kwargs["features"], kwargs["metadata"])
+    assert back.equals(gt)
+    plain = tracks_from_layer(data, kwargs["graph"])  # ids become row numbers
+    assert len(plain.edges) == len(gt.edges)
+
+
+def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
+    movie, tmp_path, single_thread
+):
+    import hashlib
+
+    from attrackt.features import regionprops_features
+    from attrackt.finetune import FinetuneConfig
+    from attrackt.model import TransformerConfig, WindowConfig
+    from attrackt.model.lora import LoRAConfig
+    from attrackt.predict import PredictConfig
+    from attrackt.train import TrainConfig
+    from attrackt.training import AssociationTrainConfig, train_association_model
+
+    gt, solver, _, halved, ends = movie
+    clip = generate(
+        SyntheticConfig(shape=(96, 96), frames=8, density=8, division_rate=0.15, step=3, seed=1)
+    )
+    det = regionprops_features(clip.images, clip.masks, gt.detections)
+    det = det.with_vectors(embedding=det.table[det.feature_columns].to_numpy(np.float32))
+    fast = TrainConfig(steps=4, batch_size=4, lr=1e-3, device="cpu", progress=False)
+    model = TransformerConfig(d_model=16, n_heads=2, encoder_layers=1, decoder_layers=1)
+    train_association_model(
+        det,
+        None,
+        AssociationTrainConfig(
+            model=model, windows=WindowConfig(window=3), train=fast, heads_width=8, val_frames=0
+        ),
+        tmp_path / "base",
+    )
+    base = tmp_path / "base" / "last.pt"
+    digest = hashlib.sha256(base.read_bytes()).hexdigest()
+    config = SessionConfig(
+        finetune=FinetuneConfig(lora=LoRAConfig(rank=2, alpha=2.0), min_steps=2, max_steps=2,
+                                train=fast),
+        predict=PredictConfig(tta=False, device="cpu", progress=False),
+    )  # fmt: skip
+    session = ProofreadSession(
+        det, solver, None, Annotations(), checkpoint=base, config=config, work_dir=tmp_path / "w"
+    )
+    assert session.strategy == "random"
+    session.go_to(halved)
+    session.give(gt.children()[halved])
+    labels = [label for label, _ in session.retrain_steps()]
+    assert labels == ["fine-tuning", "predicting", "re-solving"]
+    result = session.finetune_and_resolve()
+    done = tmp_path / "w" / "round001"
+    assert (done / "finetune" / "model.pt").is_file()
+    assert Associations.load(done / "associations.parquet").equals(session.associations)
+    assert Tracks.load(done / "tracks").equals(result.tracks)
+    assert session.strategy == "confidence" and len(session.associations)
+    assert {(halved, c) for c in gt.children()[halved]} <= set(
+        map(tuple, result.tracks.edges.tolist())
+    )
+    assert hashlib.sha256(base.read_bytes()).hexdigest() == digest
+
+
+def test_cli_napari_says_how_to_install_napari(monkeypatch):
+    import sys
+
+    from typer.testing import CliRunner
+
+    from attrackt.cli import app
+
+    monkeypatch.setitem(sys.modules, "napari", None)  # as if it were not installed
+    result = CliRunner().invoke(app, ["napari", "."])
+    assert result.exit_code == 1
+    assert "pip install 'attrackt[napari]'" in result.output
