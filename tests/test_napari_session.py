@@ -211,7 +211,12 @@ def test_open_project_goes_on_from_the_latest_round(movie, tmp_path):
     both.save(project / "detections.parquet")
     with pytest.raises(InputError, match="choose one"):
         ProofreadSession.open(project)
-    assert len(ProofreadSession.open(project, sequence="s").detections) == len(gt.detections)
+    on_t = ProofreadSession.open(project, sequence="t")
+    assert len(on_t.detections) == len(gt.detections) and not len(on_t.annotations)
+    on_t.no_children()  # into the same journal
+    on_s = ProofreadSession.open(project, sequence="s")
+    assert on_s.annotations.latest() == {ends: tuple(gt.children()[ends])}
+    assert set(Annotations.load(project / "answers.jsonl").latest()) == {ends, on_t.current.id}
 
 
 def test_no_associations_ranks_randomly_and_offers_no_alternative(movie, tmp_path):

@@ -3,7 +3,8 @@
 Every decision is the session's; the widget turns clicks into its calls and shows the result:
 the viewer steps to the current cell's frame and centres on it, a points layer marks the cell
 (yellow), its solver children (cyan), the model's best children (magenta) and the answered ones
-(green), and a second points layer takes the clicks that give children by hand. Re-solving and
+(green), in their frame and in the cell's, and a second points layer takes the clicks that give
+children by hand. Re-solving and
 fine-tuning run in a worker thread with their progress shown.
 """
 
@@ -13,6 +14,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -286,7 +288,6 @@ class ProofreadWidget(QWidget):
             size=12,
             face_color="transparent",
             border_width=0.15,
-            out_of_slice_display=True,
             text={"string": "{role} {id}", "color": "white", "size": 8, "anchor": "upper_left"},
             features={"role": np.zeros(0, str), "id": np.zeros(0, np.int64)},
         )
@@ -303,6 +304,9 @@ class ProofreadWidget(QWidget):
         self.conflict_list.clear()
         self.conflict_list.addItems([c.message for c in session.conflicts])
         highlights = session.highlights(cell)
+        if cell is not None:  # the children also where the cell is, to see both at once
+            beside = highlights[highlights["role"] != "cell"].assign(t=cell.t)
+            highlights = pd.concat([highlights, beside], ignore_index=True)
         axes = list(session.detections.spatial_axes)
         self.highlights.data = highlights[["t", *axes]].to_numpy(np.float64)
         self.highlights.features = highlights[["role", "id"]]

@@ -129,7 +129,8 @@ class ProofreadSession:
         config: SessionConfig | None = None,
     ) -> ProofreadSession:
         """A session on one sequence of a project folder (see the module text), going on from
-        its latest round. ``journal`` and ``checkpoint`` replace the project's own."""
+        its latest round. ``journal`` and ``checkpoint`` replace the project's own; the answers
+        of every sequence share one journal."""
         from attrackt.store import resolve_sequences
 
         folder = Path(folder)
@@ -150,7 +151,12 @@ class ProofreadSession:
         if sequence is None and len(names) > 1:
             raise InputError(folder, f"holds the sequences {names}; choose one to proof-read")
         name = names[0] if sequence is None else resolve_sequences(names, [sequence])[0]
-        detections = detections.take(detections.table["sequence"].to_numpy() == name)
+        mine = detections.table["sequence"].to_numpy() == name
+        others = set(detections.ids[~mine].tolist())
+        detections = detections.take(mine)
+        journal = Annotations.load(journal if journal is not None else files["journal"])
+        # one journal for the project: this session sees its sequence's answers, adds to all
+        annotations = Annotations(journal.path, [a for a in journal.history if a.id not in others])
         associations = None
         if files["associations"].is_file():
             associations = Associations.load(files["associations"])
@@ -167,7 +173,7 @@ class ProofreadSession:
             detections,
             _restrict(tracks, detections.ids),
             None if associations is None else _restrict_associations(associations, detections),
-            Annotations.load(journal if journal is not None else files["journal"]),
+            annotations,
             checkpoint=checkpoint,
             config=config,
             work_dir=work_dir,
