@@ -63,38 +63,23 @@ class PipelineConfig:
     @classmethod
     def quick(cls, seed: int = 0, device: str = "auto") -> PipelineConfig:
         """Small models and short training: minutes on a laptop CPU (the demo's settings)."""
+
+        def short(steps: int, batch_size: int) -> TrainConfig:
+            every = steps // 2
+            return TrainConfig(
+                steps=steps, batch_size=batch_size, lr=1e-3, min_lr=3e-5, seed=seed,
+                device=device, log_every=50, val_every=every, checkpoint_every=every,
+            )  # fmt: skip
+
+        small = TransformerConfig(
+            d_model=64, n_heads=4, encoder_layers=2, decoder_layers=2, dropout=0.0
+        )
         return cls(
             prepare=PrepareConfig(masks=True, crop_size=32, crop_pixels=32),
             embed=EmbedConfig(
-                model=AutoEncoderConfig(crop_size=(32, 32), base_channels=16),
-                train=TrainConfig(
-                    steps=300,
-                    batch_size=64,
-                    lr=1e-3,
-                    min_lr=3e-5,
-                    seed=seed,
-                    device=device,
-                    log_every=50,
-                    val_every=150,
-                    checkpoint_every=150,
-                ),
+                model=AutoEncoderConfig(crop_size=(32, 32), base_channels=16), train=short(300, 64)
             ),
-            train=AssociationTrainConfig(
-                model=TransformerConfig(
-                    d_model=64, n_heads=4, encoder_layers=2, decoder_layers=2, dropout=0.0
-                ),
-                train=TrainConfig(
-                    steps=400,
-                    batch_size=8,
-                    lr=1e-3,
-                    min_lr=3e-5,
-                    seed=seed,
-                    device=device,
-                    log_every=50,
-                    val_every=200,
-                    checkpoint_every=200,
-                ),
-            ),
+            train=AssociationTrainConfig(model=small, train=short(400, 8)),
             predict=PredictConfig(tta=False, device=device),
             link=LinkConfig(k=10),
             rank=RankConfig(seed=seed),
