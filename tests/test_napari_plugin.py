@@ -202,14 +202,15 @@ def test_resolve_runs_in_a_worker_and_updates_the_tracks_layer(viewer, session, 
     assert widget.progress.value() == widget.progress.maximum() == 1
 
 
-def test_cli_opens_a_project_with_the_widget_docked(viewer, session, launched, tmp_path):
+def test_cli_opens_a_project_with_the_widget_docked(viewer, session, clip, launched, tmp_path):
     from typer.testing import CliRunner
 
     from attrackt.cli import app
     from attrackt.napari._widget import TRACKS_NAME
+    from attrackt.store import Store
 
-    project = tmp_path / "project"
-    session.detections.save(project / "detections.parquet")
+    project = tmp_path / "project"  # as attrackt run leaves it
+    Store(session.detections, masks={"s": clip.masks}).save(project / "embedded.npz")
     session.tracks.save(project / "tracks")
     session.associations.save(project / "associations.parquet")
     result = CliRunner().invoke(app, ["napari", str(project), "--author", "ann"])
@@ -219,6 +220,7 @@ def test_cli_opens_a_project_with_the_widget_docked(viewer, session, launched, t
     assert widget.session.current.id == session.current.id  # the same ranking
     assert viewer.dims.current_step[0] == session.current.t
     assert TRACKS_NAME in viewer.layers
+    np.testing.assert_array_equal(viewer.layers["masks"].data, clip.masks)
     widget.none_button.click()
     answer = Annotations.load(project / "answers.jsonl").history[-1]
     assert (answer.id, answer.children, answer.author) == (session.current.id, (), "ann")

@@ -16,13 +16,18 @@ from attrackt.synthetic import SyntheticConfig, generate
 
 
 @pytest.fixture(scope="module")
-def movie():
-    """A tiny synthetic movie: its ground truth, a solver that cut one link (``ends``) and
-    missed one daughter of a division (``halved``), and associations that score every true
-    link 0.9 and nothing else."""
-    gt = generate(
+def clip():
+    return generate(
         SyntheticConfig(shape=(96, 96), frames=8, density=8, division_rate=0.15, step=3, seed=1)
-    ).tracks("s")
+    )
+
+
+@pytest.fixture(scope="module")
+def movie(clip):
+    """The tiny movie's ground truth, a solver that cut one link (``ends``) and missed one
+    daughter of a division (``halved``), and associations that score every true link 0.9 and
+    nothing else."""
+    gt = clip.tracks("s")
     kids = gt.children()
     halved = next(p for p, c in kids.items() if len(c) == 2)
     ends = next(p for p, c in kids.items() if len(c) == 1 and p != halved)
@@ -189,14 +194,20 @@ def test_resolve_pins_every_answer(movie, tmp_path):
     assert halved not in set(session.ranking["id"]) and single not in set(session.ranking["id"])
 
 
-def test_open_project_goes_on_from_the_latest_round(movie, tmp_path):
+def test_open_project_goes_on_from_the_latest_round(movie, clip, tmp_path):
+    from attrackt.store import Store
+
     gt, solver, assoc, halved, ends = movie
-    project = tmp_path / "project"
-    gt.detections.save(project / "detections.parquet")
+    project = tmp_path / "project"  # as attrackt run leaves it
+    Store(gt.detections, masks={"s": clip.masks}).save(project / "embedded.npz")
     solver.save(project / "tracks")
     assoc.save(project / "associations.parquet")
+    (project / "model").mkdir()
+    (project / "model" / "last.pt").write_bytes(b"")
     session = ProofreadSession.open(project)
-    assert session.current.id == ends and session.checkpoint is None
+    assert session.current.id == ends
+    assert session.checkpoint == project / "model" / "last.pt"
+    np.testing.assert_array_equal(session.masks, clip.masks)
     session.pick(0)
     resolved = session.resolve().tracks
     again = ProofreadSession.open(project)
@@ -204,19 +215,26 @@ def test_open_project_goes_on_from_the_latest_round(movie, tmp_path):
     assert again.annotations.latest() == {ends: tuple(gt.children()[ends])}
     assert ends not in set(again.ranking["id"])
 
-    other = gt.detections.table.copy()
+    other = gt.detections.table.copy()  # a second sequence "t", solved the same way
     other["sequence"] = "t"
     other["id"] += 1000
     both = Detections.concat([gt.detections, Detections(other)])
-    both.save(project / "detections.parquet")
+    Store(both).save(project / "embedded.npz")
+    Tracks(both, np.concatenate([solver.edges, solver.edges + 1000])).save(project / "tracks")
+    pairs = np.concatenate([gt.edges, gt.edges + 1000])
+    Associations.from_arrays(pairs[:, 0], pairs[:, 1], np.full(len(pairs), 0.9)).save(
+        project / "associations.parquet"
+    )
     with pytest.raises(InputError, match="choose one"):
         ProofreadSession.open(project)
     on_t = ProofreadSession.open(project, sequence="t")
     assert len(on_t.detections) == len(gt.detections) and not len(on_t.annotations)
+    assert on_t.current.id == ends + 1000 and on_t.masks is None
     on_t.no_children()  # into the same journal
     on_s = ProofreadSession.open(project, sequence="s")
     assert on_s.annotations.latest() == {ends: tuple(gt.children()[ends])}
-    assert set(Annotations.load(project / "answers.jsonl").latest()) == {ends, on_t.current.id}
+    assert on_s.tracks.equals(resolved)  # its latest round, not the new tracks/
+    assert set(Annotations.load(project / "answers.jsonl").latest()) == {ends, ends + 1000}
 
 
 def test_no_associations_ranks_randomly_and_offers_no_alternative(movie, tmp_path):
@@ -240,7 +258,7 @@ def test_tracks_layer_round_trips(movie):
 
 
 def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
-    movie, tmp_path, single_thread
+    movie, clip, tmp_path, single_thread
 ):
     import hashlib
 
@@ -253,9 +271,6 @@ def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
     from attrackt.training import AssociationTrainConfig, train_association_model
 
     gt, solver, _, halved, ends = movie
-    clip = generate(
-        SyntheticConfig(shape=(96, 96), frames=8, density=8, division_rate=0.15, step=3, seed=1)
-    )
     det = regionprops_features(clip.images, clip.masks, gt.detections)
     det = det.with_vectors(embedding=det.table[det.feature_columns].to_numpy(np.float32))
     fast = TrainConfig(steps=4, batch_size=4, lr=1e-3, device="cpu", progress=False)

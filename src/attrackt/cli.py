@@ -15,6 +15,7 @@ import typer
 
 from attrackt.data import Detections
 from attrackt.errors import InputError
+from attrackt.io.tiff import read_movie
 
 app = typer.Typer(
     name="attrackt",
@@ -258,7 +259,7 @@ def link_command(
         if detections.is_dir():
             from attrackt.io.ctc import detections_from_masks
 
-            masks = _read_movie(detections)
+            masks = read_movie(detections)
             dets = detections_from_masks(masks, sequence=detections.name)
         else:
             dets = Detections.load(detections)
@@ -302,28 +303,6 @@ _Movies = Annotated[
     list[Path], typer.Option(help="Movie per sequence (in table order): CTC folder, .tif, .npy.")
 ]
 _Masks = Annotated[list[Path], typer.Option(help="Label masks per sequence: CTC folder, ...")]
-_FRAME_PREFIXES = ("t", "man_track", "mask", "man_seg")  # images, TRA, RES, SEG
-
-
-def _read_movie(path: Path) -> np.ndarray:
-    """(T, [Z,] Y, X) from a CTC frame folder (images, TRA, RES or SEG), a .tif or a .npy stack."""
-    from attrackt.io.checks import check_frame_files, raise_on_errors
-    from attrackt.io.tiff import frame_files, read_frames, read_tiff
-
-    if path.is_dir():
-        for prefix in _FRAME_PREFIXES:
-            frames = frame_files(path, prefix)
-            if frames:
-                raise_on_errors(check_frame_files(frames, path, prefix))
-                return read_frames([paths[0] for paths in frames.values()])
-        raise InputError(path, f"holds no frame files ({', '.join(_FRAME_PREFIXES)}NNN.tif)")
-    if not path.is_file():
-        raise InputError(path, "no such file or folder")
-    if path.suffix == ".npy":
-        return np.load(path, mmap_mode="r")
-    if path.suffix in (".tif", ".tiff"):
-        return read_tiff(path)
-    raise InputError(path, "expected a CTC frame folder, a .tif stack or a .npy stack")
 
 
 def _movies(detections: Detections, paths: list[Path], what: str) -> dict[str, np.ndarray]:
@@ -333,7 +312,7 @@ def _movies(detections: Detections, paths: list[Path], what: str) -> dict[str, n
         raise InputError(
             f"--{what}", f"give one per sequence ({len(names)}: {names}), got {len(paths)}"
         )
-    return {name: _read_movie(p) for name, p in zip(names, paths, strict=True)}
+    return {name: read_movie(p) for name, p in zip(names, paths, strict=True)}
 
 
 @contextlib.contextmanager
@@ -997,7 +976,7 @@ def plot_errors_command(
         pred_tracks, gt_tracks, errors = _errors(pred, gt, match_distance)
         image = None
         if images is not None:
-            movie = _read_movie(images)
+            movie = read_movie(images)
             if image_frame is None:
                 image = np.asarray(movie).max(axis=0)
             elif not 0 <= image_frame < len(movie):
@@ -1176,11 +1155,83 @@ def napari_command(
             journal=journal,
             sequence=sequence,
             checkpoint=checkpoint,
-            images=_read_movie(images) if images is not None else None,
-            masks=_read_movie(masks) if masks is not None else None,
+            images=read_movie(images) if images is not None else None,
+            masks=read_movie(masks) if masks is not None else None,
             config=config,
         )
     napari.run()
 
 
 # ---- the whole pipeline ------------------------------------------------------------------
+
+
+def _report_pipeline(result) -> None:  # result: attrackt.pipeline.PipelineResult
+    from attrackt.evaluate import format_table
+
+    tracks = result.tracks
+    typer.echo(
+        f"{len(tracks.detections)} cells, {len(tracks.edges)} links, "
+        f"{len(tracks.divisions())} divisions -> {result.project}"
+    )
+    typer.echo(f"proof-read first: {result.project / 'ranking.csv'} ({result.ranked_cells} cells)")
+    for name, scores in result.metrics.items():
+        keys = ("AOGM", "TRA", "fp_edges", "fn_edges", "ws_edges", "division_f1")
+        table = {v: {k: s[k] for k in keys} for v, s in scores.items()}
+        typer.echo(f"\nsequence {name} against its ground truth:\n{format_table(table)}")
+
+
+@app.command("run")
+def run_command(
+    sources: Annotated[
+        list[Path], typer.Argument(help="CTC sequence(s) or dataset, or one image folder/stack.")
+    ],
+    project: Annotated[Path, typer.Option(help="Project folder for every stage's output.")],
+    masks: Annotated[
+        Path | None, typer.Option(help="Instance segmentation of the single image source.")
+    ] = None,
+    gt_detections: Annotated[
+        bool, typer.Option(help="Full cells: TRA markers painted over the silver truth.")
+    ] = False,
+    quick: Annotated[bool, typer.Option(help="Small models, short training (CPU).")] = False,
+    train_minutes: Annotated[
+        float | None, typer.Option(help="Train the association model for about this long.")
+    ] = None,
+    k: Annotated[int, typer.Option(help="Candidate parents per cell for linking.")] = 10,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    force: Annotated[bool, typer.Option(help="Run every stage again.")] = False,
+) -> None:
+    """The whole job: prepare, embed, train (no labels), predict, link, rank, export, evaluate."""
+    import dataclasses
+
+    from attrackt.pipeline import PipelineConfig, run_pipeline
+
+    with _reported():
+        config = PipelineConfig.quick(seed, device) if quick else PipelineConfig()
+        config.prepare = dataclasses.replace(config.prepare, gt_detections=gt_detections)
+        config.link = dataclasses.replace(config.link, k=k)
+        if not quick:
+            config.embed.train.device = config.train.train.device = device
+            config.predict = dataclasses.replace(config.predict, device=device)
+            config.train.train.seed = config.embed.train.seed = seed
+        if train_minutes is not None:
+            config.train.minutes = train_minutes
+        result = run_pipeline(sources, project, config, masks=masks, force=force)
+    _report_pipeline(result)
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Folder for the data and the project.")] = Path(
+        "attrackt-demo"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed of the movie and the training.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+) -> None:
+    """Track a built-in synthetic movie (exact ground truth) end to end, in a few minutes."""
+    from attrackt.pipeline import demo
+
+    with _reported():
+        result = demo(out, seed=seed, device=device)
+    _report_pipeline(result)
+    typer.echo(f"\nnext: attrackt napari {result.project}  (proof-read the ranked cells)")

@@ -425,6 +425,12 @@ class Tracks:
         )
         return label, table
 
+    def by_sequence(self) -> Iterator[tuple[str, Tracks]]:
+        """Iterate ``(name, tracks)`` per sequence (links never join two sequences)."""
+        for name, detections in self.detections.by_sequence():
+            inside = np.isin(self.edges[:, 1], detections.ids)
+            yield name, Tracks(detections, self.edges[inside])
+
     def to_networkx(self):  # -> nx.DiGraph
         """A ``networkx.DiGraph`` with node attributes ``t``, ``[z,] y, x``, ``label``, ..."""
         import networkx as nx

@@ -124,6 +124,32 @@ def prepare_sequence(sequence, config: PrepareConfig) -> Store:
     return Store(detections, tracks, crops, masks)
 
 
+def prepare_segmentation(
+    images: str | Path, masks: str | Path, name: str = "01", config: PrepareConfig | None = None
+) -> Store:
+    """A movie and its instance segmentation (label masks per frame, no tracking) as a store.
+
+    ``images`` and ``masks`` are frame folders, ``.tif`` or ``.npy`` stacks of the same shape.
+    The store has no ground truth.
+    """
+    from attrackt.io.ctc import detections_from_masks
+    from attrackt.io.tiff import read_movie
+
+    config = config or PrepareConfig()
+    movie, labels = read_movie(images), read_movie(masks)
+    if movie.shape != labels.shape:
+        raise InputError(masks, f"masks of shape {labels.shape} for images of {movie.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(masks, f"masks must hold integer labels, not {labels.dtype}")
+    labels = np.asarray(labels)
+    detections = detections_from_masks(labels, name)
+    detections = regionprops_features(movie, labels, detections)
+    detections.meta = {"image_shape": {name: [int(s) for s in movie.shape[1:]]}}
+    crops = crop_cells(movie, detections, config)
+    meta = _store_meta(config, detections.ndim, {name: str(images)})
+    return Store(detections, {}, crops, {name: labels} if config.masks else {}, meta)
+
+
 def merge_stores(parts: Sequence[Store], meta: dict | None = None) -> Store:
     """One store from several; ids are shifted so that they stay unique (in order)."""
     if not parts:
@@ -157,12 +183,16 @@ def prepare(sources: Sequence[str | Path], config: PrepareConfig | None = None) 
     sequences = [s for source in sources for s in _sequences(source)]
     parts = [prepare_sequence(s, config) for s in sequences]
     ndim = parts[0].detections.ndim if parts else 2
+    sources_of = {s.label: str(s.root / s.name) for s in sequences}
+    return merge_stores(parts, _store_meta(config, ndim, sources_of))
+
+
+def _store_meta(config: PrepareConfig, ndim: int, sources: dict[str, str]) -> dict:
     size, pixels = config.sizes(ndim)
-    meta = {
+    return {
         "crop_size": list(size),
         "crop_pixels": list(pixels),
         "normalisation": [config.low, config.high],
         "gt_detections": config.gt_detections,
-        "sources": {s.label: str(s.root / s.name) for s in sequences},
+        "sources": sources,
     }
-    return merge_stores(parts, meta)

@@ -110,3 +110,27 @@ def write_frames(
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(write, range(len(stack))))
     return paths
+
+
+_FRAME_PREFIXES = ("t", "man_track", "mask", "man_seg")  # images, TRA, RES, SEG
+
+
+def read_movie(path: str | Path) -> np.ndarray:
+    """(T, [Z,] Y, X) from a CTC frame folder (images, TRA, RES or SEG), a .tif or a .npy stack."""
+    from attrackt.io.checks import check_frame_files, raise_on_errors
+
+    path = Path(path)
+    if path.is_dir():
+        for prefix in _FRAME_PREFIXES:
+            frames = frame_files(path, prefix)
+            if frames:
+                raise_on_errors(check_frame_files(frames, path, prefix))
+                return read_frames([paths[0] for paths in frames.values()])
+        raise InputError(path, f"holds no frame files ({', '.join(_FRAME_PREFIXES)}NNN.tif)")
+    if not path.is_file():
+        raise InputError(path, "no such file or folder")
+    if path.suffix == ".npy":
+        return np.load(path, mmap_mode="r")
+    if path.suffix in (".tif", ".tiff"):
+        return read_tiff(path)
+    raise InputError(path, "expected a CTC frame folder, a .tif stack or a .npy stack")

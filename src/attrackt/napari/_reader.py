@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from attrackt.data import Tracks
 from attrackt.errors import InputError
 from attrackt.napari.layers import LayerTuple, tracks_layer
 
@@ -51,14 +50,11 @@ def geff_layers(path: str | Path) -> list[LayerTuple]:
     from attrackt.io.geff import read_geff
 
     path = Path(path)
-    tracks = read_geff(path, sequence=path.stem)
-    parts = list(tracks.detections.by_sequence())
-    layers = []
-    for name, det in parts:
-        edges = tracks.edges[det.has_ids(tracks.edges).all(axis=1)]
-        label = path.stem if len(parts) == 1 else f"{path.stem} {name}"
-        layers.append(tracks_layer(Tracks(det, edges), f"{label} tracks"))
-    return layers
+    parts = list(read_geff(path, sequence=path.stem).by_sequence())
+    return [
+        tracks_layer(part, f"{path.stem} tracks" if len(parts) == 1 else f"{name} tracks")
+        for name, part in parts
+    ]
 
 
 def _ctc_sources(path: Path) -> list[tuple[str, Path | None, Path | None]]:

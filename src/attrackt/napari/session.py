@@ -8,13 +8,14 @@ there are no associations), steps through them, records a person's answers in th
 and solves again with the answers pinned, after fine-tuning the model on them when a base
 checkpoint is known.
 
-A project folder holds, under the names of :data:`PROJECT_FILES`: ``detections.parquet`` (as
-``attrackt predict --detections-out`` writes it, embeddings included), ``tracks/`` (``attrackt
-link --out``), ``associations.parquet`` (optional), ``answers.jsonl`` (the journal) and
-``model.pt`` (the base model, optional). What a session makes goes to
-``proofread/SEQUENCE/roundNNN/`` inside it (``tracks/``, and after fine-tuning ``finetune/``
-and ``associations.parquet``); nothing the project held is overwritten, and opening the project
-again goes on from the latest round.
+A project folder is what ``attrackt run`` writes (:mod:`attrackt.pipeline`): ``tracks/`` (the
+solver's tracks), the detections in ``embedded.npz`` (else ``store.npz``, else
+``detections.parquet``, else the tracks' own), ``associations.parquet``, the base model in
+``model/`` (``best.pt``, else ``last.pt``; or ``model.pt``) and the journal ``answers.jsonl``
+(shared by all sequences). Only ``tracks/`` is required. What a session makes goes to
+``proofread/SEQUENCE/roundNNN/`` inside it (``tracks/``, and after fine-tuning ``finetune/`` and
+``associations.parquet``); nothing the project held is overwritten, and opening the project again
+goes on from the latest round.
 """
 
 from __future__ import annotations
@@ -37,14 +38,13 @@ from attrackt.link import LinkConfig, LinkResult
 
 logger = logging.getLogger(__name__)
 
-PROJECT_FILES = {
-    "detections": "detections.parquet",
-    "tracks": "tracks",
-    "associations": "associations.parquet",
-    "journal": "answers.jsonl",
-    "checkpoint": "model.pt",
-    "rounds": "proofread",
-}
+DETECTION_FILES = ("embedded.npz", "store.npz", "detections.parquet")  # the first found
+CHECKPOINT_FILES = ("model/best.pt", "model/last.pt", "model.pt")
+
+
+def is_project(folder: str | Path) -> bool:
+    """Whether ``folder`` is a project (it holds the solver's ``tracks/``)."""
+    return (Path(folder) / "tracks").is_dir()
 
 
 @dataclass
@@ -114,6 +114,7 @@ class ProofreadSession:
         self._undo: list[tuple[int, tuple[int, ...] | None]] = []
         self._model: Path | None = None  # the latest fine-tuned model
         self._snap: float | None = self.config.snap
+        self.masks: np.ndarray | None = None  # the label masks, where a project keeps them
         self._validate()
         self.rerank()
 
@@ -129,24 +130,20 @@ class ProofreadSession:
         config: SessionConfig | None = None,
     ) -> ProofreadSession:
         """A session on one sequence of a project folder (see the module text), going on from
-        its latest round. ``journal`` and ``checkpoint`` replace the project's own; the answers
-        of every sequence share one journal."""
-        from attrackt.store import resolve_sequences
+        its latest round; ``masks`` holds the sequence's label masks where the project's store
+        keeps them. ``journal`` and ``checkpoint`` replace the project's own."""
+        from attrackt.store import Store, resolve_sequences
 
         folder = Path(folder)
-        files = {key: folder / name for key, name in PROJECT_FILES.items()}
-        if not files["tracks"].is_dir():
-            raise InputError(
-                folder,
-                "not a proof-reading project: expected tracks/ (attrackt link --out) and "
-                "detections.parquet, associations.parquet, model.pt beside it",
-            )
-        tracks = Tracks.load(files["tracks"])
-        detections = (
-            Detections.load(files["detections"])
-            if files["detections"].is_file()
-            else tracks.detections
-        )
+        if not is_project(folder):
+            raise InputError(folder, "not a project: it holds no tracks/ (attrackt run, link)")
+        tracks = Tracks.load(folder / "tracks")
+        found = next((folder / n for n in DETECTION_FILES if (folder / n).is_file()), None)
+        store = Store.load(found) if found is not None and found.suffix == ".npz" else None
+        if store is not None:
+            detections = store.detections
+        else:
+            detections = Detections.load(found) if found is not None else tracks.detections
         names = detections.sequences
         if sequence is None and len(names) > 1:
             raise InputError(folder, f"holds the sequences {names}; choose one to proof-read")
@@ -154,30 +151,35 @@ class ProofreadSession:
         mine = detections.table["sequence"].to_numpy() == name
         others = set(detections.ids[~mine].tolist())
         detections = detections.take(mine)
-        journal = Annotations.load(journal if journal is not None else files["journal"])
+        journal = Annotations.load(journal if journal is not None else folder / "answers.jsonl")
         # one journal for the project: this session sees its sequence's answers, adds to all
         annotations = Annotations(journal.path, [a for a in journal.history if a.id not in others])
+        work_dir = folder / "proofread" / (re.sub(r"[^\w.-]+", "_", name) or "sequence")
+        tracks = Tracks.load(_latest(work_dir, "tracks") or folder / "tracks")
+        tracks = dict(tracks.by_sequence()).get(name)
+        if tracks is None:
+            raise InputError(folder / "tracks", f"holds no tracks of the sequence {name!r}")
         associations = None
-        if files["associations"].is_file():
-            associations = Associations.load(files["associations"])
-        work_dir = files["rounds"] / (re.sub(r"[^\w.-]+", "_", name) or "sequence")
-        tracks_file = _latest(work_dir, "tracks")
-        if tracks_file is not None:
-            tracks = Tracks.load(tracks_file)
         associations_file = _latest(work_dir, "associations.parquet")
+        if associations_file is None and (folder / "associations.parquet").is_file():
+            associations_file = folder / "associations.parquet"
         if associations_file is not None:
-            associations = Associations.load(associations_file)
-        if checkpoint is None and files["checkpoint"].is_file():
-            checkpoint = files["checkpoint"]
-        return cls(
+            associations = _restrict(Associations.load(associations_file), detections)
+        if checkpoint is None:
+            checkpoint = next(
+                (folder / n for n in CHECKPOINT_FILES if (folder / n).is_file()), None
+            )
+        session = cls(
             detections,
-            _restrict(tracks, detections.ids),
-            None if associations is None else _restrict_associations(associations, detections),
+            tracks,
+            associations,
             annotations,
             checkpoint=checkpoint,
             config=config,
             work_dir=work_dir,
         )
+        session.masks = None if store is None else store.masks.get(name)
+        return session
 
     # ---- ranking and navigation ------------------------------------------------------------
     @property
@@ -545,14 +547,8 @@ def _latest(work_dir: Path, name: str) -> Path | None:
     return next((r / name for r in rounds if (r / name).exists()), None)
 
 
-def _restrict(tracks: Tracks, ids: np.ndarray) -> Tracks:
-    """The part of ``tracks`` on the detections ``ids``."""
-    keep = np.isin(tracks.detections.ids, ids)
-    edges = tracks.edges[np.isin(tracks.edges, ids).all(axis=1)]
-    return Tracks(tracks.detections.take(keep), edges)
-
-
-def _restrict_associations(associations: Associations, detections: Detections) -> Associations:
+def _restrict(associations: Associations, detections: Detections) -> Associations:
+    """The associations leaving ``detections``."""
     table = associations.table
     keep = np.isin(table["source"].to_numpy(), detections.ids)
     return Associations(table[keep].reset_index(drop=True), dict(associations.meta))

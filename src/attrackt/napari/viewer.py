@@ -12,7 +12,7 @@ import numpy as np
 from attrackt.data import Annotations
 from attrackt.errors import InputError
 from attrackt.napari.layers import tracks_from_layer
-from attrackt.napari.session import PROJECT_FILES, ProofreadSession, SessionConfig
+from attrackt.napari.session import ProofreadSession, SessionConfig, is_project
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +31,11 @@ def open_viewer(
     """A napari viewer with the data of ``path`` and the proof-reading widget docked; returns
     ``(viewer, widget)``.
 
-    ``path``: a project folder (``tracks/`` inside: see :mod:`attrackt.napari.session`), a CTC
-    dataset, sequence, TRA or RES folder, or a geff store; ``None`` opens the widget alone. For
-    CTC and geff input the answers go to ``journal`` (default ``./answers.jsonl``) and the
-    tracks layer of ``sequence`` (default: the first) is proof-read. ``images`` and ``masks``
-    are added as layers under the tracks.
+    ``path``: a project folder (``attrackt run``'s: see :mod:`attrackt.napari.session`; its
+    store's masks are shown), a CTC dataset, sequence, TRA or RES folder, or a geff store;
+    ``None`` opens the widget alone. For CTC and geff input the answers go to ``journal``
+    (default ``./answers.jsonl``) and the tracks layer of ``sequence`` (default: the first) is
+    proof-read. ``images`` and ``masks`` are added as layers under the tracks.
     """
     import napari
 
@@ -46,10 +46,12 @@ def open_viewer(
     layers = []
     if path is not None:
         path = Path(path)
-        if (path / PROJECT_FILES["tracks"]).is_dir():
+        if is_project(path):
             session = ProofreadSession.open(
                 path, sequence=sequence, journal=journal, checkpoint=checkpoint, config=config
             )
+            if masks is None:
+                masks = session.masks
         elif get_reader(str(path)) is not None:
             layers = read_layers(str(path))
         else:
