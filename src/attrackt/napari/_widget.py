@@ -330,7 +330,7 @@ class ProofreadWidget(QWidget):
         self.viewer.dims.set_point(0, cell.t)
         for axis, value in enumerate(cell.position[:-2], start=1):  # z in 3D
             self.viewer.dims.set_point(axis, value)
-        self.viewer.camera.center = cell.position[-2:]
+        _camera(self.viewer).center = cell.position[-2:]
         self.viewer.layers.selection.active = self.clicks
         self.clicks.mode = "add"
 
@@ -412,6 +412,12 @@ class ProofreadWidget(QWidget):
         self._enable(True)
         self._show_tracks()
         self._show()
+
+
+def _camera(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
 
 
 def _row(*widgets: QWidget) -> QWidget:
