@@ -313,7 +313,7 @@ class ProofreadWidget(QWidget):
         self.highlights.border_color = [ROLE_COLOURS[r] for r in highlights["role"]] or "white"
         self.clicks.data = np.zeros((0, 1 + len(axes)))
         if cell is None:
-            self.cell_label.setText(f"Every cell is answered. {session.summary()}")
+            self.cell_label.setText(f"No cell left to proof-read. {session.summary()}")
             return
         where = f"rank {cell.rank} of {len(session.ranking)}" if cell.rank else "not ranked"
         self.cell_label.setText(
