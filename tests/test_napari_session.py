@@ -195,6 +195,8 @@ def test_resolve_pins_every_answer(movie, tmp_path):
 
 
 def test_open_project_goes_on_from_the_latest_round(movie, clip, tmp_path):
+    from attrackt.link import LinkConfig
+    from attrackt.pipeline import PipelineConfig
     from attrackt.store import Store
 
     gt, solver, assoc, halved, ends = movie
@@ -204,9 +206,12 @@ def test_open_project_goes_on_from_the_latest_round(movie, clip, tmp_path):
     assoc.save(project / "associations.parquet")
     (project / "model").mkdir()
     (project / "model" / "last.pt").write_bytes(b"")
+    ran = PipelineConfig(link=LinkConfig(k=5, max_gap=2))
+    (project / "config.json").write_text(json.dumps(ran.to_dict()))
     session = ProofreadSession.open(project)
     assert session.current.id == ends
     assert session.checkpoint == project / "model" / "last.pt"
+    assert session.config.link == ran.link  # re-solving links as the run did
     np.testing.assert_array_equal(session.masks, clip.masks)
     session.pick(0)
     resolved = session.resolve().tracks

@@ -1109,7 +1109,7 @@ def napari_command(
     path: Annotated[
         Path | None,
         typer.Argument(
-            help="Project folder (tracks/, detections.parquet, associations.parquet, model.pt), "
+            help="Project folder (attrackt run --project, or one with tracks/ inside), "
             "CTC dataset, sequence, TRA or RES folder, or geff store."
         ),
     ] = None,
@@ -1119,7 +1119,7 @@ def napari_command(
     ] = None,
     sequence: Annotated[str | None, typer.Option(help="The sequence to proof-read.")] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Base model to fine-tune [PROJECT/model.pt].")
+        Path | None, typer.Option(help="Base model to fine-tune [PROJECT/model/best.pt].")
     ] = None,
     images: Annotated[
         Path | None, typer.Option(help="Movie to show: CTC image folder, .tif or .npy.")

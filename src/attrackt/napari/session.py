@@ -20,6 +20,8 @@ goes on from the latest round.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import re
 import tempfile
@@ -49,12 +51,13 @@ def is_project(folder: str | Path) -> bool:
 
 @dataclass
 class SessionConfig:
-    """How a session ranks, links, fine-tunes and predicts (``None``: the stage's defaults),
-    who answers (``author``), and ``snap``: a click picks the nearest cell whose centre lies
-    within this many pixels (``None``: half the median distance between neighbouring cells)."""
+    """How a session ranks, links, fine-tunes and predicts (``None``: the stage's defaults;
+    for linking, the project's ``config.json`` first), who answers (``author``), and ``snap``:
+    a click picks the nearest cell whose centre lies within this many pixels (``None``: half
+    the median distance between neighbouring cells)."""
 
     rank: RankConfig = field(default_factory=RankConfig)
-    link: LinkConfig = field(default_factory=LinkConfig)
+    link: LinkConfig | None = None
     finetune: Any = None  # attrackt.finetune.FinetuneConfig (imports torch)
     predict: Any = None  # attrackt.predict.PredictConfig (imports torch)
     author: str = ""
@@ -108,7 +111,10 @@ class ProofreadSession:
         self.associations = associations
         self.annotations = annotations if annotations is not None else Annotations()
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
-        self.config = config or SessionConfig()
+        config = config or SessionConfig()
+        self.config = (
+            config if config.link is not None else dataclasses.replace(config, link=LinkConfig())
+        )
         self.work_dir = None if work_dir is None else Path(work_dir)
         self.conflicts: list[Conflict] = []
         self._undo: list[tuple[int, tuple[int, ...] | None]] = []
@@ -169,6 +175,9 @@ class ProofreadSession:
             checkpoint = next(
                 (folder / n for n in CHECKPOINT_FILES if (folder / n).is_file()), None
             )
+        config = config or SessionConfig()
+        if config.link is None and (folder / "config.json").is_file():
+            config = dataclasses.replace(config, link=_project_link(folder / "config.json"))
         session = cls(
             detections,
             tracks,
@@ -545,6 +554,16 @@ def _latest(work_dir: Path, name: str) -> Path | None:
     """``work_dir/roundNNN/name`` of the latest round that has it."""
     rounds = sorted(work_dir.glob("round[0-9]*"), reverse=True) if work_dir.is_dir() else []
     return next((r / name for r in rounds if (r / name).exists()), None)
+
+
+def _project_link(path: Path) -> LinkConfig:
+    """The linking settings ``attrackt run`` recorded in a project's ``config.json``."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8")).get("link", {})
+        known = {f.name for f in dataclasses.fields(LinkConfig)}
+        return LinkConfig(**{k: v for k, v in raw.items() if k in known})
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        raise InputError(path, f"not a readable project configuration ({err})") from err
 
 
 def _restrict(associations: Associations, detections: Detections) -> Associations:
