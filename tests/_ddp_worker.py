@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 import attrackt.train as train_mod
+from attrackt import distributed
 from attrackt.errors import InputError
 from attrackt.train import TrainConfig, Validation, fit
 
@@ -192,7 +193,7 @@ def worker(rank: int, root: Path) -> None:
     except InputError as err:
         results["unshared_error"] = str(err)
     (root / f"results_{rank}.json").write_text(json.dumps({"writes": writes, **results}))
-    dist.destroy_process_group()
+    distributed.cleanup()
 
 
 def launch(root: Path, timeout: float = 120.0) -> None:

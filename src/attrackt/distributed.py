@@ -12,6 +12,7 @@ environment, so that ``is_main_process()`` is right from the first line of a lau
 from __future__ import annotations
 
 import atexit
+import gc
 import inspect
 import logging
 import os
@@ -67,8 +68,14 @@ def active() -> bool:
 
 
 def cleanup() -> None:
-    """Leave and destroy the process group, if there is one."""
+    """Leave and destroy the process group, if there is one.
+
+    Collects garbage first: a ``DistributedDataParallel`` wrapper left in a reference cycle
+    and freed after its group aborts the process at exit ("terminate called without an active
+    exception", seen with gloo in about 1 of 10 two-process runs).
+    """
     if initialised():
+        gc.collect()
         dist.destroy_process_group()
 
 
