@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from attrackt.train import (
     fit,
     load_checkpoint,
     lr_at,
+    replanned_steps,
     save_checkpoint,
 )
 
@@ -134,6 +136,33 @@ def test_fit_applies_the_schedule_and_logs_each_step(tmp_path):
     assert {"loss", "rmse", "grad_norm", "seconds", "samples_per_s"} <= set(records[0])
     assert records[-1]["loss"] < records[0]["loss"]
     assert result.step == 20 and result.history == records
+
+
+@pytest.mark.parametrize("planned", [100, 400])  # a probe that was too slow, or too fast
+def test_a_time_limit_replans_the_steps_from_the_runs_own_pace(tmp_path, monkeypatch, planned):
+    clock = {"now": 0.0}  # every batch costs 0.01 s of a fake clock: 200 steps fit in 2 s
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: clock["now"])
+    x, y = _data()
+    make = _make_batch(x, y)
+
+    def slow_batch(idx):
+        clock["now"] += 0.01
+        return make(idx)
+
+    cfg = _config(steps=planned, warmup_steps=0.05, log_every=0, checkpoint_every=0)
+    cfg = dataclasses.replace(cfg, time_limit=2.0)
+    result = fit(_model(), _mse, len(x), slow_batch, cfg, tmp_path / "run")
+    expected = replanned_steps(0, 0.01, 0.0, cfg)  # 97% of 2 s at 0.01 s a step: 194
+    assert expected == 194 and abs(result.step - expected) <= 1  # (float rounding)
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert saved.step == result.step and saved.train_config["steps"] == result.step
+    assert saved.train_config["warmup_steps"] == round(0.05 * planned)  # kept as planned
+    schedule = TrainConfig(**{**saved.train_config, "time_limit": None})
+    assert lr_at(result.step - 1, schedule) == pytest.approx(cfg.min_lr)  # cosine ends at the end
+
+    # without a time limit the planned steps stand
+    plain = fit(_model(), _mse, len(x), slow_batch, _config(steps=planned), tmp_path / "plain")
+    assert plain.step == planned
 
 
 def test_each_epoch_visits_every_sample_once_in_a_seeded_order(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from attrackt.budget import budget_steps, resumed_steps, steps_for_budget
+from attrackt.budget import budget_config, resumed_steps, steps_for_budget
 from attrackt.data import Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.evaluate import parent_accuracy
@@ -209,7 +209,7 @@ def test_time_budget_sets_the_steps_without_touching_the_run(tmp_path):
     model = AssociationModel(AssociationModelConfig(shape, heads_width=16))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng_before = torch.get_rng_state()
-    steps = budget_steps(
+    planned = budget_config(
         model,
         OBJECTIVES["unsupervised"](config()),
         len(ws),
@@ -217,7 +217,7 @@ def test_time_budget_sets_the_steps_without_touching_the_run(tmp_path):
         TrainConfig(batch_size=2, device="cpu"),
         minutes=0.05,
     )
-    assert steps >= 1
+    assert planned.steps >= 1 and 0 < planned.time_limit < 3.0  # the 3 s less the probe
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert torch.equal(torch.get_rng_state(), rng_before)
 

@@ -4,12 +4,15 @@
 batches, same autocast, its own optimiser; the random streams of the real run are untouched)
 and turns the measured time per step into a step count, so that ``fit`` can lay its warm-up and
 cosine schedule over the whole budget. Validation passes are counted in; a margin covers
-checkpoints and logging.
+checkpoints and logging. :func:`budget_config` also hands ``fit`` the seconds left
+(``TrainConfig.time_limit``): a probe of a few dozen steps misjudges a long GPU run, so ``fit``
+re-plans its steps once from its own pace.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import os
@@ -132,7 +135,7 @@ def resumed_steps(out_dir: str | Path, resume: bool = True) -> int | None:
     return int(load_checkpoint(path).train_config["steps"])
 
 
-def budget_steps(
+def budget_config(
     model: nn.Module,
     loss_fn: LossFn,
     data: int | Sampler[int],
@@ -141,8 +144,9 @@ def budget_steps(
     minutes: float,
     *,
     val_size: int = 0,
-) -> int:
-    """The step count that makes ``fit`` take about ``minutes`` (measured; see module doc)."""
+) -> TrainConfig:
+    """``config`` with the steps that make ``fit`` take about ``minutes`` (measured; see module
+    doc) and ``time_limit``, the seconds left after the probe, by which ``fit`` re-plans."""
     parallel = dist.is_available() and dist.is_initialized()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not parallel:
         raise InputError(
@@ -165,4 +169,5 @@ def budget_steps(
         spent,
         steps,
     )
-    return steps
+    left = max(60.0 * minutes - spent, 1e-3)
+    return dataclasses.replace(config, steps=steps, time_limit=left)

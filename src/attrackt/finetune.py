@@ -324,7 +324,7 @@ def finetune(
     with LoRA, ``out_dir/adapters.pt`` (the adapters and heads only). ``extra`` is recorded in
     the checkpoints. The model comes back adapted (not merged) and in eval mode.
     """
-    from attrackt.budget import budget_steps, resumed_steps
+    from attrackt.budget import budget_config, resumed_steps
     from attrackt.model.lora import save_adapters
     from attrackt.train import fit
 
@@ -342,15 +342,13 @@ def finetune(
         return windows.batch(indices, augment=True)
 
     steps = resumed_steps(out_dir, resume)
-    if steps is None:
-        steps = config.steps_for(len(supervised))
-        if config.minutes is not None:
-            model.to(windows.device)
-            affordable = budget_steps(
-                model, objective, sampler, make_batch, config.train, config.minutes
-            )
-            steps = min(steps, affordable)
-    train = dataclasses.replace(config.train, steps=steps)
+    train = dataclasses.replace(config.train, steps=steps or config.steps_for(len(supervised)))
+    if steps is None and config.minutes is not None:
+        model.to(windows.device)
+        affordable = budget_config(model, objective, sampler, make_batch, train, config.minutes)
+        if affordable.steps < train.steps:  # the budget, not the labels, sets the length
+            train = affordable
+    steps = train.steps
     logger.info(
         "fine-tuning on %d answered cells (%d windows) and %d pseudo-labelled cells, %d steps",
         len(supervised),
@@ -365,7 +363,8 @@ def finetune(
     adapters = None
     if lora is not None:
         adapters = out_dir / "adapters.pt"
-        save_adapters(adapters, model, lora, extra={"answered": len(supervised), "steps": steps})
+        extra = {"answered": len(supervised), "steps": result.step}
+        save_adapters(adapters, model, lora, extra=extra)
     return FinetuneResult(
         model=model,
         steps=result.step,

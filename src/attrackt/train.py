@@ -68,6 +68,12 @@ class TrainConfig:
     elsewhere; ``"bf16"`` forces it, ``"off"`` disables it. ``val_every`` and
     ``checkpoint_every`` of 0 mean "only at the end". ``grad_clip`` of ``None`` or 0 disables
     clipping (the gradient norm is still logged).
+
+    ``time_limit`` (seconds, usually set by :func:`attrackt.budget.budget_config`) makes
+    :func:`fit` re-plan ``steps`` once from its own measured pace, so that a run planned from a
+    short probe still ends near the limit: on a GPU the first steps of a run are several times
+    slower than the rest, and a probe of a few dozen steps over-estimated an H100 run's step
+    time about two-fold. A resumed run keeps the steps it re-planned.
     """
 
     steps: int = 1000
@@ -85,6 +91,7 @@ class TrainConfig:
     keep_best: bool = True
     device: str = "auto"
     progress: bool = True
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -107,6 +114,8 @@ class TrainConfig:
         for name in ("log_every", "val_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
+        if self.time_limit is not None and not self.time_limit > 0:
+            problems.append(f"time_limit must be > 0 seconds, got {self.time_limit}")
         if problems:
             raise InputError("training configuration", "; ".join(problems))
 
@@ -211,6 +220,20 @@ def lr_at(step: int, config: TrainConfig) -> float:
     span = max(1, config.steps - 1 - warmup)
     progress = min(1.0, (step - warmup) / span)
     return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+#: share of the steps planned from a probe after which fit times itself (from the first mark to
+#: the second) and re-plans the rest of the run; and the share of the limit it keeps in reserve
+REPLAN_MARKS = (0.05, 0.15)
+REPLAN_RESERVE = 0.03
+
+
+def replanned_steps(step: int, seconds_per_step: float, elapsed: float, config: TrainConfig) -> int:
+    """The total step count that makes a run at ``step`` after ``elapsed`` seconds, going on at
+    ``seconds_per_step``, end within ``config.time_limit`` (with a small reserve); at least one
+    step more than ``step``."""
+    left = config.time_limit * (1.0 - REPLAN_RESERVE) - elapsed
+    return step + max(1, int(left / max(seconds_per_step, 1e-9)))
 
 
 class EpochShuffler(Sampler[int]):
@@ -637,6 +660,12 @@ def fit(
             with open(log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
 
+    mark, replan_at = (round(f * config.steps) for f in REPLAN_MARKS)
+    replanning = config.time_limit is not None and resumed_from is None and replan_at - mark >= 5
+    if replanning:  # the warm-up keeps its planned length whatever the new step count
+        config = dataclasses.replace(config, warmup_steps=config.warmup)
+    t_mark = 0.0
+
     params = [p for p in model.parameters() if p.requires_grad]
     loss_module = distributed.LossModule(model, loss_fn)
     trainer: nn.Module = loss_module  # becomes DistributedDataParallel after a first step
@@ -683,6 +712,21 @@ def fit(
             schedule.step()
             step += 1
             bar.update(1)
+            if replanning and step == mark:
+                t_mark = time.perf_counter()
+            elif replanning and step == replan_at:
+                now = time.perf_counter()
+                pace = (now - t_mark) / (replan_at - mark)
+                steps = distributed.all_gather(replanned_steps(step, pace, now - t_start, config))
+                config = dataclasses.replace(config, steps=steps[0])  # rank 0's plan for all
+                bar.total = config.steps
+                logger.info(
+                    "%s: %.4f s per step measured; re-planned to %d steps for the %.0f s limit",
+                    kind,
+                    pace,
+                    config.steps,
+                    config.time_limit,
+                )
 
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + value.detach().float() * weight

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import Sampler
 
-from attrackt.budget import budget_steps, resumed_steps
+from attrackt.budget import budget_config, resumed_steps
 from attrackt.data import Detections
 from attrackt.errors import InputError
 from attrackt.losses import AttracktHeads, objective
@@ -376,10 +376,14 @@ def train_association_model(
     if len(val_idx):
         val = Validation(len(val_idx), lambda idx: windows.batch(val_rows[idx]))
     if config.minutes is not None:
-        steps = resumed_steps(out_dir, resume) or budget_steps(
-            model, loss_fn, sampler, make_batch, train_cfg, config.minutes, val_size=len(val_idx)
-        )
-        train_cfg = dataclasses.replace(train_cfg, steps=steps)
+        steps = resumed_steps(out_dir, resume)
+        if steps is None:
+            train_cfg = budget_config(
+                model, loss_fn, sampler, make_batch, train_cfg, config.minutes,
+                val_size=len(val_idx),
+            )  # fmt: skip
+        else:
+            train_cfg = dataclasses.replace(train_cfg, steps=steps)
     logger.info(
         "training the %s association model on %d windows (%d for validation), %d steps of %d",
         config.objective,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attrackt.budget import budget_steps, resumed_steps
+from attrackt.budget import budget_config, resumed_steps
 from attrackt.embed.model import AutoEncoder, AutoEncoderConfig, kl_divergence
 from attrackt.errors import InputError
 from attrackt.train import TrainConfig, Validation, fit, resolve_device, seed_everything
@@ -125,16 +125,19 @@ def train_autoencoder(
     model = AutoEncoder(config.model).to(device)
     val = Validation(n_val, lambda idx: data[val_rows[idx]].float()[channel]) if n_val else None
     if config.minutes is not None:
-        steps = resumed_steps(out_dir, resume) or budget_steps(
-            model,
-            reconstruction_loss(config.beta),
-            len(crops) - n_val,
-            make_batch,
-            train_cfg,
-            config.minutes,
-            val_size=n_val,
-        )
-        train_cfg = dataclasses.replace(train_cfg, steps=steps)
+        steps = resumed_steps(out_dir, resume)
+        if steps is None:
+            train_cfg = budget_config(
+                model,
+                reconstruction_loss(config.beta),
+                len(crops) - n_val,
+                make_batch,
+                train_cfg,
+                config.minutes,
+                val_size=n_val,
+            )
+        else:
+            train_cfg = dataclasses.replace(train_cfg, steps=steps)
     result = fit(
         model,
         reconstruction_loss(config.beta),
