@@ -208,7 +208,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
         "minutes": args.minutes,
         "wall_seconds": round(time.time() - start, 1),
         "workers": [],
-        "commit": plan.get("commit"),
+        "commit": args.commit or plan.get("commit"),
     }
     for k in range(len(workers)):
         record = work / f"worker{k}.json"
@@ -461,7 +461,7 @@ class _Worker:
                 elif job["job"] == "speed":
                     record.update(self.speed(entry, minutes))
                 else:
-                    keep = job["job"] == "unsupervised" and job["dataset"] == 0
+                    keep = job["job"] == "unsupervised"  # the fine-tuning experiments' base
                     record.update(self.train(entry, minutes, job["job"], keep))
             except Exception:  # record it, go on with the next job
                 record["error"] = traceback.format_exc()
@@ -687,6 +687,7 @@ def main() -> None:
     g.add_argument("--model", choices=sorted(MODELS), default="method")
     g.add_argument("--batch-size", type=int, default=32, help="windows per training step")
     g.add_argument("--ae-batch-size", type=int, default=256, help="crops per auto-encoder step")
+    g.add_argument("--commit", help="the commit run (no git there) [the prepare phase's]")
     w = sub.add_parser("gpu-worker", help=argparse.SUPPRESS)
     for name in ("--carry", "--work", "--worker", "--jobs", "--deadline", "--device", "--model"):
         w.add_argument(name, required=True)
