@@ -190,3 +190,12 @@ def test_napari_layer_data_errors() -> None:
         tracks_from_layer_data(data, {9: [1]})
     with pytest.raises(InputError, match=r"\(N, 4\)"):
         tracks_from_layer_data(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_an_empty_tracks_layer_gives_empty_tracks(ndim: int) -> None:
+    back = tracks_from_layer_data(np.zeros((0, 2 + ndim)), {})
+    assert len(back.detections) == 0 and back.edges.shape == (0, 2)
+    assert back.detections.positions().shape == (0, ndim)
+    with pytest.raises(InputError, match="absent"):  # a graph still has to name real tracks
+        tracks_from_layer_data(np.zeros((0, 2 + ndim)), {2: [1]})

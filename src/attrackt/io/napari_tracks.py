@@ -70,7 +70,7 @@ def tracks_from_layer_data(
         raise InputError(None, "a track has two points in one frame")
     edges = [np.stack([order[:-1][same], order[1:][same]], 1)]
     starts = np.flatnonzero(np.r_[True, ~same]) if len(order) else np.zeros(0, np.int64)
-    ends = np.r_[starts[1:] - 1, len(order) - 1]
+    ends = np.r_[starts[1:] - 1, len(order) - 1] if len(order) else starts
     first = dict(zip(ordered[starts].tolist(), order[starts].tolist(), strict=True))
     last = dict(zip(ordered[starts].tolist(), order[ends].tolist(), strict=True))
     links = []
