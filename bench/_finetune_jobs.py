@@ -103,14 +103,9 @@ def save_associations_npz(associations: Associations, path: Path) -> None:
 def candidate_associations(associations: Associations, detections: Detections) -> Associations:
     """Only the pairs the linker can use (its k = METHOD_K candidate links): dropping the rest
     changes no linking result and keeps what comes back from the GPU small."""
-    from attrackt.link import LinkConfig, build_candidates
+    from attrackt.link import LinkConfig, candidate_links
 
-    graph = build_candidates(detections, None, LinkConfig(k=METHOD_K))
-    links = graph.ids[graph.edge_rows]
-    keep = pd.MultiIndex.from_arrays([links[:, 0], links[:, 1]])
-    table = associations.table
-    pairs = pd.MultiIndex.from_arrays([table["source"], table["target"]])
-    return Associations(table[pairs.isin(keep)], associations.meta)
+    return associations.between(candidate_links(detections, LinkConfig(k=METHOD_K)))
 
 
 def load_associations_npz(path: Path) -> Associations:
@@ -229,7 +224,12 @@ def prepare_dataset(
     atomic_write_text(folder / "references.json", json.dumps(references, indent=1))
     for strategy in sorted({j.strategy for j in jobs}):
         ranking = rank_cells(
-            detections, base.tracks, associations, RankConfig(strategy, seed), gt=gt
+            detections,
+            base.tracks,
+            associations,
+            RankConfig(strategy, seed),
+            gt=gt,
+            candidates=link_config,
         )
         for budget in sorted({j.budget for j in jobs if j.strategy == strategy}):
             target = folder / strategy / str(budget)

@@ -20,6 +20,7 @@ from attrackt.active import (
 )
 from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
 from attrackt.errors import InputError
+from attrackt.link import LinkConfig
 
 
 def hand_made():
@@ -58,6 +59,28 @@ def test_confidence_puts_the_cell_the_solver_and_model_disagree_on_first():
     assert top["model_scores"] == pytest.approx([0.98, 0.97])
     assert (top["t"], top["y"], top["x"]) == (0, 90, 90)
     assert table["rank"].tolist() == list(range(1, len(table) + 1))
+
+
+def test_candidate_links_bound_the_mass_so_a_diffuse_hub_does_not_outrank_an_error():
+    """Cell 0 sends small scores to far cells 11..13 (no candidate link joins them with k=1),
+    summing to 1.8 beside its solver child 10; cell 2's model believes it divides, the solver
+    gives it one child. Counting all mass puts the hub first; counting candidate links, cell 2."""
+    det, gt, solver, _ = hand_made()
+    assoc = Associations.from_arrays(
+        np.array([0, 0, 0, 0, 1, 2, 2, 10]),
+        np.array([10, 11, 12, 13, 11, 12, 13, 20]),
+        np.array([0.95, 0.6, 0.6, 0.6, 0.9, 0.98, 0.97, 0.99]),
+    )
+    everything = rank_cells(det, solver, assoc, RankConfig("confidence"))
+    assert everything["id"].iloc[0] == 0 and everything["score"].iloc[0] == pytest.approx(1.75)
+    bounded = rank_cells(det, solver, assoc, RankConfig("confidence"), candidates=LinkConfig(k=1))
+    scores = dict(zip(bounded["id"].tolist(), bounded["score"].tolist(), strict=True))
+    assert bounded["id"].tolist()[:2] == [2, 1]  # the division the solver missed, then 1 -> 11
+    assert scores[2] == pytest.approx(0.95) and scores[1] == pytest.approx(0.9)
+    assert scores[0] == pytest.approx(0.05)  # only 0 -> 10 is a candidate link of cell 0
+    # with every earlier cell a candidate (k=3), all the mass counts again
+    wide = rank_cells(det, solver, assoc, RankConfig("confidence"), candidates=LinkConfig(k=3))
+    assert wide["id"].tolist() == everything["id"].tolist()
 
 
 def test_oracle_ranks_the_true_error_first_and_needs_ground_truth():

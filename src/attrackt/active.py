@@ -4,7 +4,11 @@ A detection's **confidence** score (the method's) is ``|sum_out A(v) - sum_out S
 association mass the model sends from ``v`` to the next frame against the number of links to
 the next frame the solver chose for ``v``. A model that believes ``v`` divides (mass near 2)
 while the solver gives it one child, or one that believes ``v`` ends while the solver links it,
-scores high. **random** scores are seeded uniform draws (the baseline). **optimal** (an oracle for
+scores high. Given the solver's linking settings (``candidates``), ``sum_out A(v)`` counts only
+the mass on links the solver could choose (its candidate graph): a model's diffuse mass towards
+cells no candidate link joins otherwise dominates the ranking (measured on HeLa 02: of a
+ranking's top 250 cells, 1 was linked wrongly counting all mass, 48 counting candidate links).
+**random** scores are seeded uniform draws (the baseline). **optimal** (an oracle for
 experiments) compares the ground truth's links with the solver's: ``|sum_out G(v) - sum_out
 S(v)|``. Ties are broken in a seeded random order.
 
@@ -26,6 +30,8 @@ import pandas as pd
 from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.io.atomic import atomic_path
+from attrackt.link.candidates import candidate_links
+from attrackt.link.config import LinkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +89,13 @@ def ambiguity_scores(
     strategy: Strategy = "confidence",
     gt: Tracks | None = None,
     seed: int = 0,
+    candidates: LinkConfig | None = None,
 ) -> np.ndarray:
     """One score per row of ``detections`` (higher = look here first); see the module text.
 
     ``confidence`` needs ``associations``, ``optimal`` needs the ground truth ``gt`` (over the
-    same detection ids), ``random`` needs neither.
+    same detection ids), ``random`` needs neither. ``candidates``: the linking settings of
+    ``solver``, whose candidate links bound the association mass counted (all of it if None).
     """
     if strategy not in STRATEGIES:
         raise InputError("strategy", f"must be one of {STRATEGIES}, got {strategy!r}")
@@ -97,6 +105,8 @@ def ambiguity_scores(
     if strategy == "confidence":
         if associations is None:
             raise InputError("associations", "confidence scores need the model's associations")
+        if candidates is not None:
+            associations = associations.between(candidate_links(detections, candidates))
         mass = associations.outgoing_mass(detections.ids, dt=1).astype(np.float64)
         return np.abs(mass - chosen)
     if gt is None:
@@ -149,8 +159,10 @@ def rank_cells(
     config: RankConfig | None = None,
     gt: Tracks | None = None,
     annotations: Annotations | None = None,
+    candidates: LinkConfig | None = None,
 ) -> pd.DataFrame:
-    """The detections that can still be asked about, most ambiguous first.
+    """The detections that can still be asked about, most ambiguous first (``candidates``: see
+    :func:`ambiguity_scores`).
 
     Columns: ``rank`` (1, 2, ...), ``id``, ``sequence``, ``t``, ``[z,] y, x``, ``score``,
     ``solver_children`` (the solver's children of the cell), ``model_children`` and
@@ -159,7 +171,7 @@ def rank_cells(
     """
     config = config or RankConfig()
     scores = ambiguity_scores(
-        detections, solver, associations, config.strategy, gt, seed=config.seed
+        detections, solver, associations, config.strategy, gt, config.seed, candidates
     )
     keep = askable(detections)
     if annotations is not None and len(annotations):

@@ -658,10 +658,18 @@ def rank_command(
     ] = None,
     top: Annotated[int | None, typer.Option(help="Keep only the N most ambiguous cells.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of random scores and tie-breaking.")] = 0,
+    k: Annotated[
+        int,
+        typer.Option(
+            help="The k the tracks were linked with: confidence counts the association mass on "
+            "those candidate links only (0: all mass)."
+        ),
+    ] = 3,
 ) -> None:
     """Rank cells for proof-reading, most ambiguous first, with the solver's and model's links."""
     from attrackt.active import RankConfig, rank_cells, save_ranking, select
     from attrackt.data import Annotations, Associations, Tracks
+    from attrackt.link import LinkConfig
 
     with _reported():
         config = RankConfig(strategy=strategy, seed=seed)  # type: ignore[arg-type]
@@ -672,6 +680,7 @@ def rank_command(
             config,
             gt=Tracks.load(gt) if gt is not None else None,
             annotations=Annotations.load(annotations) if annotations is not None else None,
+            candidates=LinkConfig(k=k) if k > 0 else None,
         )
         if top is not None:
             ranking = ranking.iloc[: len(select(ranking, top))]

@@ -553,6 +553,13 @@ class Associations:
         out[hit] = self.table["score"].to_numpy()[idx[hit]]
         return out
 
+    def between(self, pairs: np.ndarray) -> Associations:
+        """Only the rows whose ``(source, target)`` is one of the ``(E, 2)`` id ``pairs``."""
+        pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+        wanted = pd.MultiIndex.from_arrays([pairs[:, 0], pairs[:, 1]])
+        have = pd.MultiIndex.from_arrays([self.table["source"], self.table["target"]])
+        return Associations(self.table[have.isin(wanted)], self.meta)
+
     def outgoing_mass(self, ids: np.ndarray, dt: int = 1) -> np.ndarray:
         """Sum of scores leaving each of ``ids`` towards ``t + dt``."""
         sub = self.table[self.table["dt"] == dt]

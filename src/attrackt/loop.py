@@ -24,6 +24,7 @@ from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.finetune import FinetuneConfig, finetune_checkpoint, pseudo_labels
 from attrackt.io.atomic import atomic_write_text
+from attrackt.link.config import LinkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def _solve_and_score(
     config: LoopConfig,
 ) -> tuple[Tracks, dict[str, float]]:
     from attrackt.evaluate import evaluate
-    from attrackt.link import LinkConfig, link
+    from attrackt.link import link
 
     start = time.perf_counter()
     result = link(detections, associations, annotations, config.link or LinkConfig())
@@ -143,6 +144,7 @@ def simulate(
             RankConfig(config.strategy, config.seed + number),
             gt=gt,
             annotations=journal,
+            candidates=config.link or LinkConfig(),
         )
         new = select(ranking, max(0, budget - len(journal)))
         proofread(new, gt, journal)

@@ -188,7 +188,10 @@ def run_pipeline(
     if stages.reuse("rank", ranking_path):
         ranked = sum(1 for _ in open(ranking_path, encoding="utf-8")) - 1
     else:
-        ranking = rank_cells(detections, tracks, associations, config.rank, annotations=answers)
+        ranking = rank_cells(
+            detections, tracks, associations, config.rank, annotations=answers,
+            candidates=config.link,
+        )  # fmt: skip
         save_ranking(ranking, ranking_path)
         ranked = len(ranking)
 

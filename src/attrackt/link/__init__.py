@@ -16,7 +16,7 @@ import numpy as np
 
 from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
-from attrackt.link.candidates import CandidateGraph, build_candidates
+from attrackt.link.candidates import CandidateGraph, build_candidates, candidate_links
 from attrackt.link.config import LinkConfig
 from attrackt.link.costs import Costs, compute_costs
 from attrackt.link.fast_solver import solve_fast
@@ -34,6 +34,7 @@ __all__ = [
     "Solution",
     "build_candidates",
     "build_problem",
+    "candidate_links",
     "compute_costs",
     "link",
     "objective",

@@ -135,15 +135,7 @@ def build_candidates(
     hyper-edge (parent; c1, c2) for every pair of candidate children of a parent in one frame.
     """
     config = config or LinkConfig()
-    ndim = detections.ndim
-    scale = np.ones(ndim) if config.voxel_size is None else np.asarray(config.voxel_size)
-    if len(scale) != ndim:
-        raise InputError(
-            "link config", f"voxel_size has {len(scale)} values for {ndim}D detections"
-        )
-    positions = detections.positions() * scale
-    codes, names = pd.factorize(detections.table["sequence"], sort=True)
-    seq = codes.astype(np.int64)
+    scale, positions, seq, names = _layout(detections, config)
     t = detections.times
     edge_rows = _knn_edges(positions, t, seq, config)
     graph = CandidateGraph(
@@ -172,6 +164,28 @@ def build_candidates(
         graph.num_hyper,
     )
     return graph
+
+
+def candidate_links(detections: Detections, config: LinkConfig | None = None) -> np.ndarray:
+    """The ``(E, 2)`` detection ids ``(parent, child)`` of the links :func:`build_candidates`
+    makes with ``config`` (no hyper-edges): the links a solver with these settings can choose."""
+    config = config or LinkConfig()
+    _, positions, seq, _ = _layout(detections, config)
+    return detections.ids[_knn_edges(positions, detections.times, seq, config)]
+
+
+def _layout(
+    detections: Detections, config: LinkConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Voxel scale, scaled positions, sequence codes and the sequence names."""
+    ndim = detections.ndim
+    scale = np.ones(ndim) if config.voxel_size is None else np.asarray(config.voxel_size)
+    if len(scale) != ndim:
+        raise InputError(
+            "link config", f"voxel_size has {len(scale)} values for {ndim}D detections"
+        )
+    codes, names = pd.factorize(detections.table["sequence"], sort=True)
+    return scale, detections.positions() * scale, codes.astype(np.int64), list(names)
 
 
 def _frame_blocks(t: np.ndarray, seq: np.ndarray) -> dict[tuple[int, int], slice]:

@@ -205,7 +205,9 @@ class ProofreadSession:
         if self.strategy != rank.strategy:
             logger.warning("no associations: cells are ranked in a seeded random order")
             rank = RankConfig("random", rank.seed, rank.alternatives)
-        table = rank_cells(self.detections, self.tracks, self.associations, rank)
+        table = rank_cells(
+            self.detections, self.tracks, self.associations, rank, candidates=self.config.link
+        )
         self._table = table.set_index("id", drop=False)
         answered = np.fromiter(self.annotations.latest(), np.int64)
         ranking = table[~np.isin(table["id"].to_numpy(), answered)].reset_index(drop=True)
