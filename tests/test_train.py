@@ -160,6 +160,30 @@ def test_a_time_limit_replans_the_steps_from_the_runs_own_pace(tmp_path, monkeyp
     schedule = TrainConfig(**{**saved.train_config, "time_limit": None})
     assert lr_at(result.step - 1, schedule) == pytest.approx(cfg.min_lr)  # cosine ends at the end
 
+    # cut after the re-planning, the run resumes with the re-planned schedule, to the same weights
+    model, cut = _model(), tmp_path / "cut"
+    crashing = _make_batch(x, y, crash_after=150)
+
+    def slow_crashing(idx):
+        clock["now"] += 0.01
+        return crashing(idx)
+
+    cfg_cut = dataclasses.replace(cfg, checkpoint_every=25)
+    clock["now"] = 0.0  # both runs see the same clock, so they re-plan alike
+    with pytest.raises(Crash):
+        fit(model, _mse, len(x), slow_crashing, cfg_cut, cut)
+    torch.manual_seed(0)  # fit restores every random stream from the checkpoint
+    resumed = fit(_model(), _mse, len(x), make, cfg_cut, cut)
+    clock["now"] = 0.0
+    whole = fit(_model(), _mse, len(x), slow_batch, cfg_cut, tmp_path / "whole")
+    assert resumed.resumed_from == 150 and resumed.step == whole.step > planned * 0.4
+    a, b = (
+        load_checkpoint(cut / "last.pt").state["model"],
+        load_checkpoint(tmp_path / "whole" / "last.pt").state["model"],
+    )
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
     # without a time limit the planned steps stand
     plain = fit(_model(), _mse, len(x), slow_batch, _config(steps=planned), tmp_path / "plain")
     assert plain.step == planned

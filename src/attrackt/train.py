@@ -610,8 +610,14 @@ def fit(
         optimizer.load_state_dict(checkpoint.state["optimizer"])
         schedule.load_state_dict(checkpoint.state["scheduler"])
         rng_states = checkpoint.state.get("rng_ranks") or [checkpoint.state["rng"]]
+        saved = checkpoint.train_config
+        if config.time_limit is not None and saved.get("time_limit") is not None:
+            # a run under a time limit resumes with the schedule it re-planned
+            config = dataclasses.replace(
+                config, steps=int(saved["steps"]), warmup_steps=saved["warmup_steps"]
+            )
         if main:
-            _warn_changed(checkpoint.train_config, config, len(rng_states), world)
+            _warn_changed(saved, config, len(rng_states), world)
         step = resumed_from = checkpoint.step
         best_val = checkpoint.best_val_loss
         if rank < len(rng_states):
