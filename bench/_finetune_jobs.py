@@ -326,7 +326,7 @@ def run_gpu_jobs(
         with np.load(labels / "pseudo.npz") as archive:
             pseudo = (archive["parents"], archive["links"])
         config = finetune_config(job.variant, max_steps, job_seconds, device, lr, batch_size)
-        if job.dataset not in warm:
+        if job.dataset not in warm and job_seconds is not None:
             # A first fine-tuning in a process (or on a dataset's window shapes) pays for the
             # device's start and its kernels; untimed here, it would eat a job's time budget
             # (measured on an H100: the first job of 10 s got 1 step, the next ones ~110).
