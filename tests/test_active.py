@@ -61,16 +61,21 @@ def test_confidence_puts_the_cell_the_solver_and_model_disagree_on_first():
     assert table["rank"].tolist() == list(range(1, len(table) + 1))
 
 
+def hub_associations() -> Associations:
+    """Cell 0 of :func:`hand_made` sends 0.6 to each far cell 11, 12, 13 beside 0.95 to 10."""
+    return Associations.from_arrays(
+        np.array([0, 0, 0, 0, 1, 2, 2, 10]),
+        np.array([10, 11, 12, 13, 11, 12, 13, 20]),
+        np.array([0.95, 0.6, 0.6, 0.6, 0.9, 0.98, 0.97, 0.99]),
+    )
+
+
 def test_candidate_links_bound_the_mass_so_a_diffuse_hub_does_not_outrank_an_error():
     """Cell 0 sends small scores to far cells 11..13 (no candidate link joins them with k=1),
     summing to 1.8 beside its solver child 10; cell 2's model believes it divides, the solver
     gives it one child. Counting all mass puts the hub first; counting candidate links, cell 2."""
     det, gt, solver, _ = hand_made()
-    assoc = Associations.from_arrays(
-        np.array([0, 0, 0, 0, 1, 2, 2, 10]),
-        np.array([10, 11, 12, 13, 11, 12, 13, 20]),
-        np.array([0.95, 0.6, 0.6, 0.6, 0.9, 0.98, 0.97, 0.99]),
-    )
+    assoc = hub_associations()
     everything = rank_cells(det, solver, assoc, RankConfig("confidence"))
     assert everything["id"].iloc[0] == 0 and everything["score"].iloc[0] == pytest.approx(1.75)
     bounded = rank_cells(det, solver, assoc, RankConfig("confidence"), candidates=LinkConfig(k=1))
@@ -242,6 +247,14 @@ def test_cli_ranks_records_checks_and_exports(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert load_ranking(tmp_path / "r.csv")["id"].tolist() == [2, 1]
+    hub_associations().save(tmp_path / "hub.parquet")
+    for k, first in (("1", 2), ("0", 0)):  # candidate links of k=1, or all the mass
+        result = run(
+            app, ["rank", *common, "--out", str(tmp_path / "h.csv"), "--associations",
+                  str(tmp_path / "hub.parquet"), "--k", k],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert load_ranking(tmp_path / "h.csv")["id"].iloc[0] == first
     result = run(
         app, ["rank", *common, "--out", str(tmp_path / "o.json"), "--strategy", "optimal",
               "--gt", str(tmp_path / "gt")],
