@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -326,3 +327,17 @@ def test_cli_napari_says_how_to_install_napari(monkeypatch):
     result = CliRunner().invoke(app, ["napari", "."])
     assert result.exit_code == 1
     assert "pip install 'attrackt[napari]'" in result.output
+
+
+def test_default_fine_tuning_takes_small_batches_on_a_cpu(monkeypatch):
+    import attrackt.train as train_mod
+    from attrackt.finetune import FinetuneConfig
+    from attrackt.napari.session import CPU_FINETUNE_BATCH, default_finetune_config
+
+    monkeypatch.setattr(train_mod.torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(train_mod.torch.cuda, "is_available", lambda: False)
+    on_cpu = default_finetune_config()
+    assert on_cpu.train.batch_size == CPU_FINETUNE_BATCH < FinetuneConfig().train.batch_size
+    assert dataclasses.replace(on_cpu.train, batch_size=8) == FinetuneConfig().train
+    monkeypatch.setattr(train_mod.torch.cuda, "is_available", lambda: True)
+    assert default_finetune_config() == FinetuneConfig()  # a GPU keeps the method's batch

@@ -64,6 +64,27 @@ class SessionConfig:
     snap: float | None = None
 
 
+#: windows per fine-tuning step on a CPU where the session's config leaves it open: there,
+#: attention with dropout keeps every attention map (about 2.5 GiB a window of 2,048 cells)
+CPU_FINETUNE_BATCH = 2
+
+
+def default_finetune_config() -> Any:
+    """The method's fine-tuning settings, with :data:`CPU_FINETUNE_BATCH` windows a step where
+    training would run on the CPU (a laptop); a ``FinetuneConfig``."""
+    import dataclasses
+
+    from attrackt.finetune import FinetuneConfig
+    from attrackt.train import resolve_device
+
+    config = FinetuneConfig()
+    if resolve_device(config.train.device).type != "cpu":
+        return config
+    logger.info("fine-tuning on the CPU: %d windows a step to bound memory", CPU_FINETUNE_BATCH)
+    train = dataclasses.replace(config.train, batch_size=CPU_FINETUNE_BATCH)
+    return dataclasses.replace(config, train=train)
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell to proof-read, as the viewer shows it. ``rank`` is its place in the ranking
@@ -475,12 +496,12 @@ class ProofreadSession:
     def finetune(self, folder: Path) -> Any:
         """Fine-tune the base model on the answers (and pseudo-labels from the solver's most
         certain links) into ``folder/finetune``; returns the ``FinetuneResult``."""
-        from attrackt.finetune import FinetuneConfig, finetune_checkpoint, pseudo_labels
+        from attrackt.finetune import finetune_checkpoint, pseudo_labels
 
         checkpoint = self._base_model()
         if not len(self.annotations):
             raise InputError("fine-tuning", "answer some cells first")
-        config = self.config.finetune or FinetuneConfig()
+        config = self.config.finetune or default_finetune_config()
         pseudo = None
         if self.associations is not None and config.pseudo_fraction > 0:
             pseudo = pseudo_labels(
