@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -336,18 +337,19 @@ def run_gpu_jobs(
                     folder / "base.pt", detections, answers, few, Path(scratch), pseudo=pseudo
                 )
             warm.add(job.dataset)
-        t0 = time.perf_counter()
+        run = work / "runs" / key  # weights stay out of OUT, which travels back: a job cut
+        t0 = time.perf_counter()  # short leaves only small files there (and resumes from here)
         result = finetune_checkpoint(
             folder / "base.pt",
             detections,
             answers,
             config,
-            target / "run",
+            run,
             pseudo=pseudo,
             scratch=job.variant == "scratch",
         )
         t1 = time.perf_counter()
-        extra = torch.load(target / "run" / "model.pt", weights_only=True)["extra"]
+        extra = torch.load(run / "model.pt", weights_only=True)["extra"]
         associations = predict_associations(
             result.model,
             detections,
@@ -365,8 +367,8 @@ def run_gpu_jobs(
             "predict_seconds": time.perf_counter() - t1,
             "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"),
         }
-        for name in ("last.pt", "model.pt", "adapters.pt"):  # the associations come back
-            (target / "run" / name).unlink(missing_ok=True)
+        shutil.copy(run / "log.jsonl", target / "log.jsonl")
+        shutil.rmtree(run)
         atomic_write_text(target / "job.json", json.dumps(record, indent=1))
         logger.info(
             "%s: %d steps, fine-tune %.1f s, predict %.1f s (%.0f s so far)",
