@@ -65,7 +65,7 @@ class SessionConfig:
 
 
 #: windows per fine-tuning step on a CPU where the session's config leaves it open: there,
-#: attention with dropout keeps every attention map (about 2.5 GiB a window of 2,048 cells)
+#: attention with dropout keeps every attention map (~200 MiB per layer for 2,048 cells)
 CPU_FINETUNE_BATCH = 2
 
 
