@@ -296,17 +296,15 @@ class _Worker:
         return round(min(job["minutes"], available), 3)
 
     def train_config(self):
-        from attrackt.train import TrainConfig
+        """attrackt's association training defaults; the steps come from the time budget."""
+        import dataclasses
 
-        return TrainConfig(
-            steps=1000,  # replaced by the measured budget
+        from attrackt.training import AssociationTrainConfig
+
+        return dataclasses.replace(
+            AssociationTrainConfig().train,
             batch_size=self.args.batch_size,
-            lr=3e-4,
-            min_lr=1e-5,
-            warmup_steps=0.05,
             val_every=100,
-            checkpoint_every=500,
-            log_every=25,
             device=self.args.device,
             progress=False,
         )
