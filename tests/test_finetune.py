@@ -54,9 +54,10 @@ def movie(frames: int = 6, cells: int = 10, seed: int = 0) -> Tracks:
 
 def net(seed: int = 0) -> AssociationModel:
     torch.manual_seed(seed)
+    # these cells have no shape features and ambiguous positions: only z tells them apart
     config = TransformerConfig(
-        feature_dim=0, embedding_dim=4, d_model=32, n_heads=2, encoder_layers=1,
-        decoder_layers=1, dropout=0.0, window=3, spatial_scale=64.0,
+        feature_dim=0, embedding_dim=4, use_embedding=True, d_model=32, n_heads=2,
+        encoder_layers=1, decoder_layers=1, dropout=0.0, window=3, spatial_scale=64.0,
     )  # fmt: skip
     return AssociationModel(AssociationModelConfig(config, heads_width=8)).eval()
 

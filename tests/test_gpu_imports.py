@@ -19,6 +19,8 @@ GPU_PATH = (
     "attrackt.training",
     "attrackt.predict",
     "attrackt.evaluate",
+    "attrackt.guard",
+    "attrackt.link.affinities",
 )
 
 
@@ -46,7 +48,7 @@ def test_gpu_path_imports_without_the_cpu_only_packages(tmp_path):
         for name in {GPU_PATH!r}:
             importlib.import_module(name)
         sys.path.insert(0, {str(REPO / "bench")!r})
-        import attrackt_hela, peer_trackastra  # the benchmark's phases
+        import accuracy, attrackt_hela, peer_trackastra  # the benchmarks' GPU phases
         from typer.testing import CliRunner
         from attrackt.cli import app
         for command in ("prepare", "embed", "train", "predict"):

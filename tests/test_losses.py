@@ -111,6 +111,7 @@ def train_unsupervised(
     model = AssociationTransformer(
         TransformerConfig(
             embedding_dim=DIM,
+            use_embedding=True,  # positions here are random: only appearance tells the links
             d_model=32,
             n_heads=2,
             encoder_layers=1,
@@ -276,6 +277,7 @@ def test_supervised_objective_fits_a_tiny_batch_with_a_division():
     model = AssociationTransformer(
         TransformerConfig(
             embedding_dim=DIM,
+            use_embedding=True,  # positions here are random: only appearance tells the links
             d_model=32,
             n_heads=2,
             encoder_layers=1,

@@ -310,7 +310,21 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="divisible"):
         TransformerConfig(d_model=30, n_heads=4)
     with pytest.raises(ValueError, match="expects an embedding"):
-        small_model()(ws.batch([0]).coords, ws.batch([0]).mask, ws.batch([0]).features, None)
+        batch = ws.batch([0])
+        small_model(use_embedding=True)(batch.coords, batch.mask, batch.features, None)
+
+
+def test_appearance_stays_out_of_the_input_unless_asked_for():
+    det, edges = chain_movie(6, 3)
+    batch = WindowSet.build(det, edges).batch([0])
+    other_z = torch.randn_like(batch.z)
+    plain, seeing = small_model(), small_model(use_embedding=True)
+    # the default model (the method's) does not see z: its logits ignore it
+    assert torch.equal(run(plain, batch), plain(batch.coords, batch.mask, batch.features, other_z))
+    # with use_embedding the token input holds z, and the logits change with it
+    changed = seeing(batch.coords, batch.mask, batch.features, other_z)
+    assert not torch.allclose(run(seeing, batch), changed)
+    assert seeing.input_proj.in_features == plain.input_proj.in_features + 4
 
 
 def test_valid_pairs_agrees_with_normalisation_support():

@@ -227,6 +227,27 @@ def test_time_budget_sets_the_steps_without_touching_the_run(tmp_path):
     assert resumed_steps(tmp_path) == 3 and resumed_steps(tmp_path, resume=False) is None
 
 
+def test_the_step_time_probe_keeps_to_its_share_of_the_budget():
+    """A slow step: the probe stops at its time limit (after one timed step at least) and
+    still measures the step's time."""
+    import time
+
+    from attrackt.budget import time_step
+
+    model = torch.nn.Linear(2, 1)
+
+    def slow_loss(module, batch):
+        time.sleep(0.2)
+        return {"loss": module(batch).sum()}
+
+    config = TrainConfig(batch_size=2, device="cpu")
+    step, spent = time_step(
+        model, slow_loss, 64, lambda idx: torch.ones(len(idx), 2), config, max_seconds=1.0
+    )
+    assert 0.19 < step < 0.4
+    assert spent < 1.0 + 2 * 0.4  # not the 8 + 32 steps (8 s) an unbounded probe takes
+
+
 def test_a_budgeted_run_trains_for_the_measured_steps(tmp_path):
     tracks = appearance_movie(1, frames=8)
     cfg = config(minutes=0.02)

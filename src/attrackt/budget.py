@@ -30,6 +30,8 @@ from attrackt.train import EpochShuffler, LossFn, MakeBatch, TrainConfig, resolv
 
 logger = logging.getLogger(__name__)
 
+PROBE_SHARE = 0.05  # of a time budget, at most, spent measuring the step time
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -61,6 +63,7 @@ def time_step(
     *,
     steps: int | None = None,
     warmup: int = 8,
+    max_seconds: float | None = None,
 ) -> tuple[float, float]:
     """Seconds per training step (forward, backward, optimiser) and seconds the probe took.
 
@@ -69,11 +72,14 @@ def time_step(
     to an epoch's worth of batches (12 to 32), so that batches of every size are timed. The
     warm-up is generous because on a GPU the first steps of each new batch shape are several
     times slower than the rest (measured on an H100: a 2-step warm-up over-estimated the step
-    time 2.5-fold, and a 4.3-minute budget trained for 1.6 minutes).
+    time 2.5-fold, and a 4.3-minute budget trained for 1.6 minutes). ``max_seconds`` bounds
+    the probe: the warm-up ends after half of it, the timing after all of it (one timed step
+    at least); ``fit`` corrects a rough estimate by re-planning from its own pace.
     """
     if steps is None:
         size = data if isinstance(data, int) else len(data)
         steps = min(32, max(12, size // config.batch_size))
+    limit = math.inf if max_seconds is None else max_seconds
     device = resolve_device(config.device)
     start = time.perf_counter()
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -82,10 +88,13 @@ def time_step(
         params = [p for p in probe.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW(params, lr=config.lr, fused=device.type == "cuda")
         batches = _batches(data, config)
+        timed, t0 = -1, start
         for k in range(warmup + steps):
-            if k == warmup:
+            if timed < 0 and (k == warmup or time.perf_counter() - start > limit / 2):
                 _sync(device)
-                t0 = time.perf_counter()
+                timed, t0 = 0, time.perf_counter()
+            elif timed > 0 and time.perf_counter() - start > limit:
+                break
             indices = torch.as_tensor(next(batches), dtype=torch.int64).to(device)
             with _autocast(device, config):
                 loss = loss_fn(probe, make_batch(indices))["loss"]
@@ -93,10 +102,12 @@ def time_step(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip or math.inf)
             optimiser.step()
+            if timed >= 0:
+                timed += 1
         _sync(device)
         elapsed = time.perf_counter() - t0
         del probe, optimiser
-    return elapsed / steps, time.perf_counter() - start
+    return elapsed / max(timed, 1), time.perf_counter() - start
 
 
 def steps_for_budget(
@@ -145,8 +156,9 @@ def budget_config(
     *,
     val_size: int = 0,
 ) -> TrainConfig:
-    """``config`` with the steps that make ``fit`` take about ``minutes`` (measured; see module
-    doc) and ``time_limit``, the seconds left after the probe, by which ``fit`` re-plans."""
+    """``config`` with the steps that make ``fit`` take about ``minutes`` (measured, in at most
+    :data:`PROBE_SHARE` of the budget; see module doc) and ``time_limit``, the seconds left
+    after the probe, by which ``fit`` re-plans."""
     parallel = dist.is_available() and dist.is_initialized()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not parallel:
         raise InputError(
@@ -154,7 +166,9 @@ def budget_config(
             "with several processes every one must run the same number of steps: give the "
             "steps instead of minutes (or initialise the process group first)",
         )
-    step_seconds, spent = time_step(model, loss_fn, data, make_batch, config)
+    step_seconds, spent = time_step(
+        model, loss_fn, data, make_batch, config, max_seconds=PROBE_SHARE * 60.0 * minutes
+    )
     steps = steps_for_budget(
         60.0 * minutes, step_seconds, spent=spent, val_size=val_size, config=config
     )

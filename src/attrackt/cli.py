@@ -88,45 +88,57 @@ def info(path: _CTCPath, sequence: _Sequence = None) -> None:
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Dataset folder to write (CTC layout).")],
-    frames: Annotated[int, typer.Option(help="Frames per sequence.")] = 30,
-    size: Annotated[int, typer.Option(help="Height and width of the field (px).")] = 256,
+    preset: Annotated[
+        str | None, typer.Option(help="Start from a named hard movie: look-alike, crowded.")
+    ] = None,
+    frames: Annotated[int | None, typer.Option(help="Frames per sequence.")] = None,
+    size: Annotated[int | None, typer.Option(help="Height and width of the field (px).")] = None,
     ndim: Annotated[int, typer.Option(help="2 or 3 spatial dimensions.")] = 2,
     depth: Annotated[int, typer.Option(help="Z slices (3D only).")] = 32,
-    density: Annotated[float, typer.Option(help="Cells per 100 x 100 px at the start.")] = 3.0,
+    density: Annotated[
+        float | None, typer.Option(help="Cells per 100 x 100 px at the start.")
+    ] = None,
     division_rate: Annotated[
-        float, typer.Option(help="Division chance per cell and frame.")
-    ] = 0.03,
+        float | None, typer.Option(help="Division chance per cell and frame.")
+    ] = None,
     entry_rate: Annotated[
-        float, typer.Option(help="Cells entering per frame and 100 px of border.")
-    ] = 0.02,
-    step: Annotated[float, typer.Option(help="Own motion per frame (px, std).")] = 1.5,
-    drift: Annotated[float, typer.Option(help="Common drift (px per frame).")] = 0.5,
-    radius: Annotated[float, typer.Option(help="Mean nucleus radius (px).")] = 7.0,
-    noise: Annotated[float, typer.Option(help="Gaussian noise std (cells are ~0.4-1).")] = 0.05,
+        float | None, typer.Option(help="Cells entering per frame and 100 px of border.")
+    ] = None,
+    step: Annotated[float | None, typer.Option(help="Own motion per frame (px, std).")] = None,
+    drift: Annotated[float | None, typer.Option(help="Common drift (px per frame).")] = None,
+    radius: Annotated[float | None, typer.Option(help="Mean nucleus radius (px).")] = None,
+    noise: Annotated[
+        float | None, typer.Option(help="Gaussian noise std (cells are ~0.4-1).")
+    ] = None,
+    appearance_spread: Annotated[
+        float | None, typer.Option(help="How much cells differ in look: 1 varied, 0 alike.")
+    ] = None,
     sequences: Annotated[int, typer.Option(help="Sequences to write: 01, 02, ...")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed (sequence i uses seed + i).")] = 0,
 ) -> None:
-    """Write a synthetic movie with exact ground truth (images + 01_GT/TRA) in CTC layout."""
+    """Write a synthetic movie with exact ground truth (images + 01_GT/TRA) in CTC layout.
+
+    Unset options take their values from ``--preset``, else from attrackt's defaults
+    (``SyntheticConfig``)."""
     from attrackt.errors import InputError
-    from attrackt.synthetic import SyntheticConfig, generate
+    from attrackt.synthetic import PRESETS, SyntheticConfig, generate
 
     if ndim not in (2, 3):
         raise typer.BadParameter("--ndim must be 2 or 3")
-    shape = (size, size) if ndim == 2 else (depth, size, size)
+    if preset is not None and preset not in PRESETS:
+        raise typer.BadParameter(f"--preset must be one of {sorted(PRESETS)}")
+    settings = dict(PRESETS[preset]) if preset else {}
+    given = dict(
+        frames=frames, density=density, division_rate=division_rate, entry_rate=entry_rate,
+        step=step, drift=drift, radius=radius, noise=noise, appearance_spread=appearance_spread,
+    )  # fmt: skip
+    settings.update({k: v for k, v in given.items() if v is not None})
+    if size is not None or ndim == 3 or "shape" not in settings:
+        side = size or SyntheticConfig().shape[-1]
+        settings["shape"] = (side, side) if ndim == 2 else (depth, side, side)
     for i in range(sequences):
         try:
-            config = SyntheticConfig(
-                shape=shape,
-                frames=frames,
-                density=density,
-                division_rate=division_rate,
-                entry_rate=entry_rate,
-                step=step,
-                drift=drift,
-                radius=radius,
-                noise=noise,
-                seed=seed + i,
-            )
+            config = SyntheticConfig(**settings, seed=seed + i)
         except InputError as err:
             typer.echo(f"ERROR {err}", err=True)
             raise typer.Exit(1) from err
@@ -134,7 +146,7 @@ def synth(
         folder = movie.write(out, f"{i + 1:02d}")
         table = movie.track_table
         typer.echo(
-            f"{folder}: {frames} frames, {len(table)} tracks, "
+            f"{folder}: {config.frames} frames, {len(table)} tracks, "
             f"{int((table['parent'] > 0).sum()) // 2} divisions"
         )
 

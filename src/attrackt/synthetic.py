@@ -60,6 +60,9 @@ class SyntheticConfig:
     """Photons per unit intensity for Poisson noise (0 turns Poisson noise off)."""
     background: float = 0.1
     """Background intensity."""
+    appearance_spread: float = 1.0
+    """How much cells differ in look (size, shape, brightness, texture): 1 the full variety,
+    0 look-alike cells that differ only by pose, texture phase drift and noise."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -72,10 +75,31 @@ class SyntheticConfig:
             raise InputError(None, "frames must be >= 1 and radius > 1")
         if self.density < 0 or self.division_rate < 0 or self.entry_rate < 0:
             raise InputError(None, "density, division_rate and entry_rate must be >= 0")
+        if not 0 <= self.appearance_spread <= 1:
+            raise InputError(None, "appearance_spread must lie in [0, 1]")
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+
+#: named settings of hard movies (the benchmarks' synthetic datasets); each a dict of
+#: :class:`SyntheticConfig` fields
+PRESETS: dict[str, dict[str, object]] = {
+    # cells that look alike: appearance tells little, a model must not make linking worse
+    "look-alike": dict(
+        shape=(320, 320), frames=60, density=5.0, step=2.0, drift=0.5, appearance_spread=0.0
+    ),
+    # many cells moving far per frame: position alone errs, motion and appearance help
+    "crowded": dict(shape=(320, 320), frames=60, density=9.0, step=4.0, drift=1.0),
+}
+
+
+def preset(name: str, **overrides: object) -> SyntheticConfig:
+    """The :data:`PRESETS` entry ``name`` with ``overrides`` (e.g. ``seed``)."""
+    if name not in PRESETS:
+        raise InputError(None, f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return SyntheticConfig(**{**PRESETS[name], **overrides})
 
 
 @dataclass
@@ -159,6 +183,22 @@ def _rotation(spin: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([c, -s], 1), np.stack([s, c], 1)], 1)
 
 
+def _template_look(rng: np.random.Generator, d: int) -> dict[str, np.ndarray]:
+    """One cell's look (size factor, aspect, texture waves and weights, brightness): the look
+    that look-alike cells share."""
+    aspect = rng.normal(0, 0.12, d)
+    direction = rng.normal(size=(_WAVES, d))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    weight = rng.uniform(0.2, 1.0, _WAVES)
+    return {
+        "size": np.exp(rng.normal(0, 0.12)),
+        "aspect": aspect - aspect.mean(),
+        "waves": direction * rng.uniform(0.5, 1.6, (_WAVES, 1)),
+        "weight": weight / weight.sum(),
+        "brightness": rng.uniform(0.4, 1.0),
+    }
+
+
 class _World:
     """The simulation: draws cells, moves them, divides them, lets them in and out."""
 
@@ -171,6 +211,7 @@ class _World:
         self.drift = np.zeros(self.d)
         self.drift[-2:] = config.drift * np.array([np.sin(angle), np.cos(angle)])
         self.next_label = 1
+        self.template = _template_look(np.random.default_rng([config.seed, 2]), self.d)
         self.start: dict[int, int] = {}
         self.end: dict[int, int] = {}
         self.parent: dict[int, int] = {}
@@ -185,10 +226,11 @@ class _World:
         return labels
 
     def new_cells(self, pos: np.ndarray, t: int) -> _Cells:
-        """Fresh, unrelated cells at the given centres."""
+        """Fresh, unrelated cells at the given centres; their look lies between the movie's
+        template and an independent draw, by ``appearance_spread``."""
         rng, d, n = self.rng, self.d, len(pos)
         cfg = self.cfg
-        target = cfg.radius * np.exp(rng.normal(0, 0.12, n))
+        size = np.exp(rng.normal(0, 0.12, n))
         aspect = rng.normal(0, 0.12, (n, d))
         aspect -= aspect.mean(1, keepdims=True)
         spin_dim = 1 if d == 2 else 3
@@ -202,6 +244,16 @@ class _World:
         weight = rng.uniform(0.2, 1.0, (n, _WAVES))
         weight /= weight.sum(1, keepdims=True)
         brightness = rng.uniform(0.4, 1.0, n)
+        if cfg.appearance_spread < 1:
+            k = cfg.appearance_spread
+            size, aspect, waves, weight, brightness = (
+                self.template[name] + k * (own - self.template[name])
+                for name, own in (
+                    ("size", size), ("aspect", aspect), ("waves", waves),
+                    ("weight", weight), ("brightness", brightness),
+                )
+            )  # fmt: skip
+        target = cfg.radius * size
         return _Cells(
             label=self._labels(n, t),
             age=np.zeros(n, np.int64),

@@ -200,31 +200,59 @@ class AssociationTrainConfig:
 # --------------------------------------------------------------------------------------------
 
 
+def held_out_start(first: int, last: int, window: int, val_frames: float) -> int | None:
+    """The first held-out frame of a sequence spanning frames ``first .. last``, or ``None``.
+
+    The last ``max(window, ceil(val_frames * frames))`` frames are held out, unless the
+    sequence is too short to spare them (fewer than twice as many frames) or ``val_frames`` is 0.
+    """
+    frames = last - first + 1
+    held = max(window, math.ceil(val_frames * frames))
+    if val_frames <= 0 or frames < 2 * held:
+        return None
+    return last - held + 1
+
+
 def split_windows(windows: WindowSet, val_frames: float) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation window indices.
 
-    In each sequence the last ``max(window, ceil(val_frames * frames))`` frames are held out:
-    windows that start there validate, windows that reach into them are not used, the rest
-    train. A sequence too short to spare that (fewer than twice as many frames) only trains.
+    In each sequence the frames from :func:`held_out_start` on are held out: windows that
+    start there validate, windows that reach into them are not used, the rest train.
     """
     starts = windows.start.cpu().numpy()
     length = windows.config.window
     last_frame = starts + length - 1
     train = np.ones(len(windows), bool)
     val = np.zeros(len(windows), bool)
-    if val_frames > 0:
-        for name in np.unique(windows.sequences):
-            sel = windows.sequences == name
-            first = int(starts[sel].min())
-            end = int(last_frame[sel].max())
-            frames = end - first + 1
-            held = max(length, math.ceil(val_frames * frames))
-            if frames < 2 * held:
-                continue
-            cut = end - held + 1
-            val[sel & (starts >= cut)] = True
-            train[sel & (last_frame >= cut)] = False
+    for name in np.unique(windows.sequences):
+        sel = windows.sequences == name
+        cut = held_out_start(int(starts[sel].min()), int(last_frame[sel].max()), length, val_frames)
+        if cut is None:
+            continue
+        val[sel & (starts >= cut)] = True
+        train[sel & (last_frame >= cut)] = False
     return np.flatnonzero(train), np.flatnonzero(val)
+
+
+def unseen_rows(detections: Detections, extra: Mapping[str, Any]) -> np.ndarray | None:
+    """Which detections a trained model never saw in training, from its checkpoint's ``extra``:
+    the held-out frames of the sequences it trained on, and every detection of the others.
+
+    ``None`` when the checkpoint does not record its split (made before it was recorded).
+    """
+    if "val_frames" not in extra or "sequences" not in extra:
+        return None
+    trained = set(extra["sequences"])
+    window = int(extra.get("windows", {}).get("window", 6))
+    unseen = np.ones(len(detections), bool)
+    table = detections.table
+    for name, rows in table.groupby("sequence", sort=False).indices.items():
+        if name not in trained:
+            continue
+        t = detections.times[rows]
+        cut = held_out_start(int(t.min()), int(t.max()), window, float(extra["val_frames"]))
+        unseen[rows] = False if cut is None else t >= cut
+    return unseen
 
 
 class SizeBucketSampler(Sampler[int]):
@@ -396,6 +424,7 @@ def train_association_model(
         "windows": window_extra(config.windows),
         "objective": config.objective,
         "sequences": list(detections.sequences),
+        "val_frames": config.val_frames,
     }
     fit(
         model,

@@ -32,14 +32,17 @@ class TransformerConfig:
 
     ``feature_dim``/``embedding_dim``: widths of the scalar features and of ``z``;
     ``use_embedding``: whether ``z`` is part of the token input (it is the reconstruction target
-    of the Attrackt loss either way); ``spatial_scale``: the largest distance (pixels) the rotary
-    encoding resolves; ``normalisation``: how logits become association scores.
+    of the Attrackt loss either way). Off by default, as in the method: a model that sees ``z``
+    can learn to match appearance directly, which fails on look-alike cells (measured in
+    ``bench/results/accuracy.json``); without it, appearance only teaches, through the loss,
+    and the model must learn motion and shape. ``spatial_scale``: the largest distance (pixels)
+    the rotary encoding resolves; ``normalisation``: how logits become association scores.
     """
 
     ndim: int = 2
     feature_dim: int = 0
     embedding_dim: int = 0
-    use_embedding: bool = True
+    use_embedding: bool = False
     d_model: int = 256
     n_heads: int = 4
     encoder_layers: int = 6

@@ -1,0 +1,624 @@
+"""Linking accuracy with learned associations against position only, on every benchmark movie.
+
+Datasets: Fluo-N2DL-HeLa and DIC-C2DH-HeLa (CTC, "GT detections": TRA markers painted over the
+silver truth), and two synthetic sets from ``attrackt.synthetic.PRESETS`` (``look-alike``:
+cells that look alike; ``crowded``: many cells moving far per frame), each with a training
+movie 01 and a test movie 02. Arms, all linked by the same exact ILP (k = 10 nearest candidates
+backwards, every node pinned, the method's costs):
+
+- ``position``: positions only;
+- ``embedding``: the method's "+ AE embedding" baseline: the raw auto-encoder embedding distance
+  as a cost (weight +1); ``embedding_affinity``: ``exp(-d / median d)`` as an affinity (-1);
+- ``unsupervised``: the Attrackt loss on 01 + 02 (no labels), appearance out of the input;
+- ``guarded``: ``unsupervised`` after the label-free guard (:mod:`attrackt.guard`);
+- ``supervised``: trained on 01's ground truth, the same time budget;
+- ablations: the last checkpoint instead of the best (lowest validation loss) for
+  ``unsupervised`` and ``supervised``; ``embedding_input``: the unsupervised model with the
+  appearance vector in its token input (best and last); ``ensemble``: the mean association of
+  the seeds' unsupervised models.
+
+Each seed runs the whole chain (auto-encoder, models) with that seed. The guard's settings are
+chosen on the training movies (01): the ``tuning`` block of the JSON holds, per dataset and
+seed, the guard's verdict on 01 beside 01's AOGM with and without the model.
+
+Three phases, so that the GPU work is one call and everything else runs on a CPU:
+
+    python bench/accuracy.py prepare --carry .gpu/accuracy
+    PYTHONPATH=src python3 bench/accuracy.py gpu --carry .gpu/accuracy --out $OUT
+    python bench/accuracy.py evaluate --carry .gpu/accuracy --gpu-results DIR
+
+``gpu`` runs every (dataset, seed) chain as separate processes sharing the GPUs (HeLa on the
+first, the others on the second when there are two), each training job with the same wall-clock
+budget (``--minutes``), and exports associations on the linker's candidate links, a 32-component
+reduction of each embedding (what the guard reads) and the training records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
+
+log = logging.getLogger("accuracy")
+
+#: name -> how to make it: a CTC dataset under the data folder, or a synthetic preset
+DATASETS: dict[str, dict] = {
+    "Fluo-N2DL-HeLa": {"ctc": "Fluo-N2DL-HeLa", "crop_size": 64, "gpu": 0},
+    "DIC-C2DH-HeLa": {"ctc": "DIC-C2DH-HeLa", "crop_size": 128, "gpu": 1},
+    "synthetic-look-alike": {"preset": "look-alike", "crop_size": 32, "gpu": 1},
+    "synthetic-crowded": {"preset": "crowded", "crop_size": 32, "gpu": 1},
+}
+SYNTHETIC_SEEDS = {"01": 101, "02": 102}  # the synthetic movies' own seeds
+CROP_PIXELS = 32
+K = 10  # the method's candidate graph
+EMBEDDING_DIMS = 32  # components of the embedding exported for the guard
+#: datasets whose unsupervised model is also trained with z in its input (the ablation)
+Z_INPUT = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
+ARMS = ("position", "embedding", "unsupervised", "guarded", "supervised")
+#: model sizes: the method's (the benchmark) and a small one for checking the phases on a CPU
+MODELS = {
+    "method": {},
+    "small": dict(d_model=64, n_heads=4, encoder_layers=2, decoder_layers=2),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# files shared by the phases
+# --------------------------------------------------------------------------------------------
+
+
+def save_scores(path: Path, detections, associations) -> None:
+    """The scores of ``associations`` on the linker's candidate links of ``detections``, in
+    the candidates' order (float16, 0 where absent): compact, and all the linker reads."""
+    from attrackt.link.candidates import candidate_links
+
+    pairs = candidate_links(detections, link_config())
+    scores = associations.lookup(pairs[:, 0], pairs[:, 1]).astype(np.float16)
+    np.savez_compressed(path, scores=scores, checksum=pairs.sum(0))
+
+
+def load_scores(path: Path, detections):
+    """The associations :func:`save_scores` wrote (pairs recomputed from ``detections``)."""
+    from attrackt.data import Associations
+    from attrackt.link.candidates import candidate_links
+
+    saved = np.load(path)
+    pairs = candidate_links(detections, link_config())
+    if len(pairs) != len(saved["scores"]) or not np.array_equal(pairs.sum(0), saved["checksum"]):
+        raise RuntimeError(f"{path}: the candidate links differ from those it was saved with")
+    keep = saved["scores"] != 0
+    dt = (
+        detections.times[detections.rows_of(pairs[keep, 1])]
+        - detections.times[detections.rows_of(pairs[keep, 0])]
+    )
+    score = saved["scores"][keep].astype(np.float32)
+    return Associations.from_arrays(pairs[keep, 0], pairs[keep, 1], score, dt)
+
+
+def link_config():
+    from attrackt.link.config import LinkConfig
+
+    return LinkConfig(k=K, on_time_limit="warn", time_limit=600.0)
+
+
+# --------------------------------------------------------------------------------------------
+# phase 1: prepare (CPU)
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_phase(args: argparse.Namespace) -> None:
+    from attrackt.prepare import PrepareConfig, prepare
+    from attrackt.synthetic import preset
+
+    carry = Path(args.carry)
+    carry.mkdir(parents=True, exist_ok=True)
+    plan = {"datasets": {}, "synthetic_seeds": SYNTHETIC_SEEDS}
+    for name, spec in DATASETS.items():
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            if "ctc" in spec:
+                sources = [Path(args.data) / spec["ctc"] / s for s in ("01", "02")]
+                gt_detections = True
+            else:
+                for seq, seed in SYNTHETIC_SEEDS.items():
+                    from attrackt.synthetic import generate
+
+                    generate(preset(spec["preset"], seed=seed)).write(Path(tmp) / name, seq)
+                sources = [Path(tmp) / name / s for s in ("01", "02")]
+                gt_detections = False  # the synthetic TRA masks are the full masks
+            config = PrepareConfig(
+                gt_detections=gt_detections,
+                crop_size=spec["crop_size"],
+                crop_pixels=CROP_PIXELS,
+            )
+            store = prepare(sources, config)
+        path = carry / f"{name}.npz"
+        store.save(path)
+        plan["datasets"][name] = {
+            "store": path.name,
+            "sequences": store.sequences,
+            "detections": len(store.detections),
+            "mib": round(path.stat().st_size / 2**20, 2),
+        }
+        print(f"{name}: {len(store.detections)} detections in {time.perf_counter() - start:.0f} s")
+    (carry / "plan.json").write_text(json.dumps(plan, indent=1))
+
+
+# --------------------------------------------------------------------------------------------
+# phase 2: GPU
+# --------------------------------------------------------------------------------------------
+
+
+def job_list(datasets: list[str], seeds: list[int]) -> list[dict]:
+    """Every job: its name, what it needs first, and its GPU."""
+    jobs = []
+    for name in datasets:
+        for seed in seeds:
+            tag = f"{name}/s{seed}"
+            gpu = DATASETS[name]["gpu"]
+            jobs.append({"id": f"{tag}/ae", "kind": "ae", "needs": None})
+            jobs.append({"id": f"{tag}/supervised", "kind": "supervised", "needs": None})
+            jobs.append({"id": f"{tag}/unsupervised", "kind": "unsupervised", "needs": "ae"})
+            if name in Z_INPUT:
+                jobs.append({"id": f"{tag}/embedding_input", "kind": "z_input", "needs": "ae"})
+            for job in jobs[-(4 if name in Z_INPUT else 3) :]:
+                job.update(dataset=name, seed=seed, gpu=gpu)
+    return jobs
+
+
+def gpu_phase(args: argparse.Namespace) -> None:
+    import torch
+
+    carry, out = Path(args.carry).resolve(), Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work or tempfile.mkdtemp(prefix="accuracy_")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    gpus = torch.cuda.device_count()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    datasets = args.datasets.split(",") if args.datasets else list(DATASETS)
+    jobs = job_list(datasets, seeds)
+    start = time.time()
+    deadline = start + 60 * args.wall_minutes
+    budgets = {"ae": args.ae_minutes, "unsupervised": args.minutes, "supervised": args.minutes,
+               "z_input": args.minutes}  # fmt: skip
+    running: dict[str, tuple[subprocess.Popen, object]] = {}
+    done: dict[str, str] = {}
+    pending = list(jobs)
+    while pending or running:
+        for job in list(pending):
+            tag = job["id"].rsplit("/", 1)[0]
+            need = f"{tag}/{job['needs']}" if job["needs"] else None
+            if need is not None and need not in done:
+                continue
+            pending.remove(job)
+            if need is not None and done[need] != "ok":
+                done[job["id"]] = f"skipped: {need} {done[need]}"
+                continue
+            env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = str(job["gpu"] % gpus)
+            command = [
+                sys.executable, str(Path(__file__).resolve()), "job",
+                "--carry", str(carry), "--work", str(work), "--job", json.dumps(job),
+                "--minutes", str(budgets[job["kind"]]), "--device", args.device,
+                "--batch-size", str(args.batch_size), "--model", args.model,
+            ]  # fmt: skip
+            logfile = work / "logs" / (job["id"].replace("/", "_") + ".log")
+            logfile.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(logfile, "w")  # noqa: SIM115 (closed when the job ends)
+            running[job["id"]] = (
+                subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT),
+                handle,
+            )
+            print(f"[{time.time() - start:6.1f} s] start {job['id']}", flush=True)
+        for job_id, (proc, handle) in list(running.items()):
+            if time.time() > deadline:
+                proc.kill()
+            code = proc.poll()
+            if code is None:
+                continue
+            handle.close()
+            del running[job_id]
+            done[job_id] = "ok" if code == 0 else f"exit {code}"
+            print(f"[{time.time() - start:6.1f} s] {done[job_id]:>7} {job_id}", flush=True)
+        time.sleep(1.0)
+    records = {}
+    for job in jobs:
+        path = work / "records" / (job["id"].replace("/", "_") + ".json")
+        records[job["id"]] = json.loads(path.read_text()) if path.is_file() else {}
+        records[job["id"]]["status"] = done.get(job["id"], "not run")
+    summary = {
+        "provenance": provenance(),
+        "commit": args.commit,
+        "seeds": seeds,
+        "budgets_minutes": budgets,
+        "batch_size": args.batch_size,
+        "model": args.model,
+        "gpus": gpus,
+        "wall_seconds": round(time.time() - start, 1),
+        "jobs": records,
+    }
+    bundle(work, out, datasets, summary)
+    for job_id, record in records.items():
+        facts = {k: record.get(k) for k in ("status", "steps", "train_seconds", "best_step")}
+        print(job_id, facts)
+
+
+def bundle(work: Path, out: Path, datasets: list[str], summary: dict) -> None:
+    """One tar per dataset (the largest split in two), the summary, the logs' tails."""
+    export = work / "export"
+    for name in datasets:
+        files = sorted((export / name).glob("*")) if (export / name).is_dir() else []
+        size = sum(f.stat().st_size for f in files)
+        parts = 2 if size > 14 * 2**20 else 1
+        for k in range(parts):
+            suffix = f".{k}" if parts > 1 else ""
+            with tarfile.open(out / f"{name}{suffix}.tar", "w") as tar:
+                for path in files[k::parts]:
+                    tar.add(path, arcname=path.name)
+    with tarfile.open(out / "logs.tar", "w") as tar:
+        for path in sorted((work / "logs").glob("*.log")):
+            tail = path.read_bytes()[-200_000:]
+            info = tarfile.TarInfo(path.name)
+            info.size = len(tail)
+            tar.addfile(info, io.BytesIO(tail))
+    (out / "gpu.json").write_text(json.dumps(summary, indent=1))
+
+
+class Job:
+    """One GPU job of one (dataset, seed): auto-encoder, or one association model."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.job = json.loads(args.job)
+        self.carry, self.work = Path(args.carry), Path(args.work)
+        self.name, self.seed = self.job["dataset"], int(self.job["seed"])
+        self.folder = self.work / self.name / f"s{self.seed}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.export = self.work / "export" / self.name
+        self.export.mkdir(parents=True, exist_ok=True)
+        self.minutes = float(args.minutes)
+
+    def store(self):
+        from attrackt.store import Store
+
+        if self.job["kind"] in ("ae", "supervised"):
+            return Store.load(self.carry / f"{self.name}.npz", masks=False)
+        return Store.load(self.folder / "embedded.npz", masks=False)
+
+    def ae(self) -> dict:
+        from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_store
+        from attrackt.guard import reduce_embedding
+        from attrackt.link.affinities import embedding_associations
+        from attrackt.train import TrainConfig
+
+        config = EmbedConfig(
+            model=AutoEncoderConfig(base_channels=8 if self.args.model == "small" else 32),
+            train=TrainConfig(
+                steps=1000, batch_size=256, lr=1e-3, min_lr=3e-5, warmup_steps=0.02,
+                val_every=0, checkpoint_every=0, log_every=50, seed=self.seed,
+                device=self.args.device, progress=False,
+            ),
+            minutes=self.minutes,
+        )  # fmt: skip
+        run = self.folder / "ae"
+        embedded = embed_store(self.store(), config, run, resume=False)
+        embedded.save(self.folder / "embedded.npz")
+        dets = embedded.detections
+        np.savez_compressed(
+            self.export / f"embedding_s{self.seed}.npz",
+            ids=dets.ids,
+            z=reduce_embedding(dets.vectors["embedding"], EMBEDDING_DIMS).astype(np.float16),
+        )
+        test = embedded.select(["02"]).detections
+        for kind in ("distance", "affinity"):
+            assoc = embedding_associations(test, link_config(), kind=kind)
+            save_scores(self.export / f"assoc_embedding-{kind}_s{self.seed}_02.npz", test, assoc)
+        return training_facts(run / "log.jsonl")
+
+    def model(self, objective: str, z_input: bool) -> dict:
+        from attrackt.model import TransformerConfig
+        from attrackt.predict import PredictConfig, predict_from_checkpoint
+        from attrackt.training import AssociationTrainConfig, train_association_model
+
+        store = self.store()
+        part = store.select(["01"]) if objective == "supervised" else store
+        defaults = AssociationTrainConfig()
+        config = AssociationTrainConfig(
+            objective=objective,
+            model=TransformerConfig(use_embedding=z_input, **MODELS[self.args.model]),
+            train=dataclasses.replace(
+                defaults.train, batch_size=self.args.batch_size, val_every=100,
+                seed=self.seed, device=self.args.device, progress=False,
+            ),
+            minutes=self.minutes,
+        )  # fmt: skip
+        arm = self.job["id"].rsplit("/", 1)[1]
+        run = self.folder / arm
+        start = time.perf_counter()
+        train_association_model(part.detections, part.edges(), config, run, resume=False)
+        facts = {"train_seconds": round(time.perf_counter() - start, 1)}
+        sequences = ["02"] if objective == "supervised" or z_input else ["01", "02"]
+        for checkpoint in ("best", "last"):
+            path = run / f"{checkpoint}.pt"
+            if not path.is_file():
+                continue
+            for seq in sequences:
+                test = store.select([seq]).detections
+                predict = PredictConfig(device=self.args.device, progress=False)
+                assoc = predict_from_checkpoint(path, test, predict)
+                facts[f"predict_seconds_{seq}"] = round(assoc.meta["seconds"], 2)
+                name = f"assoc_{arm}-{checkpoint}_s{self.seed}_{seq}.npz"
+                save_scores(self.export / name, test, assoc)
+        facts.update(training_facts(run / "log.jsonl"))
+        return facts
+
+    def run(self) -> None:
+        kind = self.job["kind"]
+        record: dict = {"job": self.job, "minutes": self.minutes}
+        start = time.perf_counter()
+        try:
+            if kind == "ae":
+                record.update(self.ae())
+            else:
+                objective = "supervised" if kind == "supervised" else "unsupervised"
+                record.update(self.model(objective, z_input=kind == "z_input"))
+        except Exception:
+            record["error"] = traceback.format_exc()
+            print(record["error"], flush=True)
+        record["seconds"] = round(time.perf_counter() - start, 1)
+        path = self.work / "records" / (self.job["id"].replace("/", "_") + ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
+        if "error" in record:
+            raise SystemExit(1)
+
+
+def training_facts(path: Path) -> dict:
+    """Steps, the validation curve and where its best was, from a training log."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train = [r for r in records if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    facts = {"steps": train[-1]["step"] if train else 0,
+             "loss": train[-1]["loss"] if train else None}  # fmt: skip
+    if val:
+        best = min(val, key=lambda sv: sv[1])
+        facts.update(best_step=best[0], best_val_loss=best[1], val_curve=val)
+    return facts
+
+
+# --------------------------------------------------------------------------------------------
+# phase 3: evaluate (CPU)
+# --------------------------------------------------------------------------------------------
+
+
+class Evaluation:
+    """Links and scores every arm of one dataset."""
+
+    def __init__(self, name: str, store, folder: Path, seeds: list[int], guard_config) -> None:
+        self.name, self.store, self.folder, self.seeds = name, store, folder, seeds
+        self.guard_config = guard_config
+        self.config = link_config()
+
+    def detections(self, seq: str, seed: int | None = None):
+        dets = self.store.select([seq]).detections
+        if seed is None:
+            return dets
+        saved = np.load(self.folder / f"embedding_s{seed}.npz")
+        z = np.zeros((len(dets), saved["z"].shape[1]), np.float32)
+        keep = np.isin(saved["ids"], dets.ids)
+        z[dets.rows_of(saved["ids"][keep])] = saved["z"][keep]
+        return dets.with_vectors(embedding=z)
+
+    def associations(self, arm: str, seed: int, seq: str):
+        path = self.folder / f"assoc_{arm}_s{seed}_{seq}.npz"
+        return load_scores(path, self.detections(seq)) if path.is_file() else None
+
+    def score(self, seq: str, associations=None, weight: float = -1.0) -> dict:
+        from attrackt.evaluate import evaluate
+        from attrackt.link import link
+
+        config = dataclasses.replace(
+            self.config, association_weight=weight, hyper_association_weight=weight
+        )
+        gt = self.store.tracks[self.store.select([seq]).sequences[0]]
+        result = link(self.detections(seq), associations, config=config)
+        scores = evaluate(result.tracks, gt, chota=False)
+        return {"aogm": scores["AOGM"], "division_f1": scores["division_f1"],
+                "fp_edges": scores["fp_edges"], "fn_edges": scores["fn_edges"],
+                "link_status": result.status}  # fmt: skip
+
+    def guard(self, seq: str, seed: int, associations):
+        from attrackt.guard import check_associations
+        from attrackt.training import unseen_rows
+
+        dets = self.detections(seq, seed)
+        extra = {"sequences": self.store.sequences, "val_frames": 0.1, "windows": {"window": 6}}
+        unseen = unseen_rows(dets, extra)
+        return check_associations(dets, associations, self.config, unseen, self.guard_config)
+
+    def run(self) -> dict:
+        arms: dict[str, dict[str, list]] = {}
+
+        def add(arm: str, scores: dict | None) -> None:
+            entry = arms.setdefault(arm, {"aogm": [], "division_f1": []})
+            for key in ("aogm", "division_f1"):
+                entry[key].append(None if scores is None else scores[key])
+
+        position = self.score("02")
+        position_train = None
+        tuning = []
+        guards = []
+        ensemble: list = []
+        for seed in self.seeds:
+            add("position", position)
+            emb = self.associations("embedding-distance", seed, "02")
+            add("embedding", None if emb is None else self.score("02", emb, weight=+1.0))
+            aff = self.associations("embedding-affinity", seed, "02")
+            add("embedding_affinity", None if aff is None else self.score("02", aff))
+            for arm in ("unsupervised", "supervised", "embedding_input"):
+                for checkpoint in ("best", "last"):
+                    assoc = self.associations(f"{arm}-{checkpoint}", seed, "02")
+                    label = arm if checkpoint == "best" else f"{arm}_last"
+                    add(label, None if assoc is None else self.score("02", assoc))
+            unsup = self.associations("unsupervised-best", seed, "02")
+            if unsup is None:
+                add("guarded", None)
+                continue
+            ensemble.append(unsup)
+            verdict = self.guard("02", seed, unsup)
+            add("guarded", self.score("02", verdict.apply(unsup)))
+            guards.append(verdict.to_dict()["sequences"])
+            train = self.associations("unsupervised-best", seed, "01")
+            if train is not None:  # the training movie: what the guard's settings are tuned on
+                check = self.guard("01", seed, train)
+                position_train = position_train or self.score("01")
+                tuning.append({
+                    "seed": seed,
+                    "guard": check.to_dict()["sequences"],
+                    "aogm_position": position_train["aogm"],
+                    "aogm_unsupervised": self.score("01", train)["aogm"],
+                })  # fmt: skip
+        if ensemble:
+            mean = mean_associations(ensemble)
+            add("ensemble", self.score("02", mean))
+        return {"arms": arms, "guard": guards, "tuning": tuning}
+
+
+def mean_associations(parts: list):
+    """The mean score of each pair over ``parts`` (absent = 0)."""
+    import pandas as pd
+
+    from attrackt.data import Associations
+
+    table = pd.concat([p.table for p in parts]).groupby(["source", "target", "dt"], sort=False)
+    summed = table["score"].sum().reset_index()
+    summed["score"] = summed["score"] / len(parts)
+    return Associations(summed)
+
+
+def evaluate_phase(args: argparse.Namespace) -> None:
+    from attrackt.guard import GuardConfig
+    from attrackt.store import Store
+
+    carry, results = Path(args.carry), Path(args.gpu_results)
+    plan = json.loads((carry / "plan.json").read_text())
+    gpu = json.loads((results / "gpu.json").read_text())
+    seeds = gpu["seeds"]
+    guard_config = GuardConfig()
+    report = {
+        "benchmark": "accuracy",
+        "provenance": provenance(),
+        "gpu_provenance": gpu["provenance"],
+        "gpu_commit": gpu.get("commit"),
+        "seeds": seeds,
+        "budgets_minutes": gpu["budgets_minutes"],
+        "batch_size": gpu["batch_size"],
+        "model": gpu["model"],
+        "gpu_wall_seconds": gpu["wall_seconds"],
+        "link_config": link_config().to_dict(),
+        "guard_config": dataclasses.asdict(guard_config),
+        "protocol": "GT detections (CTC: TRA markers over silver truth); train 01 (+02 without "
+        "labels for unsupervised models), test 02; checkpoint: lowest validation loss",
+        "datasets": {},
+        "training": {job: {k: r.get(k) for k in ("status", "steps", "train_seconds",
+                                                  "best_step", "seconds")}
+                     for job, r in gpu["jobs"].items()},
+    }  # fmt: skip
+    names = args.datasets.split(",") if args.datasets else list(plan["datasets"])
+    for name in names:
+        store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            for part in sorted(results.glob(f"{name}*.tar")):
+                with tarfile.open(part) as tar:
+                    tar.extractall(tmp, filter="data")
+            start = time.perf_counter()
+            found = Evaluation(name, store, Path(tmp), seeds, guard_config).run()
+        found["kind"] = "synthetic" if name.startswith("synthetic") else "real (CTC)"
+        found["test"] = "02"
+        found["seconds"] = round(time.perf_counter() - start, 1)
+        report["datasets"][name] = found
+        print_dataset(name, found)
+    out = Path(args.json) if args.json else RESULTS / "accuracy.json"
+    write_results(out, report)
+    print(f"wrote {out}")
+
+
+def print_dataset(name: str, found: dict) -> None:
+    print(f"\n{name} (test 02, mean ± sd over seeds)")
+    print(f"{'arm':<24}{'AOGM':>18}{'division F1':>18}")
+    for arm, values in found["arms"].items():
+        cells = []
+        for key, digits in (("aogm", 1), ("division_f1", 3)):
+            mean, sd = mean_sd(values[key])
+            cells.append("-" if mean is None else f"{mean:.{digits}f} ± {sd:.{digits}f}")
+        print(f"{arm:<24}{cells[0]:>18}{cells[1]:>18}")
+    for entry in found["tuning"]:
+        for seq, v in entry["guard"].items():
+            print(
+                f"tuning {seq} seed {entry['seed']}: guard use={v['use']} gain {v['gain']:+.3f}"
+                f" (low {v['gain_low']:+.3f}); AOGM position {entry['aogm_position']}, "
+                f"unsupervised {entry['aogm_unsupervised']}"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="phase", required=True)
+    p = sub.add_parser("prepare", help="CPU: one store per dataset into the carry folder")
+    p.add_argument("--carry", required=True, help="folder to fill (git-ignored, e.g. .gpu/...)")
+    p.add_argument("--data", default=os.environ.get("ATTRACKT_DATA", "../shared/data"))
+    g = sub.add_parser("gpu", help="GPU: every chain; small files into --out")
+    g.add_argument("--carry", required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--work", help="scratch folder for checkpoints [a temporary folder]")
+    g.add_argument("--seeds", default="0,1,2")
+    g.add_argument("--datasets", help=f"comma-separated subset of {list(DATASETS)}")
+    g.add_argument("--minutes", type=float, default=5.5, help="training budget of each model")
+    g.add_argument("--ae-minutes", type=float, default=1.5, help="auto-encoder budget")
+    g.add_argument("--wall-minutes", type=float, default=9.3, help="hard end of every job")
+    g.add_argument("--batch-size", type=int, default=32, help="windows per training step")
+    g.add_argument("--device", default="auto")
+    g.add_argument("--model", choices=sorted(MODELS), default="method")
+    g.add_argument("--commit", help="the commit the device runs (it has no git)")
+    j = sub.add_parser("job", help=argparse.SUPPRESS)
+    for name in ("--carry", "--work", "--job", "--minutes", "--device", "--batch-size", "--model"):
+        j.add_argument(name, required=True)
+    e = sub.add_parser("evaluate", help="CPU: link and score every arm; write the JSON")
+    e.add_argument("--carry", required=True)
+    e.add_argument("--gpu-results", required=True, help="the folder the gpu phase filled")
+    e.add_argument("--datasets", help="comma-separated subset")
+    e.add_argument("--json", help="where to write [bench/results/accuracy.json]")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.phase == "prepare":
+        prepare_phase(args)
+    elif args.phase == "gpu":
+        gpu_phase(args)
+    elif args.phase == "job":
+        args.batch_size = int(args.batch_size)
+        Job(args).run()
+    else:
+        evaluate_phase(args)
+
+
+if __name__ == "__main__":
+    main()
