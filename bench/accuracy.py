@@ -277,6 +277,8 @@ def bundle(work: Path, out: Path, datasets: list[str], summary: dict) -> None:
             info = tarfile.TarInfo(path.name)
             info.size = len(tail)
             tar.addfile(info, io.BytesIO(tail))
+    for weights in sorted((work / "checkpoints").glob("*.pt")):
+        (out / weights.name).write_bytes(weights.read_bytes())
     (out / "gpu.json").write_text(json.dumps(summary, indent=1))
 
 
@@ -366,6 +368,13 @@ class Job:
                 name = f"assoc_{arm}-{checkpoint}_s{self.seed}_{seq}.npz"
                 save_scores(self.export / name, test, assoc)
         facts.update(training_facts(run / "log.jsonl"))
+        if (
+            objective == "unsupervised"
+            and not z_input
+            and self.seed == 0
+            and (run / "best.pt").is_file()
+        ):
+            slim_checkpoint(run / "best.pt", self.work / "checkpoints" / f"{self.name}.pt")
         return facts
 
     def run(self) -> None:
@@ -387,6 +396,21 @@ class Job:
         path.write_text(json.dumps(record, indent=1))
         if "error" in record:
             raise SystemExit(1)
+
+
+def slim_checkpoint(source: Path, target: Path) -> None:
+    """The weights (bf16) and what loading needs, without the optimiser's state: the base
+    model a later fine-tuning benchmark carries to the device (a few MiB)."""
+    import torch
+
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    state["model"] = {
+        k: v.bfloat16() if v.is_floating_point() else v for k, v in state["model"].items()
+    }
+    for key in ("optimizer", "scheduler", "rng", "rng_ranks"):
+        state.pop(key, None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target)
 
 
 def training_facts(path: Path) -> dict:
