@@ -122,14 +122,16 @@ def run_pipeline(
     project: str | Path,
     config: PipelineConfig | None = None,
     *,
-    masks: str | Path | None = None,
+    masks: str | Path | Any | None = None,
+    points: str | Path | None = None,
     force: bool = False,
 ) -> PipelineResult:
     """Run every stage on ``sources`` into the folder ``project``.
 
     ``sources`` are CTC sequences or datasets whose tracking ground truth (TRA, or the "GT
     detections" protocol with ``config.prepare.gt_detections``) gives the detections; or, with
-    ``masks`` (a user's instance segmentation), one image folder or stack.
+    ``masks`` (a user's instance segmentation) or ``points`` (a table of cell positions), one
+    image folder or stack (see :func:`attrackt.prepare.prepare_segmentation`).
     """
     from attrackt.active import rank_cells, save_ranking
     from attrackt.embed import embed_store
@@ -149,12 +151,12 @@ def run_pipeline(
 
     store_path = root / "store.npz"
     if not stages.reuse("prepare", store_path):
-        if masks is None:
+        if masks is None and points is None:
             store = prepare(sources, config.prepare)
         elif len(sources) == 1:
-            store = prepare_segmentation(sources[0], masks, "01", config.prepare)
+            store = prepare_segmentation(sources[0], masks, "01", config.prepare, points=points)
         else:
-            raise InputError("--masks", "segmentation masks go with exactly one image source")
+            raise InputError("--masks", "masks or points go with exactly one image source")
         store.save(store_path)
     embedded_path = root / "embedded.npz"
     if stages.reuse("embed", embedded_path):
