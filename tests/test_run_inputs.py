@@ -50,7 +50,11 @@ def test_run_with_a_cellpose_folder(cellpose, quick, tmp_path) -> None:
     project = tmp_path / "project"
     result = _run(str(folder), "--masks", str(folder), "--project", str(project))
     assert result.exit_code == 0, result.output
+    report = project / "report.html"
+    assert f"report: {report.resolve()}" in result.output
     assert (project / "result" / "01_RES" / "res_track.txt").is_file()  # masks: a CTC result
+    text = report.read_text(encoding="utf-8")
+    assert "No ground truth" in text and 'id="proofread"' in text
 
 
 def test_run_with_a_points_table(cellpose, quick, tmp_path) -> None:
@@ -60,7 +64,7 @@ def test_run_with_a_points_table(cellpose, quick, tmp_path) -> None:
     project = tmp_path / "project"
     result = _run(str(folder), "--points", str(table), "--project", str(project))
     assert result.exit_code == 0, result.output
-    assert (project / "tracks.geff").exists()
+    assert (project / "tracks.geff").exists() and (project / "report.html").is_file()
     assert not (project / "result").exists()  # no masks, no CTC result
 
 

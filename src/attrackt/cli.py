@@ -1187,6 +1187,9 @@ def _report_pipeline(result) -> None:  # result: attrackt.pipeline.PipelineResul
         keys = ("AOGM", "TRA", "fp_edges", "fn_edges", "ws_edges", "division_f1")
         table = {v: {k: s[k] for k in keys} for v, s in scores.items()}
         typer.echo(f"\nsequence {name} against its ground truth:\n{format_table(table)}")
+    report = result.project / "report.html"
+    if report.is_file():
+        typer.echo(f"\nreport: {report.resolve()}  (open it in a browser)")
 
 
 @app.command("run")
