@@ -1199,6 +1199,9 @@ def _report_pipeline(result) -> None:  # result: attrackt.pipeline.PipelineResul
         keys = ("AOGM", "TRA", "fp_edges", "fn_edges", "ws_edges", "division_f1")
         table = {v: {k: s[k] for k in keys} for v, s in scores.items()}
         typer.echo(f"\nsequence {name} against its ground truth:\n{format_table(table)}")
+    report = result.project / "report.html"
+    if report.is_file():
+        typer.echo(f"\nreport: {report.resolve()}  (open it in a browser)")
 
 
 @app.command("run")
@@ -1208,7 +1211,19 @@ def run_command(
     ],
     project: Annotated[Path, typer.Option(help="Project folder for every stage's output.")],
     masks: Annotated[
-        Path | None, typer.Option(help="Instance segmentation of the single image source.")
+        Path | None,
+        typer.Option(
+            help="Instance segmentation of the single image source: a folder of label images "
+            "(CTC mask000.tif, Cellpose NAME_masks.tif/.png, StarDist), a label stack (.tif, "
+            ".npy) or a zarr array (store.zarr[/path/to/array])."
+        ),
+    ] = None,
+    points: Annotated[
+        Path | None,
+        typer.Option(
+            help="Without masks: a CSV or parquet table of cell positions (t, [z,] y, x in "
+            "pixels; optional id, label or track_id) in the single image source."
+        ),
     ] = None,
     gt_detections: Annotated[
         bool, typer.Option(help="Full cells: TRA markers painted over the silver truth.")
@@ -1237,7 +1252,9 @@ def run_command(
             config.train.train.seed = config.embed.train.seed = seed
         if train_minutes is not None:
             config.train.minutes = train_minutes
-        result = run_pipeline(sources, project, config, masks=masks, force=force)
+        if masks is not None and points is not None:
+            raise InputError("--points", "give the cells either as --masks or as --points")
+        result = run_pipeline(sources, project, config, masks=masks, points=points, force=force)
     _report_pipeline(result)
 
 

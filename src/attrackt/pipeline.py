@@ -16,6 +16,8 @@ stops goes on where it stopped, and a person can see what was done:
 ``result/D/NN_RES/``      a CTC result folder per sequence NN of dataset D
 ``tracks.geff``           the tracks as a geff graph (motile_tracker, napari)
 ``metrics.json``          scores against the ground truth, when the sequences have one
+``stage_times.json``      seconds per stage of the run that made its output
+``report.html``           one page to open in a browser: scores, plots, cells to proof-read
 ========================  ======================================================================
 
 A stage whose output exists is reused; once one stage runs, every later stage runs again.
@@ -41,6 +43,7 @@ from attrackt.model.transformer import TransformerConfig
 from attrackt.predict import PredictConfig
 from attrackt.prepare import PrepareConfig
 from attrackt.store import Store
+from attrackt.timings import StageClock
 from attrackt.train import TrainConfig
 from attrackt.training import AssociationTrainConfig
 
@@ -103,9 +106,10 @@ class PipelineResult:
 class _Stages:
     """Keeps track of which stages may reuse their output."""
 
-    def __init__(self, force: bool) -> None:
+    def __init__(self, force: bool, clock: StageClock) -> None:
         self.dirty = force
         self.ran: list[str] = []
+        self.clock = clock
 
     def reuse(self, name: str, *outputs: Path) -> bool:
         if not self.dirty and all(p.exists() for p in outputs):
@@ -113,6 +117,7 @@ class _Stages:
             return True
         self.dirty = True
         self.ran.append(name)
+        self.clock.lap(name)
         logger.info("%s ...", name)
         return False
 
@@ -122,14 +127,17 @@ def run_pipeline(
     project: str | Path,
     config: PipelineConfig | None = None,
     *,
-    masks: str | Path | None = None,
+    masks: str | Path | Any | None = None,
+    points: str | Path | None = None,
     force: bool = False,
 ) -> PipelineResult:
     """Run every stage on ``sources`` into the folder ``project``.
 
     ``sources`` are CTC sequences or datasets whose tracking ground truth (TRA, or the "GT
     detections" protocol with ``config.prepare.gt_detections``) gives the detections; or, with
-    ``masks`` (a user's instance segmentation), one image folder or stack.
+    ``masks`` (a user's instance segmentation) or ``points`` (a table of cell positions), one
+    image folder or stack (see :func:`attrackt.prepare.prepare_segmentation`). The last step
+    writes ``report.html`` (:mod:`attrackt.report`).
     """
     from attrackt.active import rank_cells, save_ranking
     from attrackt.embed import embed_store
@@ -139,22 +147,23 @@ def run_pipeline(
     from attrackt.link import link
     from attrackt.predict import predict_from_checkpoint
     from attrackt.prepare import prepare, prepare_segmentation
+    from attrackt.report import write_report
     from attrackt.training import train_association_model
 
     config = config or PipelineConfig()
     root = Path(project)
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(root / "config.json", json.dumps(config.to_dict(), indent=1))
-    stages = _Stages(force)
+    stages = _Stages(force, StageClock(root))
 
     store_path = root / "store.npz"
     if not stages.reuse("prepare", store_path):
-        if masks is None:
+        if masks is None and points is None:
             store = prepare(sources, config.prepare)
         elif len(sources) == 1:
-            store = prepare_segmentation(sources[0], masks, "01", config.prepare)
+            store = prepare_segmentation(sources[0], masks, "01", config.prepare, points=points)
         else:
-            raise InputError("--masks", "segmentation masks go with exactly one image source")
+            raise InputError("--masks", "masks or points go with exactly one image source")
         store.save(store_path)
     embedded_path = root / "embedded.npz"
     if stages.reuse("embed", embedded_path):
@@ -216,6 +225,8 @@ def run_pipeline(
         atomic_write_text(metrics_path, json.dumps(metrics, indent=1))
     elif metrics_path.exists():
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    stages.clock.lap(None)
+    write_report(root, link=config.link)
     return PipelineResult(root, tracks, ranked, metrics, stages.ran)
 
 

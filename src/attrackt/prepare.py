@@ -13,8 +13,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from attrackt.data import Detections, Tracks
 from attrackt.errors import InputError
@@ -125,29 +127,53 @@ def prepare_sequence(sequence, config: PrepareConfig) -> Store:
 
 
 def prepare_segmentation(
-    images: str | Path, masks: str | Path, name: str = "01", config: PrepareConfig | None = None
+    images: str | Path | Any,
+    masks: str | Path | Any | None = None,
+    name: str = "01",
+    config: PrepareConfig | None = None,
+    *,
+    points: str | Path | pd.DataFrame | None = None,
 ) -> Store:
-    """A movie and its instance segmentation (label masks per frame, no tracking) as a store.
+    """A movie and its cells, without tracking, as a store (no ground truth).
 
-    ``images`` and ``masks`` are frame folders, ``.tif`` or ``.npy`` stacks of the same shape.
-    The store has no ground truth.
+    The cells come from ``masks``, an instance segmentation (a folder of label images, a label
+    stack, a zarr array, or a label array or napari Labels layer: :mod:`attrackt.io.masks`), or
+    from ``points``, a table of positions (a CSV/parquet file or a data frame with ``t, [z,] y,
+    x``: :mod:`attrackt.io.points`); give one. ``images`` is a frame folder, a stack, a zarr
+    array, or an array or napari Image layer (:mod:`attrackt.io.images`). A cell of the masks
+    gets its shape and intensity features (regionprops); a point has no mask and gets none:
+    its appearance is the crop around it (what the auto-encoder embeds).
     """
     from attrackt.io.ctc import detections_from_masks
-    from attrackt.io.tiff import read_movie
+    from attrackt.io.images import read_images
+    from attrackt.io.masks import read_masks
+    from attrackt.io.points import read_points
 
+    if (masks is None) == (points is None):
+        raise InputError("prepare", "give the cells either as masks or as points")
     config = config or PrepareConfig()
-    movie, labels = read_movie(images), read_movie(masks)
-    if movie.shape != labels.shape:
-        raise InputError(masks, f"masks of shape {labels.shape} for images of {movie.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(masks, f"masks must hold integer labels, not {labels.dtype}")
-    labels = np.asarray(labels)
-    detections = detections_from_masks(labels, name)
-    detections = regionprops_features(movie, labels, detections)
-    detections.meta = {"image_shape": {name: [int(s) for s in movie.shape[1:]]}}
-    crops = crop_cells(movie, detections, config)
-    meta = _store_meta(config, detections.ndim, {name: str(images)})
-    return Store(detections, {}, crops, {name: labels} if config.masks else {}, meta)
+    movie = read_images(images)
+    if len(movie.shape) not in (3, 4):
+        raise InputError(movie.source, f"expected a (T, [Z,] Y, X) movie, got {movie.shape}")
+    labels = None
+    if masks is not None:
+        labels = read_masks(masks, movie)
+        detections = detections_from_masks(labels, name)
+        detections = regionprops_features(movie.array, labels, detections)
+    else:
+        detections = read_points(points, movie, name)
+    if not len(detections):
+        raise InputError(masks, "holds no labelled cell in any frame")
+    detections.meta = {"image_shape": {name: list(movie.shape[1:])}}
+    crops = crop_cells(movie.array, detections, config)
+    meta = _store_meta(config, detections.ndim, {name: movie.source})
+    meta["cells"] = "masks" if labels is not None else "points"
+    logger.info(
+        "%s: %d cells (%s) in %d frames of %s",
+        movie.source, len(detections), meta["cells"], movie.shape[0], list(movie.shape[1:]),
+    )  # fmt: skip
+    kept = {name: labels} if labels is not None and config.masks else {}
+    return Store(detections, {}, crops, kept, meta)
 
 
 def merge_stores(parts: Sequence[Store], meta: dict | None = None) -> Store:
