@@ -90,7 +90,8 @@ class LearnResult:
 
     ``record`` has one entry per bundle iteration: ``round`` (completion), ``iteration``,
     ``objective`` (the round's convex upper bound at that iteration's weights), ``best``
-    (lowest so far), ``lower`` (the bundle's lower bound), ``gap``, ``weights`` and ``seconds``.
+    (lowest so far), ``lower`` (the bundle's lower bound), ``gap``, ``weights`` (those of
+    ``best``) and ``seconds`` (since the start).
     ``rounds`` has one per completion: the latent objective ``L`` at the round's start. ``wrong``
     counts the answered cells the unpinned solution on the sub-graph gets wrong, before and after.
     """
@@ -158,6 +159,7 @@ def learn_weights(
     learner = _Learner(graph, basis, task, solver_config, learn, w0, lower)
     w, converged = learner.run()
     learned = replace(config, **{n: float(v) for n, v in zip(learn.weights, w, strict=True)})
+    wrong = {"before": learner.wrong(w0), "after": learner.wrong(w)}
     seconds = time.perf_counter() - start
     result = LearnResult(
         config=learned,
@@ -169,7 +171,7 @@ def learn_weights(
         iterations=len(learner.record),
         seconds=seconds,
         sizes=task.sizes(),
-        wrong={"before": learner.wrong(w0), "after": learner.wrong(w)},
+        wrong=wrong,
     )
     logger.info(
         "learned weights from %d answers in %d iterations (%.1f s, %s): %s; answered cells wrong "
