@@ -270,3 +270,39 @@ def test_a_loop_round_relearns_the_weights_from_every_answer() -> None:
     assert learned["learned_weights"]["association_weight"] < -0.2
     assert learned["learn_converged"] and learned["AOGM"] == 0
     assert set(map(tuple, tracks.edges.tolist())) == truth
+
+
+def test_the_loss_is_the_brute_force_one() -> None:
+    """On a graph small enough to list every selection, the learner's first objective (the
+    structured hinge at the starting weights) is ``min over selections that agree with the answers
+    of E - min over all selections of (E - wrongly answered cells)``."""
+    from itertools import product
+
+    from attrackt.link import build_problem
+    from attrackt.link.problem import LinkProblem, Selection, objective, violations
+
+    det = Detections.from_arrays(
+        [0, 0, 0, 1, 1, 1], np.random.default_rng(1).uniform(0, 30, (6, 2))
+    )
+    asked = {0: (4, 5), 1: ()}
+    config = LinkConfig(k=2)
+    problem = build_problem(det, None, answers(asked), config)
+    graph = problem.graph
+    free = LinkProblem.free(graph, problem.costs)
+    consistent, augmented = np.inf, np.inf
+    for bits in product([False, True], repeat=graph.num_edges + graph.num_hyper):
+        bits = np.array(bits)
+        sel = Selection(np.ones(6, bool), bits[: graph.num_edges], bits[graph.num_edges :])
+        if violations(free, sel):
+            continue
+        links = sel.links(graph)
+        wrong = sum(set(links[links[:, 0] == p, 1].tolist()) != set(c) for p, c in asked.items())
+        energy = objective(graph, problem.costs, sel)
+        augmented = min(augmented, energy - wrong)
+        if wrong == 0:
+            consistent = min(consistent, energy)
+    learn = LearnConfig(subgraph=False, max_iterations=1)
+    result = learn_weights(det, answers(asked), None, config, learn)
+    assert result.record[0]["objective"] == pytest.approx(consistent - augmented, abs=1e-9)
+    assert consistent - augmented > 0  # the answers disagree with the starting weights
+    assert graph.num_hyper > 0
