@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -16,6 +16,10 @@ import typer
 from attrackt.data import Detections
 from attrackt.errors import InputError
 from attrackt.io.tiff import read_movie
+
+if TYPE_CHECKING:
+    from attrackt.data import Annotations, Associations
+    from attrackt.link import LinkConfig
 
 app = typer.Typer(
     name="attrackt",
@@ -238,6 +242,14 @@ def link_command(
         Path | None, typer.Option(help="Also write a CTC result folder (needs mask input).")
     ] = None,
     geff_out: Annotated[Path | None, typer.Option(help="Also write the tracks as geff.")] = None,
+    learn_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--learn-weights",
+            help="First learn the cost weights from the answers (structured SVM); write them "
+            "and the learning record to this JSON file.",
+        ),
+    ] = None,
 ) -> None:
     """Link detections into tracks: candidate graph, costs, and the method's ILP."""
     from attrackt.data import Annotations, Associations
@@ -279,6 +291,8 @@ def link_command(
             raise InputError("--ctc-out", "needs detections read from a CTC mask folder")
         assoc = Associations.load(associations) if associations is not None else None
         answers = Annotations.load(annotations) if annotations is not None else None
+        if learn_weights is not None:
+            config = _learned_config(dets, assoc, answers, config, learn_weights)
         try:
             result = link(dets, assoc, answers, config)
         except SolverError as err:
@@ -304,6 +318,26 @@ def link_command(
         result.seconds,
         out,
     )
+
+
+def _learned_config(
+    dets: Detections,
+    assoc: Associations | None,
+    answers: Annotations | None,
+    config: LinkConfig,
+    out: Path,
+) -> LinkConfig:
+    """``config`` with the weights learned from ``answers``, the learning written to ``out``."""
+    import json
+
+    from attrackt.io.atomic import atomic_write_text
+    from attrackt.link.learn import learn_weights
+
+    if answers is None:
+        raise InputError("--learn-weights", "needs --annotations (the answers to learn from)")
+    learned = learn_weights(dets, answers, assoc, config)
+    atomic_write_text(out, json.dumps(learned.to_dict(), indent=1))
+    return learned.config
 
 
 # ---- features and embeddings -------------------------------------------------------------
@@ -884,6 +918,9 @@ def loop_command(
     ),
     strategy: Annotated[str, typer.Option(help="confidence, random or optimal.")] = "confidence",
     tta: Annotated[bool, typer.Option(help="Test-time augmentation when predicting.")] = True,
+    learn_weights: Annotated[
+        bool, typer.Option(help="Re-learn the linking weights from the answers each round.")
+    ] = False,
     full: _Full = False,
     rank: _Rank = 32,
     alpha: _Alpha = 32.0,
@@ -901,6 +938,7 @@ def loop_command(
     """Simulated proof-reading rounds: rank, answer from GT, fine-tune, predict, link, score."""
     from attrackt.data import Associations, Tracks
     from attrackt.evaluate import format_table
+    from attrackt.link.learn import LearnConfig
     from attrackt.loop import LoopConfig, parse_budgets, simulate
     from attrackt.predict import PredictConfig
 
@@ -909,6 +947,7 @@ def loop_command(
             budgets=parse_budgets(budget),
             strategy=strategy,  # type: ignore[arg-type]
             seed=seed,
+            learn=LearnConfig() if learn_weights else None,
             finetune=_finetune_config(
                 full,
                 rank,

@@ -4,9 +4,10 @@ Round 0 links with the base model's associations. Each later round asks the simu
 proof-reader (the ground truth) about the most ambiguous unanswered cells until the round's
 budget of answered cells is reached (budgets are cumulative), fine-tunes the *base* model on
 every answer so far (plus pseudo-labels from the previous round's solution), predicts new
-associations, links again with the answers pinned and scores the result. Every round's figures
-go to ``out_dir/rounds.json``; a finished round is not redone when the loop is run again, and an
-interrupted fine-tuning resumes.
+associations, links again with the answers pinned (with ``learn``, at linking weights learned
+afresh from every answer so far, see :mod:`attrackt.link.learn`) and scores the result. Every
+round's figures go to ``out_dir/rounds.json``; a finished round is not redone when the loop is
+run again, and an interrupted fine-tuning resumes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ logger = logging.getLogger(__name__)
 class LoopConfig:
     """The rounds: cumulative ``budgets`` of answered cells, the ranking ``strategy``, the seed
     of random rankings, and the settings of fine-tuning, prediction and linking (``None``: the
-    stages' defaults)."""
+    stages' defaults); ``learn`` (an :class:`attrackt.link.learn.LearnConfig`) re-learns the
+    linking weights from the answers each round, starting from ``link``'s (``None``: never)."""
 
     budgets: tuple[int, ...] = (10, 100, 1000)
     strategy: Strategy = "confidence"
@@ -41,6 +43,7 @@ class LoopConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     predict: Any = None  # attrackt.predict.PredictConfig
     link: Any = None  # attrackt.link.LinkConfig
+    learn: Any = None  # attrackt.link.learn.LearnConfig
 
     def __post_init__(self) -> None:
         budgets = tuple(int(b) for b in self.budgets)
@@ -66,12 +69,25 @@ def _solve_and_score(
     from attrackt.evaluate import evaluate
     from attrackt.link import link
 
+    link_config, learned = config.link or LinkConfig(), {}
+    if config.learn is not None and annotations is not None and len(annotations):
+        from attrackt.link.learn import learn_weights
+
+        fit = learn_weights(detections, annotations, associations, link_config, config.learn)
+        link_config = fit.config
+        learned = {
+            "learned_weights": fit.weights,
+            "learn_iterations": fit.iterations,
+            "learn_converged": fit.converged,
+            "learn_seconds": fit.seconds,
+        }
     start = time.perf_counter()
-    result = link(detections, associations, annotations, config.link or LinkConfig())
+    result = link(detections, associations, annotations, link_config)
     linked = time.perf_counter()
     scores = evaluate(result.tracks, gt, chota=False)
     return result.tracks, {
         **scores,
+        **learned,
         "link_seconds": linked - start,
         "evaluate_seconds": time.perf_counter() - linked,
     }

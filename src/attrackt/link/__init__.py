@@ -3,7 +3,8 @@
 ``link`` builds the candidate graph (:mod:`.candidates`), prices it (:mod:`.costs`), fixes the
 answered links (:mod:`.pins`) and solves the method's ILP exactly (:mod:`.fast_solver`, the
 default), through motile as the reference does (:mod:`.motile_solver`), or greedily
-(:mod:`.greedy`).
+(:mod:`.greedy`). :func:`learn_weights` learns the cost weights from the answers
+(:mod:`.learn`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from attrackt.link.config import LinkConfig
 from attrackt.link.costs import Costs, compute_costs
 from attrackt.link.fast_solver import solve_fast
 from attrackt.link.greedy import solve_greedy
+from attrackt.link.learn import LearnConfig, LearnResult, learn_weights
 from attrackt.link.pins import pin_annotations
 from attrackt.link.problem import LinkProblem, Selection, Solution, objective
 
 __all__ = [
     "CandidateGraph",
     "Costs",
+    "LearnConfig",
+    "LearnResult",
     "LinkConfig",
     "LinkProblem",
     "LinkResult",
@@ -36,6 +40,7 @@ __all__ = [
     "build_problem",
     "candidate_links",
     "compute_costs",
+    "learn_weights",
     "link",
     "objective",
     "solve",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -202,3 +202,37 @@ def compute_costs(
     for term in cost_terms(graph, config, meta):
         term.apply(graph, costs)
     return costs
+
+
+# The weights of :class:`LinkConfig` that the costs are linear in (and that can be learned).
+WEIGHTS = (
+    "distance_weight",
+    "association_weight",
+    "edge_bias",
+    "hyper_distance_weight",
+    "hyper_association_weight",
+    "hyper_bias",
+    "appear",
+    "disappear",
+)
+
+
+def cost_basis(
+    graph: CandidateGraph,
+    config: LinkConfig,
+    names: Sequence[str] = WEIGHTS,
+    meta: Mapping[str, Any] | None = None,
+) -> tuple[Costs, list[Costs]]:
+    """The costs as a linear function of the weights ``names``: ``(base, units)`` such that
+    ``compute_costs(graph, config)`` equals ``base + sum(getattr(config, n) * units[i])``.
+
+    ``base`` holds the costs with those weights at 0; ``units[i]`` the costs with weight
+    ``names[i]`` at 1 and every other term off (its feature per edge, hyper-edge or node).
+    """
+    unknown = sorted(set(names) - set(WEIGHTS))
+    if unknown:
+        raise InputError("link config", f"no such cost weight(s) {unknown}; known: {WEIGHTS}")
+    base = compute_costs(graph, replace(config, **dict.fromkeys(names, 0.0)), meta)
+    off = replace(config, **dict.fromkeys(WEIGHTS, 0.0), gap_weight=0.0)
+    units = [compute_costs(graph, replace(off, **{name: 1.0}), meta) for name in names]
+    return base, units
