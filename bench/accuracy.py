@@ -29,8 +29,8 @@ Three phases, so that the GPU work is one call and everything else runs on a CPU
 
 ``gpu`` runs every (dataset, seed) chain as separate processes sharing the GPUs (HeLa on the
 first, the others on the second when there are two), each training job with the same wall-clock
-budget (``--minutes``), and exports associations on the linker's candidate links, a 32-component
-reduction of each embedding (what the guard reads) and the training records.
+budget (``--minutes``), and exports the associations on the linker's candidate links and the
+training records.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ DATASETS: dict[str, dict] = {
 SYNTHETIC_SEEDS = {"01": 101, "02": 102}  # the synthetic movies' own seeds
 CROP_PIXELS = 32
 K = 10  # the method's candidate graph
-EMBEDDING_DIMS = 32  # components of the embedding exported for the guard
 #: datasets whose unsupervised model is also trained with z in its input (the ablation)
 Z_INPUT = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
 ARMS = ("position", "embedding", "unsupervised", "guarded", "supervised")
@@ -305,7 +304,6 @@ class Job:
 
     def ae(self) -> dict:
         from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_store
-        from attrackt.guard import reduce_embedding
         from attrackt.link.affinities import embedding_associations
         from attrackt.train import TrainConfig
 
@@ -321,12 +319,6 @@ class Job:
         run = self.folder / "ae"
         embedded = embed_store(self.store(), config, run, resume=False)
         embedded.save(self.folder / "embedded.npz")
-        dets = embedded.detections
-        np.savez_compressed(
-            self.export / f"embedding_s{self.seed}.npz",
-            ids=dets.ids,
-            z=reduce_embedding(dets.vectors["embedding"], EMBEDDING_DIMS).astype(np.float16),
-        )
         test = embedded.select(["02"]).detections
         for kind in ("distance", "affinity"):
             assoc = embedding_associations(test, link_config(), kind=kind)
@@ -439,15 +431,8 @@ class Evaluation:
         self.guard_config = guard_config
         self.config = link_config()
 
-    def detections(self, seq: str, seed: int | None = None):
-        dets = self.store.select([seq]).detections
-        if seed is None:
-            return dets
-        saved = np.load(self.folder / f"embedding_s{seed}.npz")
-        z = np.zeros((len(dets), saved["z"].shape[1]), np.float32)
-        keep = np.isin(saved["ids"], dets.ids)
-        z[dets.rows_of(saved["ids"][keep])] = saved["z"][keep]
-        return dets.with_vectors(embedding=z)
+    def detections(self, seq: str):
+        return self.store.select([seq]).detections
 
     def associations(self, arm: str, seed: int, seq: str):
         path = self.folder / f"assoc_{arm}_s{seed}_{seq}.npz"
@@ -467,14 +452,11 @@ class Evaluation:
                 "fp_edges": scores["fp_edges"], "fn_edges": scores["fn_edges"],
                 "link_status": result.status}  # fmt: skip
 
-    def guard(self, seq: str, seed: int, associations):
+    def guard(self, seq: str, associations):
         from attrackt.guard import check_associations
-        from attrackt.training import unseen_rows
 
-        dets = self.detections(seq, seed)
-        extra = {"sequences": self.store.sequences, "val_frames": 0.1, "windows": {"window": 6}}
-        unseen = unseen_rows(dets, extra)
-        return check_associations(dets, associations, self.config, unseen, self.guard_config)
+        dets = self.detections(seq)
+        return check_associations(dets, associations, self.config, self.guard_config)
 
     def run(self) -> dict:
         arms: dict[str, dict[str, list]] = {}
@@ -505,12 +487,12 @@ class Evaluation:
                 add("guarded", None)
                 continue
             ensemble.append(unsup)
-            verdict = self.guard("02", seed, unsup)
+            verdict = self.guard("02", unsup)
             add("guarded", self.score("02", verdict.apply(unsup)))
             guards.append(verdict.to_dict()["sequences"])
             train = self.associations("unsupervised-best", seed, "01")
             if train is not None:  # the training movie: what the guard's settings are tuned on
-                check = self.guard("01", seed, train)
+                check = self.guard("01", train)
                 position_train = position_train or self.score("01")
                 tuning.append({
                     "seed": seed,
@@ -595,8 +577,9 @@ def print_dataset(name: str, found: dict) -> None:
     for entry in found["tuning"]:
         for seq, v in entry["guard"].items():
             print(
-                f"tuning {seq} seed {entry['seed']}: guard use={v['use']} gain {v['gain']:+.3f}"
-                f" (low {v['gain_low']:+.3f}); AOGM position {entry['aogm_position']}, "
+                f"tuning {seq} seed {entry['seed']}: guard use={v['use']}, disagreement "
+                f"{v['disagreement']:.4f} (at most {v['upper']:.4f}); AOGM position "
+                f"{entry['aogm_position']}, "
                 f"unsupervised {entry['aogm_unsupervised']}"
             )
 

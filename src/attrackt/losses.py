@@ -19,7 +19,6 @@ from torch import nn
 
 from attrackt.model.associations import (
     frame_onehot,
-    frame_slots,
     normalise_associations,
     valid_pairs,
 )
@@ -71,6 +70,15 @@ def _float32(t: torch.Tensor) -> torch.autocast:
     return torch.autocast(device_type=t.device.type, enabled=False)
 
 
+def _device_ints(values: Sequence[int], device: torch.device) -> torch.Tensor:
+    """``values`` as a tensor on ``device``; a run of consecutive ints without a host copy (a
+    copy from pageable memory waits for the device)."""
+    first = values[0]
+    if list(values) == list(range(first, first + len(values))):
+        return torch.arange(first, first + len(values), device=device)
+    return torch.as_tensor(list(values), device=device)
+
+
 def attrackt_loss(
     A: torch.Tensor,
     z: torch.Tensor,
@@ -103,7 +111,7 @@ def attrackt_loss(
         message = heads.m_e(z) * mask[..., None]  # (B, N, H)
         per_frame = (onehot[..., None] * message[:, :, None, :]).flatten(2)  # (B, N, T*H)
         gathered = (A.transpose(1, 2) @ per_frame).view(b, n, n_frames, -1)  # (B, N, T, H)
-        shift = torch.as_tensor(dts, device=times.device)
+        shift = _device_ints(dts, times.device)
         source = times[:, :, None] - shift  # (B, N, K): the parents' frame
         in_window = source >= 0
         source = source.clamp(min=0)
@@ -128,38 +136,23 @@ def attrackt_loss(
         return loss
 
 
-def transitive_loss(
-    A: torch.Tensor, times: torch.Tensor, mask: torch.Tensor, n_frames: int | None = None
-) -> torch.Tensor:
+def transitive_loss(A: torch.Tensor, times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between ``A(t, t+2)`` and ``A(t, t+1) @ A(t+1, t+2)``.
 
-    Taken over every consecutive triple of frames of every window, averaged over the real
-    ``(t, t+2)`` pairs. The frame blocks are gathered into a (B, frames, cells, cells) layout,
-    so this is one batched matmul of per-frame blocks (not of whole windows). Zero when the
-    associations chain consistently; the caller applies the weight (the method uses 0.1).
-    ``n_frames``: the window length (default: computed from ``times``, which costs device syncs).
+    Taken over every pair of real tokens two frames apart in every window (each pair once).
+    The one-frame links of a window, as a matrix, composed with themselves give every two-step
+    path; so this is one batched matmul and needs no device sync. Zero when the associations
+    chain consistently (and for windows of fewer than three frames); the caller applies the
+    weight (the method uses 0.1).
     """
-    if n_frames is None:
-        n_frames = int(times[mask].max()) + 1 if mask.any() else 0
-    if n_frames < 3:
-        return A.sum() * 0.0
     with _float32(A):
-        slots = frame_slots(times, mask, n_frames)  # (B, T, F) token index, -1 = empty
-        first, middle, last = slots[:, :-2], slots[:, 1:-1], slots[:, 2:]
-        step1 = _blocks(A.float(), first, middle) @ _blocks(A.float(), middle, last)
-        step2 = _blocks(A.float(), first, last)
-        real = (first >= 0)[..., :, None] & (last >= 0)[..., None, :]
-        diff = torch.where(real, step2 - step1, 0.0)
-        return (diff**2).sum() / real.sum().clamp(min=1)
-
-
-def _blocks(A: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``A[b, rows[b, s, f], cols[b, s, g]]`` as (B, S, F, G), zero where an index is -1."""
-    b, n, _ = A.shape
-    flat = rows.clamp(min=0)[..., :, None] * n + cols.clamp(min=0)[..., None, :]
-    picked = torch.gather(A.reshape(b, n * n), 1, flat.reshape(b, -1)).view(flat.shape)
-    real = (rows >= 0)[..., :, None] & (cols >= 0)[..., None, :]
-    return torch.where(real, picked, 0.0)
+        A = A.float()
+        real = mask[:, :, None] & mask[:, None, :]
+        step = times[:, None, :] - times[:, :, None]  # t_j - t_i
+        one = torch.where(real & (step == 1), A, 0.0)
+        two = real & (step == 2)
+        diff = torch.where(two, A - one @ one, 0.0)
+        return (diff**2).sum() / two.sum().clamp(min=1)
 
 
 def supervised_loss(
@@ -222,7 +215,7 @@ def objective(
         parts["supervised"] = supervised_loss(A, batch.a_gt, valid)
     loss = sum(parts.values())
     if transitive_weight > 0:
-        parts["transitive"] = transitive_loss(A, batch.times, batch.mask, batch.window)
+        parts["transitive"] = transitive_loss(A, batch.times, batch.mask)
         loss = loss + transitive_weight * parts["transitive"]
     parts["loss"] = loss
     return parts

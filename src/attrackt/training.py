@@ -234,27 +234,6 @@ def split_windows(windows: WindowSet, val_frames: float) -> tuple[np.ndarray, np
     return np.flatnonzero(train), np.flatnonzero(val)
 
 
-def unseen_rows(detections: Detections, extra: Mapping[str, Any]) -> np.ndarray | None:
-    """Which detections a trained model never saw in training, from its checkpoint's ``extra``:
-    the held-out frames of the sequences it trained on, and every detection of the others.
-
-    ``None`` when the checkpoint does not record its split (made before it was recorded).
-    """
-    if "val_frames" not in extra or "sequences" not in extra:
-        return None
-    trained = set(extra["sequences"])
-    window = int(extra.get("windows", {}).get("window", 6))
-    unseen = np.ones(len(detections), bool)
-    table = detections.table
-    for name, rows in table.groupby("sequence", sort=False).indices.items():
-        if name not in trained:
-            continue
-        t = detections.times[rows]
-        cut = held_out_start(int(t.min()), int(t.max()), window, float(extra["val_frames"]))
-        unseen[rows] = False if cut is None else t >= cut
-    return unseen
-
-
 class SizeBucketSampler(Sampler[int]):
     """Window indices in batches of similar size, in an order fixed by the seed and the epoch.
 

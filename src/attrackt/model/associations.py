@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 
 Normalisation = Literal["quiet_softmax", "softmax", "sigmoid"]
 NORMALISATIONS: tuple[str, ...] = ("quiet_softmax", "softmax", "sigmoid")
@@ -27,22 +26,8 @@ def valid_pairs(times: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def frame_onehot(times: torch.Tensor, mask: torch.Tensor, n_frames: int) -> torch.Tensor:
     """(B, N, n_frames) float32: which frame each real token is in (padding rows are zero)."""
-    onehot = F.one_hot(times.clamp(0, n_frames - 1), n_frames).to(torch.float32)
-    return onehot * (mask & (times >= 0) & (times < n_frames))[..., None]
-
-
-def frame_slots(times: torch.Tensor, mask: torch.Tensor, n_frames: int) -> torch.Tensor:
-    """(B, n_frames, F) token indices of each frame's real tokens, -1 where a frame has fewer
-    than F (the most any frame of the batch holds)."""
-    onehot = frame_onehot(times, mask, n_frames).to(torch.int64)
-    rank = (onehot.cumsum(1) * onehot).sum(-1) - 1  # (B, N): position within its frame
-    width = max(int(onehot.sum(1).max()), 1)
-    slots = torch.full(
-        (times.shape[0], n_frames, width), -1, dtype=torch.int64, device=times.device
-    )
-    b, i = torch.nonzero(mask & (times >= 0) & (times < n_frames), as_tuple=True)
-    slots[b, times[b, i], rank[b, i]] = i
-    return slots
+    frames = torch.arange(n_frames, device=times.device)
+    return ((times[..., None] == frames) & mask[..., None]).to(torch.float32)
 
 
 def normalise_associations(
