@@ -1,0 +1,157 @@
+"""The README's "Measured" section, rendered from the benchmark results alone.
+
+    python bench/report.py            # print the section
+    python bench/report.py --write    # put it into README.md (between its markers)
+    python bench/report.py --check    # exit 1 when README.md holds something else
+
+Every figure in the section comes from a JSON file under ``bench/results/`` that a benchmark
+wrote whole; a file that is not there leaves its part out. Means are over seeds, ± the sample
+standard deviation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, RESULTS, mean_sd  # noqa: E402
+
+README = REPO / "README.md"
+START = "<!-- measured:start (rendered by bench/report.py from bench/results; do not edit) -->"
+END = "<!-- measured:end -->"
+
+ACCURACY_ARMS = {
+    "position": "position only",
+    "embedding": "+ embedding distance (the method's baseline)",
+    "unsupervised": "+ unsupervised associations",
+    "guarded": "+ unsupervised, guarded",
+    "supervised": "+ supervised associations (trained on 01)",
+}
+ACCURACY_ABLATIONS = {
+    "embedding_affinity": "embedding as an affinity exp(-d / median d)",
+    "unsupervised_last": "unsupervised, last checkpoint instead of the best",
+    "supervised_last": "supervised, last checkpoint instead of the best",
+    "embedding_input": "unsupervised with the appearance vector in the model's input",
+    "ensemble": "mean association of the seeds' unsupervised models (one value)",
+}
+
+
+def _cell(values: list, digits: int) -> str:
+    mean, sd = mean_sd(values)
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f}" if len(values) < 2 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _minutes(value: float) -> str:
+    return f"{value:g} min"
+
+
+def render_accuracy(data: dict) -> list[str]:
+    seeds = data["seeds"]
+    budgets = data["budgets_minutes"]
+    lines = [
+        "### Linking accuracy (`bench/accuracy.py` → `results/accuracy.json`)",
+        "",
+        f"GT detections; linked by the exact ILP with k = {data['link_config']['k']} nearest "
+        "candidates, every node pinned; test movie 02; unsupervised models trained on 01 + 02 "
+        f"without labels, supervised on 01; {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+        f"mean ± sd; each model {_minutes(budgets['unsupervised'])} of a shared "
+        f"{', '.join(data['gpu_provenance']['machine'].get('gpus', ['CPU']))} "
+        f"(auto-encoder {_minutes(budgets['ae'])}), batch {data['batch_size']}, checkpoint with "
+        "the lowest validation loss. The guard's settings were chosen on the 01 movies.",
+        "",
+    ]
+    names = list(data["datasets"])
+    header = "| arm | " + " | ".join(
+        f"{n} ({data['datasets'][n]['kind']})" for n in names
+    ) + " |"
+    lines += [header, "|---" * (len(names) + 1) + "|"]
+    for arm, label in ACCURACY_ARMS.items():
+        cells = []
+        for name in names:
+            values = data["datasets"][name]["arms"].get(arm)
+            if values is None:
+                cells.append("–")
+                continue
+            cells.append(
+                f"{_cell(values['aogm'], 1)} (F1 {_cell(values['division_f1'], 2)})"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "AOGM (lower is better) and, in brackets, division F1.", ""]
+    lines += ["Ablations (AOGM on 02):", ""]
+    lines += ["| variant | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for arm, label in ACCURACY_ABLATIONS.items():
+        cells = []
+        for name in names:
+            values = data["datasets"][name]["arms"].get(arm)
+            cells.append("–" if values is None else _cell(values["aogm"], 1))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "The guard on the training movies (01), where its settings were chosen:", ""]
+    lines += ["| dataset | seed | guard | easy cells it disagrees on | AOGM position → model |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for name in names:
+        for entry in data["datasets"][name].get("tuning", []):
+            for verdict in entry["guard"].values():
+                lines.append(
+                    f"| {name} | {entry['seed']} | {'use' if verdict['use'] else 'off'} | "
+                    f"{verdict['disagreement']:.2%} (≤ {verdict['upper']:.2%}) | "
+                    f"{entry['aogm_position']:g} → {entry['aogm_unsupervised']:g} |"
+                )
+    return lines
+
+
+#: result file -> its renderer, in the order of the section
+RENDERERS: dict[str, Callable[[dict], list[str]]] = {
+    "accuracy.json": render_accuracy,
+}
+
+
+def render(results: Path = RESULTS) -> str:
+    """The whole section, markers included."""
+    lines = [START, ""]
+    for name, renderer in RENDERERS.items():
+        path = results / name
+        if path.is_file():
+            lines += renderer(json.loads(path.read_text(encoding="utf-8"))) + [""]
+    return "\n".join(lines + [END])
+
+
+def replace_section(text: str, section: str) -> str:
+    """``text`` with the part between the markers replaced by ``section``."""
+    if START not in text or END not in text:
+        raise SystemExit(f"{README} lacks the markers {START!r} ... {END!r}")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return head + section + tail
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write", action="store_true", help="update README.md")
+    group.add_argument("--check", action="store_true", help="fail when README.md differs")
+    args = parser.parse_args()
+    section = render()
+    text = README.read_text(encoding="utf-8")
+    wanted = replace_section(text, section)
+    if args.check:
+        if wanted != text:
+            raise SystemExit(
+                "README.md's measured section differs from bench/results: run "
+                "`python bench/report.py --write`"
+            )
+        print("README.md's measured section matches bench/results")
+    elif args.write:
+        README.write_text(wanted, encoding="utf-8")
+        print(f"wrote the measured section of {README}")
+    else:
+        print(section)
+
+
+if __name__ == "__main__":
+    main()
