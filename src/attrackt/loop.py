@@ -23,7 +23,7 @@ from attrackt.active import RankConfig, Strategy, proofread, rank_cells, select
 from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.finetune import FinetuneConfig, finetune_checkpoint, pseudo_labels
-from attrackt.io.atomic import atomic_write_text
+from attrackt.io.jsonfile import write_json
 from attrackt.link.config import LinkConfig
 
 logger = logging.getLogger(__name__)
@@ -102,9 +102,9 @@ def simulate(
     def finish(folder: Path, record: dict[str, Any], assoc: Associations, tracks: Tracks) -> None:
         assoc.save(folder / "associations.parquet")
         tracks.save(folder / "tracks")
-        atomic_write_text(folder / "metrics.json", json.dumps(record, indent=1))
+        write_json(folder / "metrics.json", record)
         records.append(record)
-        atomic_write_text(out_dir / "rounds.json", json.dumps(records, indent=1))
+        write_json(out_dir / "rounds.json", records)
         logger.info(
             "round %d: %d answered cells, AOGM %.1f",
             record["round"],

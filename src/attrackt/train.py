@@ -43,6 +43,7 @@ from attrackt.distributed import is_main_process as is_main_process  # re-export
 from attrackt.errors import InputError
 from attrackt.interrupt import StopSignals, TrainingInterrupted
 from attrackt.io.atomic import atomic_path, atomic_write_text
+from attrackt.io.jsonfile import strict_json
 
 logger = logging.getLogger(__name__)
 
@@ -666,7 +667,7 @@ def fit(
             best_path.unlink(missing_ok=True)  # an earlier run's best is no longer comparable
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+        atomic_write_text(log_path, "".join(strict_json(r) + "\n" for r in history))
     history = []  # from here on: this call's records only
     distributed.broadcast_module(model)  # every process starts from rank 0's weights
 
@@ -697,7 +698,7 @@ def fit(
         history.append(entry)
         if main:
             with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(entry) + "\n")
+                fh.write(strict_json(entry) + "\n")
 
     mark, replan_at = (round(f * config.steps) for f in REPLAN_MARKS)
     replanning = config.time_limit is not None and resumed_from is None and replan_at - mark >= 5
