@@ -206,3 +206,21 @@ def test_annotations_survive_a_cut_off_last_line(tmp_path) -> None:
     path.write_text("garbage\n" + "\n".join(lines) + "\n")
     with pytest.raises(InputError, match="line 1"):
         Annotations.load(path)
+
+
+def test_cli_answers_are_checked_within_the_linkers_reach_and_line_by_line(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from attrackt.cli import app
+
+    Detections.from_arrays([0, 1, 2, 3], [[5.0, 5.0]] * 4).save(tmp_path / "d.parquet")
+    journal = tmp_path / "answers.jsonl"
+    Annotations(journal).add(Answer(0, (3,), time=1.0))  # three frames on
+    check = ["answers", str(journal), "--check", str(tmp_path / "d.parquet")]
+    result = CliRunner().invoke(app, check)
+    assert result.exit_code == 1 and "+3 frame(s) away, not later (by at most 1" in result.output
+    assert CliRunner().invoke(app, [*check, "--max-gap", "3"]).exit_code == 0
+    with open(journal, "a") as fh:
+        fh.write('{"id": 1, "children": [2]}\n')
+    result = CliRunner().invoke(app, check)
+    assert result.exit_code == 1 and "answers.jsonl: line 2 is not a valid answer" in result.output

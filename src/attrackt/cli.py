@@ -720,6 +720,9 @@ def answers_command(
     check: Annotated[
         Path | None, typer.Option(help="Detections parquet to check the answers against.")
     ] = None,
+    max_gap: Annotated[
+        int, typer.Option(help="With --check: frames a child may lie after its parent (linking).")
+    ] = 1,
     export: Annotated[Path | None, typer.Option(help="Write the answers (.csv or .json).")] = None,
     history: Annotated[bool, typer.Option(help="Export every answer, not only the latest.")] = (
         False
@@ -734,7 +737,7 @@ def answers_command(
             parent, kids = _children(text)
             answers.add(Answer(parent, kids, author=author))
         if check is not None:
-            conflicts = answers.validate(Detections.load(check))
+            conflicts = answers.validate(Detections.load(check), max_gap)
             for conflict in conflicts:
                 typer.echo(f"CONFLICT {journal}: {conflict.message}")
             typer.echo(f"{len(answers)} answered cells, {len(conflicts)} conflicts")
