@@ -242,14 +242,15 @@ def _evaluate(run: _Run) -> None:
 
 def _source_files(run: _Run) -> dict[str, Any]:
     """Path, size and modification time of every source file (with a CTC sequence ``NN``, its
-    ``NN_GT`` and ``NN_ST`` beside it) and of the masks."""
-    seen = {}
+    ``NN_GT`` and ``NN_ST`` beside it) and of the masks; the project folder left out."""
+    seen, project = {}, run.root.resolve()
     for source in run.sources:
         source = source.resolve()
         for path in [source, *sorted(source.parent.glob(f"{source.name}_*"))]:
-            seen[str(path)] = signature(path)
+            if path != project:
+                seen[str(path)] = signature(path, skip=project)
     if run.masks is not None:
-        seen[f"masks {run.masks.resolve()}"] = signature(run.masks)
+        seen[f"masks {run.masks.resolve()}"] = signature(run.masks, skip=project)
     return seen
 
 

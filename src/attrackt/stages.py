@@ -45,15 +45,17 @@ def result_settings(value: Any) -> Any:
     return value
 
 
-def signature(path: Path) -> list[list[Any]] | None:
+def signature(path: Path, skip: Path | None = None) -> list[list[Any]] | None:
     """``[[relative path, size, mtime_ns], ...]`` of the file ``path`` or of every file under the
-    folder ``path`` (sorted); ``None`` when it does not exist."""
+    folder ``path`` (sorted), leaving out the folder ``skip``; ``None`` when it does not exist."""
     if path.is_file():
         stat = path.stat()
         return [["", stat.st_size, stat.st_mtime_ns]]
     if not path.is_dir():
         return None
     files = sorted(p for p in path.rglob("*") if p.is_file())
+    if skip is not None:
+        files = [p for p in files if skip not in p.parents]
     stats = [(p.relative_to(path).as_posix(), p.stat()) for p in files]
     return [[name, stat.st_size, stat.st_mtime_ns] for name, stat in stats]
 
