@@ -104,6 +104,10 @@ def test_a_second_run_reuses_and_answers_rerun_from_link(finished, movie_dir, tm
     assert cell not in set(np.loadtxt(root / "ranking.csv", delimiter=",", skiprows=1, usecols=1))
     _strict_json(root / "metrics.json")
     assert run_pipeline([movie_dir], root, _tiny_config()).ran == []  # the same answers: reused
+    journal = (root / "answers.jsonl").read_text()
+    (root / "answers.jsonl").write_text(journal + '{"id": 1, "children": [2]}\n')
+    with pytest.raises(InputError, match="answers.jsonl: line 2 is not a valid answer"):
+        run_pipeline([movie_dir], root, _tiny_config())  # refused before any stage runs
 
 
 def test_changed_settings_rerun_the_stage_and_every_stage_that_reads_it(
