@@ -23,7 +23,7 @@ from attrackt.active import RankConfig, Strategy, proofread, rank_cells, select
 from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.finetune import FinetuneConfig, finetune_checkpoint, pseudo_labels
-from attrackt.io.jsonfile import write_json
+from attrackt.io.jsonfile import plain, write_json
 from attrackt.link.config import LinkConfig
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ def simulate(
     out_dir: str | Path,
     associations: Associations | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the rounds (see the module text); returns one record per round, round 0 first.
+    """Run the rounds (see the module text); returns one record per round, round 0 first, as
+    written to ``rounds.json`` (a score that is not defined, such as NaN, is ``None``).
 
     ``associations``: the base model's, when already predicted (else they are predicted here).
     ``gt`` must be over the same detection ids (the "GT detections" protocol).
@@ -103,7 +104,7 @@ def simulate(
         assoc.save(folder / "associations.parquet")
         tracks.save(folder / "tracks")
         write_json(folder / "metrics.json", record)
-        records.append(record)
+        records.append(plain(record))  # as in the file, whether computed now or read back
         write_json(out_dir / "rounds.json", records)
         logger.info(
             "round %d: %d answered cells, AOGM %.1f",
