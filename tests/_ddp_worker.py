@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
+import signal
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from torch.utils.data import DistributedSampler
 import attrackt.train as train_mod
 from attrackt import distributed
 from attrackt.errors import InputError
+from attrackt.interrupt import TrainingInterrupted
 from attrackt.train import TrainConfig, Validation, fit
 
 WORLD = 2
@@ -114,6 +117,26 @@ def noisy(root: Path, crash_after: int | None = None) -> tuple[Net, train_mod.Fi
     return net, fit(net, mse, len(x), batches, config(steps=20, val_every=0), root)
 
 
+def signalled(root: Path, rank: int) -> int:
+    """The noisy run, where rank 1 alone is sent SIGTERM while it draws its 3rd batch: the step
+    at which every process stopped (the first at which they compare notes)."""
+    x, y = data()
+    batches, calls = make_batch(x, y, noise=0.05), {"n": 0}
+
+    def batch(idx: torch.Tensor):
+        calls["n"] += 1
+        if rank == 1 and calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return batches(idx)
+
+    net = model(dropout=0.2, unused_head=False)
+    try:
+        fit(net, mse, len(x), batch, config(steps=20, val_every=0, checkpoint_every=0), root)
+    except TrainingInterrupted as err:
+        return err.step
+    raise AssertionError("the signal did not stop training")
+
+
 def small(root: Path) -> tuple[Net, train_mod.FitResult]:
     """3 samples, batch 8: every batch is all 3, shared 2 + 1 between the processes."""
     x, y = data(3)
@@ -177,6 +200,8 @@ def worker(rank: int, root: Path) -> None:
     except Crash:
         pass
     keep("noisy_resumed", *noisy(root / "noisy_cut"))
+    results["signalled_at"] = signalled(root / "signalled", rank)
+    keep("signalled_resumed", *noisy(root / "signalled"))
     try:
         x, y = data()
         fit(model(), mse, len(x), make_batch(x, y), config(batch_size=7), root / "odd")

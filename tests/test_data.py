@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -156,13 +157,70 @@ def test_a_retracted_answer_leaves_the_cell_unanswered_and_the_history_whole(tmp
     assert '"retracted"' not in path.read_text().splitlines()[0]  # old lines stay as they were
 
 
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"id": 3, "children": [4]}', "no 'time'"),
+        ('{"id": "3", "children": [4], "time": 2}', "'id' must be an integer"),
+        ('{"id": 3, "children": 4, "time": 2}', "'children' must be a list of integers"),
+        ('{"id": 3, "children": [4, 5, 6], "time": 2}', "3 children; at most 2"),
+        ('{"id": 3, "children": [3], "time": 2}', "given the children"),
+        ('{"id": 3, "children": [], "time": NaN}', "'time' must be a number"),
+        ('{"id": 3, "children": [], "time": 2, "retracted": "yes"}', "true or false"),
+        ("[3, 4]", "expected a JSON object"),
+        ('{"id": 3, "children": [4], "time": 2', "not JSON"),
+    ],
+)
+@pytest.mark.parametrize("ended", [True, False])
+def test_a_complete_but_invalid_line_is_an_error_naming_it(tmp_path, line, problem, ended) -> None:
+    path = tmp_path / "answers.jsonl"
+    Annotations(path).add(Answer(1, (2,), time=1.0))
+    with open(path, "a") as fh:
+        fh.write(line + "\n" + Answer(5, (), time=3.0).to_json() + ("\n" if ended else ""))
+    with pytest.raises(InputError, match=rf"answers.jsonl: line 2 .*{re.escape(problem)}"):
+        Annotations.load(path)
+    if ended:  # the bad line last, complete (a newline after it): still an error
+        path.write_text(Answer(1, (2,), time=1.0).to_json() + "\n" + line + "\n")
+        with pytest.raises(InputError, match="line 2"):
+            Annotations.load(path)
+
+
+def test_a_valid_last_line_without_its_newline_is_kept(tmp_path) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_text(Answer(1, (2,), time=1.0).to_json())  # written by hand, no final newline
+    journal = Annotations.load(path)
+    assert journal.latest() == {1: (2,)}
+    journal.add(Answer(3, (), time=2.0))
+    assert Annotations.load(path).latest() == {1: (2,), 3: ()}
+
+
 def test_annotations_survive_a_cut_off_last_line(tmp_path) -> None:
     path = tmp_path / "answers.jsonl"
     Annotations(path).add(Answer(1, (2,), time=1.0))
     with open(path, "a") as fh:
         fh.write(json.dumps({"id": 3, "children": [4]})[:9])  # a crash mid-write
     assert Annotations.load(path).latest() == {1: (2,)}
+    Annotations.load(path).add(Answer(5, (6,), time=2.0))  # drops the cut line, then appends
+    assert Annotations.load(path).latest() == {1: (2,), 5: (6,)}
     lines = path.read_text().splitlines()
     path.write_text("garbage\n" + "\n".join(lines) + "\n")
     with pytest.raises(InputError, match="line 1"):
         Annotations.load(path)
+
+
+def test_cli_answers_are_checked_within_the_linkers_reach_and_line_by_line(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from attrackt.cli import app
+
+    Detections.from_arrays([0, 1, 2, 3], [[5.0, 5.0]] * 4).save(tmp_path / "d.parquet")
+    journal = tmp_path / "answers.jsonl"
+    Annotations(journal).add(Answer(0, (3,), time=1.0))  # three frames on
+    check = ["answers", str(journal), "--check", str(tmp_path / "d.parquet")]
+    result = CliRunner().invoke(app, check)
+    assert result.exit_code == 1 and "+3 frame(s) away, not later (by at most 1" in result.output
+    assert CliRunner().invoke(app, [*check, "--max-gap", "3"]).exit_code == 0
+    with open(journal, "a") as fh:
+        fh.write('{"id": 1, "children": [2]}\n')
+    result = CliRunner().invoke(app, check)
+    assert result.exit_code == 1 and "answers.jsonl: line 2 is not a valid answer" in result.output

@@ -18,7 +18,7 @@ from _ddp_worker import Crash, Net, exact, launch, model, noisy, small, twice
 from attrackt import distributed
 from attrackt.data import Detections
 from attrackt.synthetic import SyntheticConfig, generate
-from attrackt.train import load_checkpoint
+from attrackt.train import AGREE_EVERY, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,6 +134,14 @@ def test_resume_under_two_processes_continues_to_the_uninterrupted_result(runs, 
     net, _ = single["noisy"]
     ours, peer = _weights(runs, "noisy"), net.state_dict()
     assert not torch.allclose(ours["body.0.weight"], peer["body.0.weight"], atol=1e-6)
+
+
+def test_a_signal_to_one_process_stops_all_at_one_step_with_a_checkpoint(runs):
+    assert [_results(runs, rank)["signalled_at"] for rank in (0, 1)] == [AGREE_EVERY] * 2
+    resumed = _results(runs)["signalled_resumed"]
+    assert resumed["resumed_from"] == AGREE_EVERY and resumed["step"] == 20
+    for rank in (0, 1):
+        _assert_same(_weights(runs, "signalled_resumed", rank), _weights(runs, "noisy"), atol=1e-6)
 
 
 def test_a_two_process_checkpoint_loads_and_resumes_in_one_process(runs, single, caplog):

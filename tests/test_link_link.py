@@ -64,21 +64,21 @@ def test_raw_position_costs_recover_it_too() -> None:
 
 def test_answers_pin_and_forbid_links() -> None:
     det, truth, ids = clean_movie()
-    a3, b3, b4, far4 = ids[(1, 3)], ids[(2, 3)], ids[(2, 4)], ids[(5, 4)]
+    a3, b3, b4, far3 = ids[(1, 3)], ids[(2, 3)], ids[(2, 4)], ids[(0, 3)]
     notes = Annotations()
     notes.add(Answer(a3, (b4,), time=1.0))  # a wrong link, forced in
     notes.add(Answer(ids[(3, 6)], (), time=2.0))  # a true link, forced out
-    notes.add(Answer(ids[(4, 2)], (far4,), time=3.0))  # far away: not a candidate
+    notes.add(Answer(ids[(4, 2)], (far3,), time=3.0))  # 57 px away: not a candidate
     notes.add(Answer(ids[(5, 7)], (ids[(5, 8)], ids[(4, 8)]), time=4.0))  # a false division
     got = links(link(det, annotations=notes))
     assert (a3, b4) in got and (a3, ids[(1, 4)]) not in got
     assert (b3, b4) not in got  # b4 has its one parent
     assert not any(p == ids[(3, 6)] for p, _ in got)
-    assert (ids[(4, 2)], far4) in got
+    assert (ids[(4, 2)], far3) in got
     assert {(ids[(5, 7)], ids[(5, 8)]), (ids[(5, 7)], ids[(4, 8)])} <= got
     # everything not touched by an answer is still right
     answered = {a3, ids[(3, 6)], ids[(4, 2)], ids[(5, 7)]}
-    children = {b4, far4, ids[(5, 8)], ids[(4, 8)]}
+    children = {b4, far3, ids[(5, 8)], ids[(4, 8)]}
     untouched = {(p, c) for p, c in truth if p not in answered and c not in children}
     assert untouched <= got
     # the latest answer wins
@@ -112,6 +112,7 @@ def test_unpinned_nodes_may_be_left_out() -> None:
     [
         ([Answer(12345, (), 1.0)], "do not exist"),
         ([Answer(10, (2,), 1.0)], "not later in the same sequence"),
+        ([Answer(6, (18,), 1.0)], r"6 -> \[18\].*2 frames after 6, beyond the linker's reach"),
         ([Answer(6, (13,), 1.0), Answer(7, (13,), 2.0)], "child of both 6 and 7"),
         ([Answer(6, (13, 13), 1.0)], "is given children"),
         ([Answer(6, (13, 20), 1.0)], "different frames"),
@@ -121,6 +122,13 @@ def test_bad_answers_are_refused_clearly(answers, message: str) -> None:
     det, _, _ = clean_movie()
     with pytest.raises(InputError, match=message):
         link(det, annotations=Annotations(answers=answers))
+
+
+def test_an_answer_two_frames_ahead_is_pinned_when_the_linker_reaches_that_far() -> None:
+    det, _, ids = clean_movie()
+    answers = Annotations(answers=[Answer(ids[(0, 1)], (ids[(0, 3)],), 1.0)])
+    result = link(det, annotations=answers, config=LinkConfig(max_gap=2))
+    assert (ids[(0, 1)], ids[(0, 3)]) in links(result)
 
 
 @pytest.mark.parametrize(

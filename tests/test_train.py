@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import signal
+import threading
+import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +21,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import attrackt.train as train_mod
 from attrackt.errors import InputError
+from attrackt.interrupt import TrainingInterrupted
 from attrackt.train import (
     EpochShuffler,
     TrainConfig,
@@ -244,6 +250,99 @@ def test_resume_after_a_crash_gives_the_weights_of_an_uninterrupted_run(tmp_path
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
     steps = [r["step"] for r in _log(tmp_path / "cut" / "log.jsonl")]
     assert steps == list(range(1, 21))  # the lost steps 11-12 are not logged twice
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> None:
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=name)
+
+
+def _signalling(make_batch, signum: int, at_call: int):
+    """``make_batch`` that sends this process ``signum`` during its ``at_call``-th call."""
+    calls = {"n": 0}
+
+    def wrapped(idx):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            os.kill(os.getpid(), signum)
+        return make_batch(idx)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_ends_the_step_saves_and_a_resume_matches_an_uninterrupted_run(tmp_path, signum):
+    x, y = _data()
+    whole = _model()
+    fit(whole, _mse, len(x), _make_batch(x, y), _config(checkpoint_every=0), tmp_path / "whole")
+
+    before = signal.getsignal(signum)
+    stopped = _signalling(_make_batch(x, y), signum, at_call=7)
+    with pytest.raises(TrainingInterrupted) as caught:  # no checkpoint was due before the end
+        fit(_model(), _mse, len(x), stopped, _config(checkpoint_every=0), tmp_path / "cut")
+    assert signal.getsignal(signum) is before  # the handlers in place before are back
+    err = caught.value
+    assert err.exit_code == 128 + signum and err.step == 7
+    assert signal.Signals(signum).name in str(err) and "last.pt" in str(err)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt").step == 7  # the 7th step was finished
+
+    resumed = _model(seed=99)
+    result = fit(resumed, _mse, len(x), _make_batch(x, y), _config(), tmp_path / "cut")
+    assert result.resumed_from == 7 and result.step == 20
+    _same_weights(whole, resumed)
+
+
+def test_checkpoints_are_written_at_least_every_checkpoint_seconds(tmp_path, monkeypatch):
+    clock = {"now": 0.0}  # every batch takes 25 s of a fake clock: a checkpoint every 3 steps
+    fake_time = types.SimpleNamespace(
+        monotonic=lambda: clock["now"], perf_counter=time.perf_counter
+    )
+    monkeypatch.setattr(train_mod, "time", fake_time)
+    x, y = _data()
+    crashing = _make_batch(x, y, crash_after=8)
+
+    def slow(idx):
+        clock["now"] += 25.0
+        return crashing(idx)
+
+    cfg = _config(checkpoint_every=0, checkpoint_seconds=60)
+    with pytest.raises(Crash):  # dies in step 9: steps 7-8 are lost, less than a minute
+        fit(_model(), _mse, len(x), slow, cfg, tmp_path / "cut")
+    assert load_checkpoint(tmp_path / "cut" / "last.pt").step == 6
+    resumed = _model()
+    assert fit(resumed, _mse, len(x), _make_batch(x, y), cfg, tmp_path / "cut").resumed_from == 6
+    whole = _model()
+    fit(whole, _mse, len(x), _make_batch(x, y), _config(), tmp_path / "whole")
+    _same_weights(whole, resumed)
+
+    untimed = _make_batch(x, y, crash_after=8)
+    with pytest.raises(Crash):
+        fit(
+            _model(),
+            _mse,
+            len(x),
+            untimed,
+            dataclasses.replace(cfg, checkpoint_seconds=0),
+            tmp_path / "none",
+        )
+    assert not (tmp_path / "none" / "last.pt").exists()
+
+
+def test_outside_the_main_thread_signals_are_left_alone(tmp_path):
+    x, y = _data()
+    make = _make_batch(x, y)
+    seen = []
+
+    def make_batch(idx):
+        seen.append(signal.getsignal(signal.SIGINT))
+        return make(idx)
+
+    worker = threading.Thread(
+        target=fit, args=(_model(), _mse, len(x), make_batch, _config(steps=2), tmp_path)
+    )
+    worker.start()
+    worker.join()
+    assert seen == [signal.default_int_handler] * 2 and (tmp_path / "last.pt").is_file()
 
 
 def test_resume_of_a_finished_run_does_nothing(tmp_path):

@@ -30,6 +30,7 @@ import pandas as pd
 from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.io.atomic import atomic_path
+from attrackt.io.jsonfile import strict_json
 from attrackt.link.candidates import candidate_links
 from attrackt.link.config import LinkConfig
 
@@ -218,7 +219,7 @@ def save_ranking(ranking: pd.DataFrame, path: str | Path) -> None:
     """Write a ranking as ``.csv`` (lists joined by ``;``) or ``.json`` (records), atomically."""
     path = Path(path)
     if path.suffix == ".json":
-        text = json.dumps(ranking.to_dict("records"), indent=1, default=_plain)
+        text = strict_json(ranking.to_dict("records"), indent=1)
     elif path.suffix == ".csv":
         flat = ranking.copy()
         for col in _LIST_COLUMNS:
@@ -248,12 +249,6 @@ def load_ranking(path: str | Path) -> pd.DataFrame:
         cast = float if col == "model_scores" else int
         flat[col] = [[cast(v) for v in str(s).split(";") if v] for s in flat[col]]
     return flat
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 # --------------------------------------------------------------------------------------------

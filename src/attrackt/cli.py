@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import typer
 
 from attrackt.data import Detections
 from attrackt.errors import InputError
+from attrackt.interrupt import TrainingInterrupted
 from attrackt.io.tiff import read_movie
 
 if TYPE_CHECKING:
@@ -361,14 +363,23 @@ def _movies(detections: Detections, paths: list[Path], what: str) -> dict[str, n
     return {name: read_movie(p) for name, p in zip(names, paths, strict=True)}
 
 
+#: options that would start over what a stopped command goes on with: left out of the hint
+_STARTING_OVER = ("--force", "--no-resume")
+
+
 @contextlib.contextmanager
 def _reported() -> Iterator[None]:
-    """Turn an :class:`InputError` into one line on stderr and exit code 1."""
+    """Turn an :class:`InputError` into one line on stderr and exit code 1; training stopped by
+    a signal into one line on how to go on and exit code 130 (SIGINT) or 143 (SIGTERM)."""
     try:
         yield
     except InputError as err:
         typer.echo(f"ERROR {err}", err=True)
         raise typer.Exit(1) from err
+    except TrainingInterrupted as err:
+        again = shlex.join(["attrackt", *(a for a in sys.argv[1:] if a not in _STARTING_OVER)])
+        typer.echo(f"STOPPED {err.summary}; to go on from there, run: {again}", err=True)
+        raise typer.Exit(err.exit_code) from err
 
 
 def _crop_size(text: str) -> tuple[int, ...]:
@@ -755,6 +766,9 @@ def answers_command(
     check: Annotated[
         Path | None, typer.Option(help="Detections parquet to check the answers against.")
     ] = None,
+    max_gap: Annotated[
+        int, typer.Option(help="With --check: frames a child may lie after its parent (linking).")
+    ] = 1,
     export: Annotated[Path | None, typer.Option(help="Write the answers (.csv or .json).")] = None,
     history: Annotated[bool, typer.Option(help="Export every answer, not only the latest.")] = (
         False
@@ -769,7 +783,7 @@ def answers_command(
             parent, kids = _children(text)
             answers.add(Answer(parent, kids, author=author))
         if check is not None:
-            conflicts = answers.validate(Detections.load(check))
+            conflicts = answers.validate(Detections.load(check), max_gap)
             for conflict in conflicts:
                 typer.echo(f"CONFLICT {journal}: {conflict.message}")
             typer.echo(f"{len(answers)} answered cells, {len(conflicts)} conflicts")
@@ -1275,11 +1289,19 @@ def run_command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     force: Annotated[bool, typer.Option(help="Run every stage again.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Say which stages would run, and why; run none.")
+    ] = False,
 ) -> None:
-    """The whole job: prepare, embed, train (no labels), predict, link, rank, export, evaluate."""
+    """The whole job: prepare, embed, train (no labels), predict, link, rank, export, evaluate.
+
+    A stage runs again when its settings or inputs changed (answers added to the project's
+    answers.jsonl run linking again), and so does every stage after it that reads its output;
+    the others are reused. Stopped by Ctrl-C or SIGTERM, the same command goes on.
+    """
     import dataclasses
 
-    from attrackt.pipeline import PipelineConfig, run_pipeline
+    from attrackt.pipeline import PipelineConfig, plan_pipeline, run_pipeline
 
     with _reported():
         config = PipelineConfig.quick(seed, device) if quick else PipelineConfig()
@@ -1293,21 +1315,30 @@ def run_command(
             config.train.minutes = train_minutes
         if masks is not None and points is not None:
             raise InputError("--points", "give the cells either as --masks or as --points")
+        if dry_run:
+            plan = plan_pipeline(sources, project, config, masks=masks, points=points, force=force)
+            for name, why in plan.items():
+                typer.echo(f"{name}: {why}")
+            typer.echo(f"{len(plan)} stage(s) to run" if plan else "every stage is current")
+            return
         result = run_pipeline(sources, project, config, masks=masks, points=points, force=force)
     _report_pipeline(result)
 
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[Path, typer.Option(help="Folder for the data and the project.")] = Path(
-        "attrackt-demo"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the data and the project [attrackt/demo in the user cache]."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the movie and the training.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
 ) -> None:
     """Track a built-in synthetic movie (exact ground truth) end to end, in a few minutes."""
-    from attrackt.pipeline import demo
+    from attrackt.pipeline import demo, demo_folder
 
+    out = out if out is not None else demo_folder()
+    typer.echo(f"attrackt demo: writing to {out}")
     with _reported():
         result = demo(out, seed=seed, device=device)
     _report_pipeline(result)

@@ -8,6 +8,7 @@ unique within a :class:`Detections` table.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ import pandas as pd
 
 from attrackt.errors import InputError
 from attrackt.io.atomic import atomic_path
+from attrackt.io.jsonfile import strict_json
 
 SPATIAL_2D = ("y", "x")
 SPATIAL_3D = ("z", "y", "x")
@@ -615,23 +617,64 @@ class Answer:
         }
         if self.retracted:
             raw["retracted"] = True
-        return json.dumps(raw)
+        return json.dumps(raw, allow_nan=False)
 
     @classmethod
     def from_json(cls, line: str) -> Answer:
+        """The answer on one journal line; a ``ValueError`` says what is wrong with it."""
         raw = json.loads(line)
-        return cls(
-            int(raw["id"]),
-            tuple(int(c) for c in raw["children"]),
-            float(raw["time"]),
-            str(raw.get("author", "")),
-            bool(raw.get("retracted", False)),
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+        missing = [key for key in ("id", "children", "time") if key not in raw]
+        if missing:
+            raise ValueError(f"no {' or '.join(repr(k) for k in missing)}")
+        children = raw["children"]
+        if not _is_int(raw["id"]):
+            raise ValueError(f"'id' must be an integer, got {raw['id']!r}")
+        if not isinstance(children, list) or not all(_is_int(c) for c in children):
+            raise ValueError(f"'children' must be a list of integers, got {children!r}")
+        stamp = raw["time"]
+        if not isinstance(stamp, (int, float)) or isinstance(stamp, bool) or stamp != stamp:
+            raise ValueError(f"'time' must be a number, got {stamp!r}")
+        if abs(stamp) == float("inf"):
+            raise ValueError(f"'time' must be finite, got {stamp!r}")
+        if not isinstance(raw.get("author", ""), str):
+            raise ValueError(f"'author' must be a string, got {raw['author']!r}")
+        if not isinstance(raw.get("retracted", False), bool):
+            raise ValueError(f"'retracted' must be true or false, got {raw['retracted']!r}")
+        answer = cls(
+            raw["id"],
+            tuple(children),
+            float(stamp),
+            raw.get("author", ""),
+            raw.get("retracted", False),
         )
+        problem = answer.problem()
+        if problem is not None:
+            raise ValueError(problem)
+        return answer
+
+    def problem(self) -> str | None:
+        """What is wrong with the answer on its own (``None``: nothing): more than two
+        children, a child named twice, or the cell as its own child."""
+        if len(self.children) > 2:
+            return f"detection {self.id} given {len(self.children)} children; at most 2"
+        if len(set(self.children)) != len(self.children) or self.id in self.children:
+            return f"detection {self.id} given the children {list(self.children)}"
+        return None
 
 
-def _drop_cut_line(fh) -> None:
-    """Cut a journal opened ``a+b`` back to its last complete line (a crash mid-write leaves a
-    line without its end; its answer was never acknowledged, so it is dropped)."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _drop_cut_line(fh, path: Path) -> None:
+    """End a journal opened ``a+b`` with a complete line before appending to it.
+
+    A crash mid-write leaves a last line without its end that does not parse; its answer was
+    never acknowledged, so it is dropped (with a warning). A last line that parses (written by
+    hand without the final newline) is kept and ended.
+    """
     size = fh.seek(0, os.SEEK_END)
     if not size:
         return
@@ -639,16 +682,30 @@ def _drop_cut_line(fh) -> None:
     if fh.read(1) == b"\n":
         return
     fh.seek(0)
-    fh.truncate(fh.read().rfind(b"\n") + 1)
+    text = fh.read()
+    start = text.rfind(b"\n") + 1
+    try:
+        json.loads(text[start:])
+    except ValueError:
+        logging.getLogger(__name__).warning(
+            "%s: dropping a cut-off last line (a write that never finished)", path
+        )
+        fh.truncate(start)
+    else:
+        fh.write(b"\n")
+
+
+_FIX = "correct or delete that line (to change an answer, answer the cell again)"
 
 
 class Annotations:
     """An append-only journal of answers (JSON lines, each flushed and fsync'ed).
 
     The latest answer for a detection wins; the whole history stays on disk. A crash can at
-    worst cut the last line short, which :meth:`load` skips with a warning and the next
-    :meth:`add` removes. :meth:`edit` replaces an answer, :meth:`export` writes a table,
-    :meth:`validate` checks the answers against the detections.
+    worst cut the last line short (no newline at its end, not parseable), which :meth:`load`
+    skips with a warning and the next :meth:`add` removes; any other line that is not a valid
+    answer is an error naming the line. :meth:`edit` replaces an answer, :meth:`export` writes a
+    table, :meth:`validate` checks the answers against the detections.
     """
 
     def __init__(self, path: str | Path | None = None, answers: Iterable[Answer] = ()) -> None:
@@ -657,41 +714,47 @@ class Annotations:
 
     @classmethod
     def load(cls, path: str | Path) -> Annotations:
-        """Replay the journal at ``path`` (an absent file is an empty journal)."""
-        import logging
+        """Replay the journal at ``path`` (an absent file is an empty journal).
 
+        Every line must be a valid answer (blank lines are skipped), except a cut-off last line
+        (see the class doc); a bad line is an :class:`InputError` naming it.
+        """
         path = Path(path)
         answers: list[Answer] = []
-        if path.exists():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
+        if not path.exists():
+            return cls(path, answers)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(path, f"not a readable answers journal ({err})") from err
+        lines = text.split("\n")  # the last item is "" unless the last line has no end
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                answers.append(Answer.from_json(line))
+            except json.JSONDecodeError as err:
+                if number == len(lines):  # no newline after it: a write that never finished
+                    logging.getLogger(__name__).warning(
+                        "%s: ignoring a cut-off last line %d (%s)", path, number, err
+                    )
                     continue
-                try:
-                    answers.append(Answer.from_json(line))
-                except (ValueError, KeyError, TypeError) as err:
-                    if number == len(lines):
-                        logging.getLogger(__name__).warning(
-                            "%s: ignoring a cut-off last line (%s)", path, err
-                        )
-                        continue
-                    raise InputError(path, f"line {number} is not a valid answer ({err})") from err
+                raise InputError(path, f"line {number} is not JSON ({err}); {_FIX}") from err
+            except ValueError as err:
+                raise InputError(
+                    path, f"line {number} is not a valid answer: {err}; {_FIX}"
+                ) from err
         return cls(path, answers)
 
     def add(self, answer: Answer) -> None:
         """Record an answer; with a journal path it is on disk when this returns."""
-        if len(answer.children) > 2:
-            raise InputError(
-                self.path, f"detection {answer.id} given {len(answer.children)} children; at most 2"
-            )
-        if len(set(answer.children)) != len(answer.children) or answer.id in answer.children:
-            raise InputError(
-                self.path, f"detection {answer.id} given the children {list(answer.children)}"
-            )
+        problem = answer.problem()
+        if problem is not None:
+            raise InputError(self.path, problem)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a+b") as fh:
-                _drop_cut_line(fh)
+                _drop_cut_line(fh, self.path)
                 fh.write((answer.to_json() + "\n").encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -762,7 +825,7 @@ class Annotations:
         path = Path(path)
         frame = self.to_frame(history)
         if path.suffix == ".json":
-            text = json.dumps(frame.to_dict("records"), indent=1)
+            text = strict_json(frame.to_dict("records"), indent=1)
         elif path.suffix == ".csv":
             frame["children"] = [";".join(map(str, c)) for c in frame["children"]]
             text = frame.to_csv(index=False)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from attrackt.data import Detections, Tracks
 from attrackt.errors import InputError
+from attrackt.io.jsonfile import strict_json
 
 log = logging.getLogger(__name__)
 
@@ -400,6 +401,8 @@ def evaluate_paths(
 
 
 def _cell(value: Any) -> str:
+    if value is None:  # a score that is not defined, as read back from JSON
+        return "n/a"
     if isinstance(value, (int, np.integer)) or (
         isinstance(value, float) and value.is_integer() and abs(value) < 1e15
     ):
@@ -436,15 +439,7 @@ def format_table(results: Mapping[str, float] | Mapping[str, Mapping[str, float]
 
 def results_json(results: Mapping[str, Any]) -> str:
     """Results (one dict, or named dicts) as JSON text; NaN becomes ``null``."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, (float, np.floating)) and math.isnan(value):
-            return None
-        return value.item() if isinstance(value, np.generic) else value
-
-    return json.dumps(clean(results), indent=2) + "\n"
+    return strict_json(results, indent=2) + "\n"
 
 
 def parent_accuracy(associations: Any, gt: Tracks) -> dict[str, float]:

@@ -24,7 +24,7 @@ from attrackt.active import RankConfig, Strategy, proofread, rank_cells, select
 from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.finetune import FinetuneConfig, finetune_checkpoint, pseudo_labels
-from attrackt.io.atomic import atomic_write_text
+from attrackt.io.jsonfile import plain, write_json
 from attrackt.link.config import LinkConfig
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ def simulate(
     out_dir: str | Path,
     associations: Associations | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the rounds (see the module text); returns one record per round, round 0 first.
+    """Run the rounds (see the module text); returns one record per round, round 0 first, as
+    written to ``rounds.json`` (a score that is not defined, such as NaN, is ``None``).
 
     ``associations``: the base model's, when already predicted (else they are predicted here).
     ``gt`` must be over the same detection ids (the "GT detections" protocol).
@@ -118,9 +119,9 @@ def simulate(
     def finish(folder: Path, record: dict[str, Any], assoc: Associations, tracks: Tracks) -> None:
         assoc.save(folder / "associations.parquet")
         tracks.save(folder / "tracks")
-        atomic_write_text(folder / "metrics.json", json.dumps(record, indent=1))
-        records.append(record)
-        atomic_write_text(out_dir / "rounds.json", json.dumps(records, indent=1))
+        write_json(folder / "metrics.json", record)
+        records.append(plain(record))  # as in the file, whether computed now or read back
+        write_json(out_dir / "rounds.json", records)
         logger.info(
             "round %d: %d answered cells, AOGM %.1f",
             record["round"],

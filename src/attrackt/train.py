@@ -11,7 +11,8 @@ The loop knows nothing about the objective. A caller gives it
 
 and :func:`fit` does the rest: seeded index sampling, AdamW with warm-up and cosine decay,
 gradient clipping, bf16 autocast on CUDA, a progress bar, a JSON-lines log, validation, atomic
-checkpoints, and resume that reproduces an uninterrupted run.
+checkpoints (by steps and at least every ``checkpoint_seconds``), a clean stop on SIGINT/SIGTERM
+(:mod:`attrackt.interrupt`), and resume that reproduces an uninterrupted run.
 
 Launched with several processes (``torchrun --nproc-per-node N``), :func:`fit` trains data-parallel
 with ``DistributedDataParallel`` and no change to the objective (see :func:`fit`); everything that
@@ -40,7 +41,9 @@ from tqdm.auto import tqdm
 from attrackt import distributed
 from attrackt.distributed import is_main_process as is_main_process  # re-exported
 from attrackt.errors import InputError
+from attrackt.interrupt import StopSignals, TrainingInterrupted
 from attrackt.io.atomic import atomic_path, atomic_write_text
+from attrackt.io.jsonfile import strict_json
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +69,10 @@ class TrainConfig:
     learning rate rises linearly to ``lr`` over the warm-up, then follows a cosine down to
     ``min_lr`` at the last step. ``amp="auto"`` uses bf16 autocast on CUDA and full precision
     elsewhere; ``"bf16"`` forces it, ``"off"`` disables it. ``val_every`` and
-    ``checkpoint_every`` of 0 mean "only at the end". ``grad_clip`` of ``None`` or 0 disables
-    clipping (the gradient norm is still logged).
+    ``checkpoint_every`` of 0 mean "only at the end". Besides every ``checkpoint_every`` steps,
+    a checkpoint is written once ``checkpoint_seconds`` have passed since the last one (0: never
+    by time), so that a killed run loses at most about that much. ``grad_clip`` of ``None`` or 0
+    disables clipping (the gradient norm is still logged).
 
     ``time_limit`` (seconds, usually set by :func:`attrackt.budget.budget_config`) makes
     :func:`fit` re-plan ``steps`` once from its own measured pace, so that a run planned from a
@@ -88,6 +93,7 @@ class TrainConfig:
     log_every: int = 50
     val_every: int = 500
     checkpoint_every: int = 1000
+    checkpoint_seconds: float = 60.0
     keep_best: bool = True
     device: str = "auto"
     progress: bool = True
@@ -111,7 +117,7 @@ class TrainConfig:
             problems.append(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.amp not in ("auto", "bf16", "off"):
             problems.append(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
-        for name in ("log_every", "val_every", "checkpoint_every"):
+        for name in ("log_every", "val_every", "checkpoint_every", "checkpoint_seconds"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         if self.time_limit is not None and not self.time_limit > 0:
@@ -507,6 +513,25 @@ def _warn_changed(
         )
 
 
+#: with several processes, the steps at which they agree on a stop signal and a timed checkpoint
+AGREE_EVERY = 16
+
+
+def _agree(signum: int | None, due: bool, step: int, at_end: bool) -> tuple[int | None, bool]:
+    """The stop signal (any process's) and whether a timed checkpoint is due (rank 0's clock).
+
+    With one process these are its own. With several, every process calls this at every step;
+    they compare notes at the last step and every :data:`AGREE_EVERY`-th, and at other steps
+    nothing is due on any process.
+    """
+    if not distributed.active():
+        return signum, due
+    if not at_end and step % AGREE_EVERY:
+        return None, False
+    views = distributed.all_gather((signum, due))
+    return next((s for s, _ in views if s is not None), None), views[0][1]
+
+
 def fit(
     model: nn.Module,
     loss_fn: LossFn,
@@ -528,11 +553,18 @@ def fit(
     ``resolve_device(config.device)``, where ``make_batch`` must find its tensors.
 
     ``out_dir`` receives ``log.jsonl`` (one JSON record per log or validation event),
-    ``last.pt`` (every ``checkpoint_every`` steps and at the end) and, with ``val``,
-    ``best.pt`` (lowest validation loss). With ``resume`` and an existing ``last.pt``, training
-    continues from it with the same schedule, batches and random streams, giving the weights an
-    uninterrupted run would give. ``extra_state`` (tensors, numbers, strings, lists, dicts) is
-    stored in every checkpoint, for whatever inference needs beside the weights.
+    ``last.pt`` (every ``checkpoint_every`` steps, once ``checkpoint_seconds`` have passed since
+    the last one, and at the end) and, with ``val``, ``best.pt`` (lowest validation loss). With
+    ``resume`` and an existing ``last.pt``, training continues from it with the same schedule,
+    batches and random streams, giving the weights an uninterrupted run would give.
+    ``extra_state`` (tensors, numbers, strings, lists, dicts) is stored in every checkpoint, for
+    whatever inference needs beside the weights.
+
+    **Signals.** Called in the main thread, :func:`fit` answers SIGINT (Ctrl-C) and SIGTERM by
+    finishing the current step, writing ``last.pt`` and raising
+    :class:`~attrackt.interrupt.TrainingInterrupted` (a ``KeyboardInterrupt`` whose
+    ``exit_code`` is 130 or 143); a second signal stops at once. The handlers in place before
+    come back when :func:`fit` returns. In another thread signals are left alone.
 
     **Several processes.** Launched by ``torchrun --nproc-per-node N`` (or inside a process group
     of several processes that the caller initialised), every process calls :func:`fit` alike and
@@ -547,7 +579,9 @@ def fit(
     ``make_batch`` and ``loss_fn`` (augmentation, dropout, sampling): process ``r`` draws from
     its own streams seeded with ``config.seed + r``, so such runs agree only within noise.
     Logged losses are averages over all processes; validation batches are shared out and the
-    results combined. Only rank 0 writes (log, checkpoints, progress bar). Checkpoints hold the
+    results combined. The processes agree every :data:`AGREE_EVERY` steps on a checkpoint due
+    by rank 0's clock and on a stop signal any of them received. Only rank 0 writes (log,
+    checkpoints, progress bar). Checkpoints hold the
     bare model's weights (no wrapper prefix, loadable in a single process) and every process's
     random state: a run resumes exactly under the same number of processes, and with a warning
     under another number. The parameters that ``loss_fn`` uses should not change from step to
@@ -633,7 +667,7 @@ def fit(
             best_path.unlink(missing_ok=True)  # an earlier run's best is no longer comparable
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+        atomic_write_text(log_path, "".join(strict_json(r) + "\n" for r in history))
     history = []  # from here on: this call's records only
     distributed.broadcast_module(model)  # every process starts from rank 0's weights
 
@@ -664,7 +698,7 @@ def fit(
         history.append(entry)
         if main:
             with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(entry) + "\n")
+                fh.write(strict_json(entry) + "\n")
 
     mark, replan_at = (round(f * config.steps) for f in REPLAN_MARKS)
     replanning = config.time_limit is not None and resumed_from is None and replan_at - mark >= 5
@@ -679,6 +713,7 @@ def fit(
     sums: dict[str, torch.Tensor] = {}
     window_steps = window_samples = 0
     t_start = t_window = time.perf_counter()
+    t_saved = time.monotonic()
     batch_iter: Iterator[list[int]] | None = None
     bar = tqdm(
         total=config.steps,
@@ -687,6 +722,7 @@ def fit(
         unit="step",
         disable=not (main and config.progress),
     )
+    signals = StopSignals().install()
     try:
         while step < config.steps:
             if batch_iter is None or step % per_epoch == 0:
@@ -768,9 +804,17 @@ def fit(
                 if config.keep_best and (best_val is None or scores["val_loss"] < best_val):
                     best_val = scores["val_loss"]
                     save(best_path)
-            if at_end or (config.checkpoint_every and step % config.checkpoint_every == 0):
+            timely = 0 < config.checkpoint_seconds <= time.monotonic() - t_saved
+            stop, timely = _agree(signals.received, timely, step, at_end)
+            every = config.checkpoint_every and step % config.checkpoint_every == 0
+            if at_end or stop or timely or every:
                 save(last_path)
+                t_saved = time.monotonic()
+            if stop:
+                distributed.barrier()
+                raise TrainingInterrupted(stop, f"training {kind}", step, config.steps, last_path)
     finally:
+        signals.restore()
         bar.close()
     distributed.barrier()  # the files are complete before any process goes on
     model.eval()

@@ -78,7 +78,9 @@ def build_problem(
     graph = build_candidates(detections, associations, config)
     problem = LinkProblem.free(graph, Costs.zeros(graph), config.pin_nodes)
     if annotations is not None and len(annotations):
-        graph, edge_pin, hyper_pin = pin_annotations(graph, annotations, associations)
+        graph, edge_pin, hyper_pin = pin_annotations(
+            graph, annotations, associations, config.max_gap
+        )
         problem = LinkProblem(graph, problem.costs, edge_pin, hyper_pin, problem.node_pinned)
     problem.costs = compute_costs(graph, config, detections.meta)
     return problem
