@@ -10,7 +10,7 @@ backwards, every node pinned, the method's costs):
 - ``embedding``: the method's "+ AE embedding" baseline: the raw auto-encoder embedding distance
   as a cost (weight +1); ``embedding_affinity``: ``exp(-d / median d)`` as an affinity (-1);
 - ``unsupervised``: the Attrackt loss on 01 + 02 (no labels), appearance out of the input;
-- ``guarded``: ``unsupervised`` after the label-free guard (:mod:`attrackt.guard`);
+- ``guarded``: ``unsupervised`` after the label-free guard (:mod:`attrackt.link.guard`);
 - ``supervised``: trained on 01's ground truth, the same time budget;
 - ablations: the last checkpoint instead of the best (lowest validation loss) for
   ``unsupervised`` and ``supervised``; ``embedding_input``: the unsupervised model with the
@@ -68,6 +68,8 @@ CROP_PIXELS = 32
 K = 10  # the method's candidate graph
 #: datasets whose unsupervised model is also trained with z in its input (the ablation)
 Z_INPUT = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
+#: datasets whose seed-0 unsupervised model is exported for the fine-tuning benchmark
+FINETUNING_BASE = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
 ARMS = ("position", "embedding", "unsupervised", "guarded", "supervised")
 #: model sizes: the method's (the benchmark) and a small one for checking the phases on a CPU
 MODELS = {
@@ -109,10 +111,12 @@ def load_scores(path: Path, detections):
     return Associations.from_arrays(pairs[keep, 0], pairs[keep, 1], score, dt)
 
 
-def link_config():
+def link_config(guard: bool = False):
+    """The linker of every arm: the method's candidate graph and costs (the guard only where an
+    arm says so)."""
     from attrackt.link.config import LinkConfig
 
-    return LinkConfig(k=K, on_time_limit="warn", time_limit=600.0)
+    return LinkConfig(k=K, on_time_limit="warn", time_limit=600.0, guard=guard)
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,8 +167,9 @@ def prepare_phase(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def job_list(datasets: list[str], seeds: list[int]) -> list[dict]:
-    """Every job: its name, what it needs first, and its GPU."""
+def job_list(datasets: list[str], seeds: list[int], z_input: tuple[str, ...]) -> list[dict]:
+    """Every job: its name, what it needs first, and its GPU; ``z_input``: the datasets of the
+    appearance-in-the-input ablation."""
     jobs = []
     for name in datasets:
         for seed in seeds:
@@ -173,9 +178,9 @@ def job_list(datasets: list[str], seeds: list[int]) -> list[dict]:
             jobs.append({"id": f"{tag}/ae", "kind": "ae", "needs": None})
             jobs.append({"id": f"{tag}/supervised", "kind": "supervised", "needs": None})
             jobs.append({"id": f"{tag}/unsupervised", "kind": "unsupervised", "needs": "ae"})
-            if name in Z_INPUT:
+            if name in z_input:
                 jobs.append({"id": f"{tag}/embedding_input", "kind": "z_input", "needs": "ae"})
-            for job in jobs[-(4 if name in Z_INPUT else 3) :]:
+            for job in jobs[-(4 if name in z_input else 3) :]:
                 job.update(dataset=name, seed=seed, gpu=gpu)
     return jobs
 
@@ -190,7 +195,8 @@ def gpu_phase(args: argparse.Namespace) -> None:
     gpus = torch.cuda.device_count()
     seeds = [int(s) for s in args.seeds.split(",")]
     datasets = args.datasets.split(",") if args.datasets else list(DATASETS)
-    jobs = job_list(datasets, seeds)
+    z_input = tuple(n for n in args.z_input.split(",") if n)
+    jobs = job_list(datasets, seeds, z_input)
     start = time.time()
     deadline = start + 60 * args.wall_minutes
     budgets = {"ae": args.ae_minutes, "unsupervised": args.minutes, "supervised": args.minutes,
@@ -209,6 +215,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
                 done[job["id"]] = f"skipped: {need} {done[need]}"
                 continue
             env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+            env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"  # many jobs, one GPU
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = str(job["gpu"] % gpus)
             command = [
@@ -360,12 +367,8 @@ class Job:
                 name = f"assoc_{arm}-{checkpoint}_s{self.seed}_{seq}.npz"
                 save_scores(self.export / name, test, assoc)
         facts.update(training_facts(run / "log.jsonl"))
-        if (
-            objective == "unsupervised"
-            and not z_input
-            and self.seed == 0
-            and (run / "best.pt").is_file()
-        ):
+        base = self.name in FINETUNING_BASE and self.seed == 0 and not z_input
+        if objective == "unsupervised" and base and (run / "best.pt").is_file():
             slim_checkpoint(run / "best.pt", self.work / "checkpoints" / f"{self.name}.pt")
         return facts
 
@@ -438,12 +441,12 @@ class Evaluation:
         path = self.folder / f"assoc_{arm}_s{seed}_{seq}.npz"
         return load_scores(path, self.detections(seq)) if path.is_file() else None
 
-    def score(self, seq: str, associations=None, weight: float = -1.0) -> dict:
+    def score(self, seq: str, associations=None, weight: float = -1.0, guard: bool = False) -> dict:
         from attrackt.evaluate import evaluate
         from attrackt.link import link
 
         config = dataclasses.replace(
-            self.config, association_weight=weight, hyper_association_weight=weight
+            self.config, association_weight=weight, hyper_association_weight=weight, guard=guard
         )
         gt = self.store.tracks[self.store.select([seq]).sequences[0]]
         result = link(self.detections(seq), associations, config=config)
@@ -453,7 +456,7 @@ class Evaluation:
                 "link_status": result.status}  # fmt: skip
 
     def guard(self, seq: str, associations):
-        from attrackt.guard import check_associations
+        from attrackt.link.guard import check_associations
 
         dets = self.detections(seq)
         return check_associations(dets, associations, self.config, self.guard_config)
@@ -488,7 +491,7 @@ class Evaluation:
                 continue
             ensemble.append(unsup)
             verdict = self.guard("02", unsup)
-            add("guarded", self.score("02", verdict.apply(unsup)))
+            add("guarded", self.score("02", unsup, guard=True))
             guards.append(verdict.to_dict()["sequences"])
             train = self.associations("unsupervised-best", seed, "01")
             if train is not None:  # the training movie: what the guard's settings are tuned on
@@ -519,7 +522,7 @@ def mean_associations(parts: list):
 
 
 def evaluate_phase(args: argparse.Namespace) -> None:
-    from attrackt.guard import GuardConfig
+    from attrackt.link.guard import GuardConfig
     from attrackt.store import Store
 
     carry, results = Path(args.carry), Path(args.gpu_results)
@@ -605,6 +608,9 @@ def main() -> None:
     g.add_argument("--batch-size", type=int, default=32, help="windows per training step")
     g.add_argument("--device", default="auto")
     g.add_argument("--model", choices=sorted(MODELS), default="method")
+    g.add_argument(
+        "--z-input", default=",".join(Z_INPUT), help="datasets of the z-in-the-input ablation"
+    )
     g.add_argument("--commit", help="the commit the device runs (it has no git)")
     j = sub.add_parser("job", help=argparse.SUPPRESS)
     for name in ("--carry", "--work", "--job", "--minutes", "--device", "--batch-size", "--model"):

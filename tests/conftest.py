@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,23 @@ def shared_data() -> Path:
             "real data not found: set ATTRACKT_DATA or place the shared data at ../shared/data"
         )
     return path
+
+
+def deliver_signals() -> None:
+    """SIGINT and SIGTERM handled as in a terminal: a test run started in the background has
+    SIGINT ignored, which its processes would inherit."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.fixture
+def signals_delivered():
+    """The test sees SIGINT and SIGTERM as a terminal delivers them (see deliver_signals)."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    deliver_signals()
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ GPU_PATH = (
     "attrackt.training",
     "attrackt.predict",
     "attrackt.evaluate",
-    "attrackt.guard",
+    "attrackt.link.guard",
     "attrackt.link.affinities",
 )
 

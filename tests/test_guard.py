@@ -8,9 +8,9 @@ import pytest
 
 from attrackt.data import Associations, Detections
 from attrackt.errors import InputError
-from attrackt.guard import GuardConfig, check_associations, easy_disagreements
 from attrackt.link import LinkConfig, candidate_links, link
 from attrackt.link.affinities import embedding_associations, position_associations
+from attrackt.link.guard import GuardConfig, check_associations, easy_disagreements
 
 CONFIG = LinkConfig(k=4)
 
@@ -22,19 +22,22 @@ def movie(
     step: float = 2.0,
     seed: int = 0,
     first_id: int = 0,
+    drift: float = 0.0,
 ) -> tuple[Detections, np.ndarray]:
     """Cells on random walks from a jittered grid 30 px apart (far from their neighbours
     compared with their step), each with an appearance of its own; the detections and the
     true links."""
     rng = np.random.default_rng(seed)
-    grid = np.stack(np.meshgrid(np.arange(6), np.arange(6)), -1).reshape(-1, 2)[:cells]
-    pos = 30.0 * grid + rng.uniform(-4, 4, (len(grid), 2))
-    cells = len(grid)
+    pos = np.zeros((0, 2))
+    while len(pos) < cells:  # at least 25 px apart
+        p = rng.uniform(0, 200, 2)
+        if not len(pos) or np.linalg.norm(pos - p, axis=1).min() >= 25:
+            pos = np.vstack([pos, p])
     look = rng.normal(size=(cells, 8))
     rows, links = [], []
     for t in range(frames):
         if t:
-            pos = pos + rng.normal(0, step, pos.shape)
+            pos = pos + rng.normal(0, step, pos.shape) + [0.0, drift]
         for c in range(cells):
             rows.append((t, *pos[c], *look[c]))
             if t:
@@ -71,6 +74,22 @@ def test_true_and_position_links_pass_and_far_links_fail():
     seq = broken.sequences["m"]
     assert not seq.use and seq.disagreement == 1.0 and broken.verdict == "off"
     assert "NOT used" in broken.message() and "more than the 2% allowed" in seq.reason
+
+
+def test_a_drifting_field_does_not_make_the_true_links_look_wrong():
+    """The whole field moves 22 px a frame (cells are 25 px or more apart): the nearest cell
+    of the previous frame is often another one, but not after the common motion is taken out."""
+    det, links = movie(frames=20, step=1.0, drift=22.0)
+    pos = det.positions()
+    pairs = candidate_links(det, CONFIG)
+    rows = det.rows_of(pairs.reshape(-1)).reshape(-1, 2)
+    dist = np.linalg.norm(pos[rows[:, 0]] - pos[rows[:, 1]], axis=1)
+    order = np.lexsort((dist, pairs[:, 1]))
+    nearest = pairs[order][np.r_[True, pairs[order][1:, 1] != pairs[order][:-1, 1]]]
+    truth = {tuple(link) for link in links.tolist()}
+    assert np.mean([tuple(p) in truth for p in nearest.tolist()]) < 0.7  # raw nearest misleads
+    verdict = check_associations(det, as_associations(links), CONFIG).sequences["m"]
+    assert verdict.use and verdict.disagreement < 0.01
 
 
 def test_the_bound_decides_with_few_disagreements():
@@ -139,3 +158,14 @@ def test_label_free_sources_score_exactly_the_candidates():
     assert np.all(np.diff(aff.table["score"].to_numpy()[order]) <= 1e-9)
     with pytest.raises(InputError, match="run `attrackt embed` first"):
         embedding_associations(Detections(det.table), CONFIG)
+
+
+def test_link_applies_the_guard_unless_told_not_to():
+    det, _ = movie()
+    broken = as_associations(farthest_links(det))
+    guarded = link(det, broken, config=CONFIG)
+    position = link(det, None, config=CONFIG)
+    assert guarded.guard is not None and guarded.guard.verdict == "off"
+    assert np.array_equal(guarded.tracks.edges, position.tracks.edges)
+    raw = link(det, broken, config=LinkConfig(k=4, guard=False))
+    assert raw.guard is None and not np.array_equal(raw.tracks.edges, position.tracks.edges)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from _tiny_project import tiny_config as _tiny_config
+from conftest import deliver_signals
 from typer.testing import CliRunner
 
 from attrackt.cli import app
@@ -191,7 +192,9 @@ def _script_run(movie_dir: Path, project: Path, *stop: str) -> subprocess.Comple
     script = Path(__file__).with_name("_interrupted_run.py")
     args = [str(movie_dir), "--project", str(project), "--quick", "--device", "cpu"]
     command = [sys.executable, str(script), *stop, "--", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=600, preexec_fn=deliver_signals
+    )
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

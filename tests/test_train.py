@@ -271,6 +271,7 @@ def _signalling(make_batch, signum: int, at_call: int):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.usefixtures("signals_delivered")
 def test_a_signal_ends_the_step_saves_and_a_resume_matches_an_uninterrupted_run(tmp_path, signum):
     x, y = _data()
     whole = _model()
@@ -328,6 +329,7 @@ def test_checkpoints_are_written_at_least_every_checkpoint_seconds(tmp_path, mon
     assert not (tmp_path / "none" / "last.pt").exists()
 
 
+@pytest.mark.usefixtures("signals_delivered")
 def test_outside_the_main_thread_signals_are_left_alone(tmp_path):
     x, y = _data()
     make = _make_batch(x, y)

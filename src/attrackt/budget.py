@@ -95,7 +95,7 @@ def time_step(
                 timed, t0 = 0, time.perf_counter()
             elif timed > 0 and time.perf_counter() - start > limit:
                 break
-            indices = torch.as_tensor(next(batches), dtype=torch.int64).to(device)
+            indices = torch.as_tensor(next(batches), dtype=torch.int64)
             with _autocast(device, config):
                 loss = loss_fn(probe, make_batch(indices))["loss"]
             optimiser.zero_grad(set_to_none=True)

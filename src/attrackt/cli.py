@@ -244,6 +244,13 @@ def link_command(
         Path | None, typer.Option(help="Also write a CTC result folder (needs mask input).")
     ] = None,
     geff_out: Annotated[Path | None, typer.Option(help="Also write the tracks as geff.")] = None,
+    guard: Annotated[
+        bool,
+        typer.Option(
+            help="Let the associations change a movie's links only where they agree with "
+            "position on the cells where position is obvious (the label-free guard)."
+        ),
+    ] = True,
     learn_weights: Annotated[
         Path | None,
         typer.Option(
@@ -277,6 +284,7 @@ def link_command(
             normalise=normalise,
             border_margin=border_margin,
             pin_nodes=pin_nodes,
+            guard=guard,
             solver=solver,  # type: ignore[arg-type]
             time_limit=time_limit,
             threads=threads,
@@ -300,6 +308,8 @@ def link_command(
         except SolverError as err:
             typer.echo(f"ERROR {err}", err=True)
             raise typer.Exit(1) from err
+        if result.guard is not None:
+            typer.echo(result.guard.message())
         result.tracks.save(out)
         if ctc_out is not None:
             from attrackt.io.ctc import write_ctc_result
@@ -1248,6 +1258,9 @@ def _report_pipeline(result) -> None:  # result: attrackt.pipeline.PipelineResul
         f"{len(tracks.divisions())} divisions -> {result.project}"
     )
     typer.echo(f"proof-read first: {result.project / 'ranking.csv'} ({result.ranked_cells} cells)")
+    for name, verdict in ((result.guard or {}).get("sequences") or {}).items():
+        used = "used" if verdict["use"] else "NOT used: this movie is linked on position only"
+        typer.echo(f"{name or 'movie'}: the learned associations are {used} ({verdict['reason']})")
     for name, scores in result.metrics.items():
         keys = ("AOGM", "TRA", "fp_edges", "fn_edges", "ws_edges", "division_f1")
         table = {v: {k: s[k] for k in keys} for v, s in scores.items()}

@@ -12,6 +12,7 @@ stops goes on where it stopped, and a person can see what was done:
 ``model/``                the association model's checkpoints and log (``attrackt train``)
 ``associations.parquet``  soft links t -> t+1 (``attrackt predict``)
 ``tracks/``               the linked tracks (``attrackt link``), with ``answers.jsonl`` pinned
+``guard.json``            whether the associations were let change the links (the guard)
 ``answers.jsonl``         the proof-reader's answers (read if present; never written here)
 ``ranking.csv``           the cells to proof-read, most ambiguous first (``attrackt rank``)
 ``result/D/NN_RES/``      a CTC result folder per sequence NN of dataset D
@@ -120,6 +121,7 @@ class PipelineResult:
     ranked_cells: int
     metrics: dict[str, dict[str, dict[str, float]]]
     ran: list[str]
+    guard: dict[str, Any] | None = None  # guard.json: whether the associations were used
 
 
 class _Run:
@@ -155,6 +157,11 @@ class _Run:
     def ranked(self) -> int:
         with open(self.root / "ranking.csv", encoding="utf-8") as fh:
             return sum(1 for _ in fh) - 1
+
+    @cached_property
+    def guard(self) -> dict[str, Any] | None:
+        path = self.root / "guard.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
     @cached_property
     def metrics(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -206,9 +213,11 @@ def _link(run: _Run) -> None:
     from attrackt.link import link
 
     detections = run.store.detections
-    tracks = link(detections, run.associations, run.answers, run.config.link).tracks
-    tracks.save(run.root / "tracks")
-    run.tracks = tracks
+    result = link(detections, run.associations, run.answers, run.config.link)
+    result.tracks.save(run.root / "tracks")
+    if result.guard is not None:
+        write_json(run.root / "guard.json", result.guard.to_dict())
+    run.tracks = result.tracks
 
 
 def _rank(run: _Run) -> None:
@@ -301,7 +310,7 @@ STAGES = (
     Stage("embed", _embed, ("embedded.npz", "autoencoder"), ("prepare",), ("embed",)),
     Stage("train", _train, ("model",), ("embed",), ("train",)),
     Stage("predict", _predict, ("associations.parquet",), ("embed", "train"), ("predict",)),
-    Stage("link", _link, ("tracks",), ("embed", "predict"), ("link",), _answers),
+    Stage("link", _link, ("tracks", "guard.json"), ("embed", "predict"), ("link",), _answers),
     Stage("rank", _rank, ("ranking.csv",), ("embed", "predict", "link"), ("rank", "link"),
           _answers),
     Stage("export", _export, ("result", "tracks.geff"), ("embed", "link")),
@@ -451,7 +460,7 @@ def run_pipeline(
         _write_config(records, root)
     clock.lap(None)
     write_report(root, link=run.config.link)
-    return PipelineResult(root, run.tracks, run.ranked, run.metrics, list(stale))
+    return PipelineResult(root, run.tracks, run.ranked, run.metrics, list(stale), run.guard)
 
 
 def demo_folder() -> Path:

@@ -5,8 +5,11 @@ The loop knows nothing about the objective. A caller gives it
 - a model (an ``nn.Module``; optionally with a ``kind`` string and a ``config`` dataclass, which
   every checkpoint records),
 - ``make_batch(indices) -> batch``: gathers a batch from tensors that already live on the device,
-  given a 1-D ``int64`` index tensor on the device (augmentation belongs here, drawing from the
-  global torch RNG so that a resumed run draws the same numbers),
+  given a 1-D ``int64`` index tensor on the CPU (augmentation belongs here, drawing from the
+  global torch RNG so that a resumed run draws the same numbers); :func:`to_device` moves the
+  indices without waiting for the device (a host-to-device copy from pageable memory, or any
+  device-to-host copy, waits for every queued kernel: on a GPU shared with other jobs a step
+  that waits ran several times slower),
 - ``loss_fn(model, batch) -> {"loss": tensor, ...}``: any further scalars are logged,
 
 and :func:`fit` does the rest: seeded index sampling, AdamW with warm-up and cosine decay,
@@ -74,11 +77,12 @@ class TrainConfig:
     by time), so that a killed run loses at most about that much. ``grad_clip`` of ``None`` or 0
     disables clipping (the gradient norm is still logged).
 
-    ``time_limit`` (seconds, usually set by :func:`attrackt.budget.budget_config`) makes
-    :func:`fit` re-plan ``steps`` once from its own measured pace, so that a run planned from a
-    short probe still ends near the limit: on a GPU the first steps of a run are several times
-    slower than the rest, and a probe of a few dozen steps over-estimated an H100 run's step
-    time about two-fold. A resumed run keeps the steps it re-planned.
+    ``time_limit`` (seconds of training, usually set by :func:`attrackt.budget.budget_config`)
+    makes :func:`fit` re-plan ``steps`` from its own recent pace every :data:`REPLAN_SHARE` of
+    the limit, so that the run ends near the limit whatever the probe guessed and however the
+    pace changes (on a GPU shared by other jobs it changed several-fold within a run); the
+    warm-up keeps its planned length and the cosine stretches to the new end. A resumed run
+    goes on with the steps it had planned and the training time it had used.
     """
 
     steps: int = 1000
@@ -228,9 +232,9 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-#: share of the steps planned from a probe after which fit times itself (from the first mark to
-#: the second) and re-plans the rest of the run; and the share of the limit it keeps in reserve
-REPLAN_MARKS = (0.05, 0.15)
+#: a run under a time limit re-plans its steps whenever this share of the limit has passed
+#: since its last plan; and keeps this share of the limit in reserve
+REPLAN_SHARE = 0.05
 REPLAN_RESERVE = 0.03
 
 
@@ -435,7 +439,7 @@ def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def _upload(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_device(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``indices`` on ``device``; to a GPU through pinned memory, without waiting for it."""
     if device.type != "cuda":
         return indices.to(device)
@@ -469,7 +473,7 @@ def _evaluate(
     devices = [torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         for start in range(0, val.size, batch_size)[rank::world]:
-            idx = torch.arange(start, min(start + batch_size, val.size), device=device)
+            idx = torch.arange(start, min(start + batch_size, val.size))
             with _autocast(device, config):
                 out = _losses(loss_fn(model, val.make_batch(idx)))
             for key, value in out.items():
@@ -517,19 +521,22 @@ def _warn_changed(
 AGREE_EVERY = 16
 
 
-def _agree(signum: int | None, due: bool, step: int, at_end: bool) -> tuple[int | None, bool]:
-    """The stop signal (any process's) and whether a timed checkpoint is due (rank 0's clock).
+def _agree(
+    signum: int | None, due: bool, plan: int | None, step: int, at_end: bool
+) -> tuple[int | None, bool, int | None]:
+    """The stop signal (any process's), whether a timed checkpoint is due and the re-planned
+    step count (rank 0's clock for both).
 
     With one process these are its own. With several, every process calls this at every step;
     they compare notes at the last step and every :data:`AGREE_EVERY`-th, and at other steps
     nothing is due on any process.
     """
     if not distributed.active():
-        return signum, due
+        return signum, due, plan
     if not at_end and step % AGREE_EVERY:
-        return None, False
-    views = distributed.all_gather((signum, due))
-    return next((s for s, _ in views if s is not None), None), views[0][1]
+        return None, False, None
+    views = distributed.all_gather((signum, due, plan))
+    return next((s for s, _, _ in views if s is not None), None), views[0][1], views[0][2]
 
 
 def fit(
@@ -630,6 +637,7 @@ def fit(
 
     step = 0
     resumed_from = None
+    trained_before = 0.0  # seconds of training in earlier calls (a resumed timed run)
     best_val: float | None = None
     last_path, best_path, log_path = out_dir / LAST, out_dir / BEST, out_dir / LOG
     history: list[dict[str, float]] = []
@@ -646,10 +654,11 @@ def fit(
         rng_states = checkpoint.state.get("rng_ranks") or [checkpoint.state["rng"]]
         saved = checkpoint.train_config
         if config.time_limit is not None and saved.get("time_limit") is not None:
-            # a run under a time limit resumes with the schedule it re-planned
+            # a run under a time limit goes on with its plan and the training time it used
             config = dataclasses.replace(
                 config, steps=int(saved["steps"]), warmup_steps=saved["warmup_steps"]
             )
+            trained_before = float(checkpoint.state.get("elapsed", 0.0))
         if main:
             _warn_changed(saved, config, len(rng_states), world)
         step = resumed_from = checkpoint.step
@@ -689,6 +698,7 @@ def fit(
             "train_config": dataclasses.asdict(config),
             "extra": extra,
             "best_val_loss": best_val,
+            "elapsed": trained_before + time.perf_counter() - t_start,
         }
         if rng_ranks is not None:
             state["rng_ranks"] = rng_ranks
@@ -700,11 +710,9 @@ def fit(
             with open(log_path, "a", encoding="utf-8") as fh:
                 fh.write(strict_json(entry) + "\n")
 
-    mark, replan_at = (round(f * config.steps) for f in REPLAN_MARKS)
-    replanning = config.time_limit is not None and resumed_from is None and replan_at - mark >= 5
-    if replanning:  # the warm-up keeps its planned length whatever the new step count
+    timed = config.time_limit is not None
+    if timed:  # the warm-up keeps its planned length whatever the new step count
         config = dataclasses.replace(config, warmup_steps=config.warmup)
-    t_mark = 0.0
 
     params = [p for p in model.parameters() if p.requires_grad]
     loss_module = distributed.LossModule(model, loss_fn)
@@ -712,7 +720,8 @@ def fit(
     model.train()
     sums: dict[str, torch.Tensor] = {}
     window_steps = window_samples = 0
-    t_start = t_window = time.perf_counter()
+    t_start = t_window = t_plan = time.perf_counter()
+    step_plan = step
     t_saved = time.monotonic()
     batch_iter: Iterator[list[int]] | None = None
     bar = tqdm(
@@ -736,7 +745,7 @@ def fit(
             weight = len(share) / len(indices)  # this process's part of the batch mean
             lr = optimizer.param_groups[0]["lr"]
             with _autocast(device, config):
-                out = _losses(trainer(make_batch(_upload(share, device))))
+                out = _losses(trainer(make_batch(share)))
             optimizer.zero_grad(set_to_none=True)
             if len(share) * world == len(indices):
                 out["loss"].backward()
@@ -754,21 +763,21 @@ def fit(
             schedule.step()
             step += 1
             bar.update(1)
-            if replanning and step == mark:
-                t_mark = time.perf_counter()
-            elif replanning and step == replan_at:
-                now = time.perf_counter()
-                pace = (now - t_mark) / (replan_at - mark)
-                steps = distributed.all_gather(replanned_steps(step, pace, now - t_start, config))
-                config = dataclasses.replace(config, steps=steps[0])  # rank 0's plan for all
+            proposal = None
+            now = time.perf_counter()
+            if timed and now - t_plan >= REPLAN_SHARE * config.time_limit and step > step_plan:
+                pace = (now - t_plan) / (step - step_plan)
+                proposal = replanned_steps(step, pace, trained_before + now - t_start, config)
+            timely = 0 < config.checkpoint_seconds <= time.monotonic() - t_saved
+            stop, timely, plan = _agree(
+                signals.received, timely, proposal, step, step == config.steps
+            )
+            if plan is not None:
+                if plan != config.steps:
+                    logger.debug("%s: re-planned to %d steps", kind, plan)
+                config = dataclasses.replace(config, steps=plan)  # rank 0's plan for all
                 bar.total = config.steps
-                logger.info(
-                    "%s: %.4f s per step measured; re-planned to %d steps for the %.0f s limit",
-                    kind,
-                    pace,
-                    config.steps,
-                    config.time_limit,
-                )
+                t_plan, step_plan = now, step
 
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + value.detach().float() * weight
@@ -804,8 +813,6 @@ def fit(
                 if config.keep_best and (best_val is None or scores["val_loss"] < best_val):
                     best_val = scores["val_loss"]
                     save(best_path)
-            timely = 0 < config.checkpoint_seconds <= time.monotonic() - t_saved
-            stop, timely = _agree(signals.received, timely, step, at_end)
             every = config.checkpoint_every and step % config.checkpoint_every == 0
             if at_end or stop or timely or every:
                 save(last_path)

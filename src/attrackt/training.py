@@ -371,8 +371,8 @@ def train_association_model(
     train_idx, val_idx = split_windows(windows, config.val_frames)
     if len(train_idx) == 0:
         raise InputError("training data", "no window is left to train on after the split")
-    train_rows = torch.as_tensor(train_idx, device=device)
-    val_rows = torch.as_tensor(val_idx, device=device)
+    train_rows = torch.as_tensor(train_idx)  # on the CPU: a batch's size is read there
+    val_rows = torch.as_tensor(val_idx)
     train_cfg = config.train
     sampler = SizeBucketSampler(windows.counts[train_idx], train_cfg.batch_size, train_cfg.seed)
 

@@ -14,7 +14,14 @@ import torch.nn.functional as F
 from attrackt.budget import budget_config, resumed_steps
 from attrackt.embed.model import AutoEncoder, AutoEncoderConfig, kl_divergence
 from attrackt.errors import InputError
-from attrackt.train import TrainConfig, Validation, fit, resolve_device, seed_everything
+from attrackt.train import (
+    TrainConfig,
+    Validation,
+    fit,
+    resolve_device,
+    seed_everything,
+    to_device,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +125,14 @@ def train_autoencoder(
     channel = (slice(None), None)  # (B, *spatial) -> (B, 1, *spatial)
 
     def make_batch(indices: torch.Tensor) -> torch.Tensor:
-        batch = data[train_rows[indices]].float()
+        batch = data[train_rows[to_device(indices, device)]].float()
         return augment_crops(batch, config.augment, rotate, config.intensity_jitter)[channel]
 
     seed_everything(train_cfg.seed)
     model = AutoEncoder(config.model).to(device)
-    val = Validation(n_val, lambda idx: data[val_rows[idx]].float()[channel]) if n_val else None
+    val = None
+    if n_val:
+        val = Validation(n_val, lambda idx: data[val_rows[to_device(idx, device)]].float()[channel])
     if config.minutes is not None:
         steps = resumed_steps(out_dir, resume)
         if steps is None:

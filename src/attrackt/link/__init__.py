@@ -1,6 +1,7 @@
 """Linking: from detections (and optional associations and answers) to tracks.
 
-``link`` builds the candidate graph (:mod:`.candidates`), prices it (:mod:`.costs`), fixes the
+``link`` lets associations in only where the label-free guard passes them (:mod:`.guard`),
+builds the candidate graph (:mod:`.candidates`), prices it (:mod:`.costs`), fixes the
 answered links (:mod:`.pins`) and solves the method's ILP exactly (:mod:`.fast_solver`, the
 default), through motile as the reference does (:mod:`.motile_solver`), or greedily
 (:mod:`.greedy`). :func:`learn_weights` learns the cost weights from the answers
@@ -22,6 +23,7 @@ from attrackt.link.config import LinkConfig
 from attrackt.link.costs import Costs, compute_costs
 from attrackt.link.fast_solver import solve_fast
 from attrackt.link.greedy import solve_greedy
+from attrackt.link.guard import GuardConfig, GuardVerdict, check_associations
 from attrackt.link.learn import LearnConfig, LearnResult, learn_weights
 from attrackt.link.pins import pin_annotations
 from attrackt.link.problem import LinkProblem, Selection, Solution, objective
@@ -29,6 +31,8 @@ from attrackt.link.problem import LinkProblem, Selection, Solution, objective
 __all__ = [
     "CandidateGraph",
     "Costs",
+    "GuardConfig",
+    "GuardVerdict",
     "LearnConfig",
     "LearnResult",
     "LinkConfig",
@@ -39,6 +43,7 @@ __all__ = [
     "build_candidates",
     "build_problem",
     "candidate_links",
+    "check_associations",
     "compute_costs",
     "learn_weights",
     "link",
@@ -61,6 +66,7 @@ class LinkResult:
     seconds: float  # the whole call: graph, costs and solving
     solve_seconds: float
     graph_size: dict[str, int] = field(default_factory=dict)
+    guard: GuardVerdict | None = None  # the guard's verdict on the associations, if it ran
 
 
 def build_problem(
@@ -104,9 +110,18 @@ def link(
     annotations: Annotations | None = None,
     config: LinkConfig | None = None,
 ) -> LinkResult:
-    """Link detections into tracks (see :class:`LinkConfig` for the model and the solvers)."""
+    """Link detections into tracks (see :class:`LinkConfig` for the model and the solvers).
+
+    With ``config.guard`` (the default), associations change the linking only of the sequences
+    where the label-free guard passes them (:func:`~attrackt.link.guard.check_associations`);
+    its verdict is in the result.
+    """
     config = config or LinkConfig()
     start = time.perf_counter()
+    verdict = None
+    if associations is not None and config.guard:
+        verdict = check_associations(detections, associations, config)
+        associations = verdict.apply(associations)
     problem = build_problem(detections, associations, annotations, config)
     solution = solve(problem, config)
     kept = solution.selection.nodes
@@ -131,4 +146,5 @@ def link(
         seconds=seconds,
         solve_seconds=solution.seconds,
         graph_size=problem.graph.sizes(),
+        guard=verdict,
     )

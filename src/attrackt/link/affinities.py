@@ -1,6 +1,5 @@
 """Association scores that need no trained model: from positions, or from the appearance
-embedding's distance. They are the baselines a learned model is compared with, and the
-position-only reference of the label-free guard (:mod:`attrackt.guard`).
+embedding's distance. They are the baselines a learned model is compared with.
 
 Both score exactly the linker's candidate links (:func:`~attrackt.link.candidates.
 candidate_links`: each detection and its ``k`` nearest neighbours in earlier frames).

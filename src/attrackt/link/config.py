@@ -24,7 +24,9 @@ class LinkConfig:
     own ``hyper_*`` weights over the distance from the parent to the children's midpoint and the
     mean of the two association scores. Appearing costs ``appear`` except where the previous
     frame of the sequence is empty (the first frame, for one) or, with ``border_margin``, near the
-    image border; disappearing likewise with the next frame.
+    image border; disappearing likewise with the next frame. With ``guard`` (the default)
+    associations count only in the sequences where the label-free guard passes them
+    (:mod:`attrackt.link.guard`); elsewhere those sequences link on position alone.
     """
 
     # candidate graph
@@ -47,6 +49,7 @@ class LinkConfig:
     border_margin: float | None = None
     # solving
     pin_nodes: bool = True
+    guard: bool = True
     solver: Literal["fast", "motile", "greedy"] = "fast"
     time_limit: float | None = None
     mip_gap: float = 0.0

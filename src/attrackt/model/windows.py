@@ -391,7 +391,9 @@ class WindowSet:
         if chosen.min() < 0 or chosen.max() >= len(self):
             raise InputError(None, f"window index out of range 0..{len(self) - 1}")
         n_tokens = int(self.counts[chosen.numpy()].max())
-        w = chosen.to(self.device)
+        w = chosen
+        if self.device.type == "cuda":  # no wait for the device (see attrackt.train.to_device)
+            w = chosen.pin_memory().to(self.device, non_blocking=True)
         rows = self.index[w, :n_tokens]
         mask = rows >= 0
         safe = rows.clamp(min=0)

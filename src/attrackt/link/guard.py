@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.stats import beta
 
 from attrackt.data import Associations, Detections
@@ -145,6 +146,23 @@ class GuardVerdict:
         }
 
 
+def _drift(offset: np.ndarray, child: np.ndarray, frame: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """Each candidate link's share of the common motion of its child's frame: the median, over
+    the frame's children, of the offset to the candidate nearest after removing the previous
+    estimate (a stage drift or a flow of the whole field, which position alone ignores)."""
+    drift = np.zeros_like(offset)
+    for _ in range(rounds):
+        dist = np.linalg.norm(offset - drift, axis=1)
+        order = np.lexsort((dist, child))
+        first = order[np.r_[True, child[order][1:] != child[order][:-1]]]
+        frames, inverse = np.unique(frame[first], return_inverse=True)
+        per_frame = np.stack(
+            [np.median(offset[first][inverse == k], axis=0) for k in range(len(frames))]
+        )
+        drift = per_frame[np.searchsorted(frames, frame)]
+    return drift
+
+
 def easy_disagreements(
     detections: Detections,
     associations: Associations,
@@ -152,14 +170,20 @@ def easy_disagreements(
     easy_ratio: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row of each easy cell (see the module docstring) and whether the associations' best
-    candidate parent for it is another than its nearest (or it has no score at all)."""
+    candidate parent for it is another than its nearest (or it has no score at all).
+
+    Distances are taken after removing each frame's common motion (:func:`_drift`), so that a
+    drifting field does not make position look wrong where it is only shifted."""
     pairs = candidate_links(detections, link_config or LinkConfig())
     if not len(pairs):
         return np.zeros(0, np.int64), np.zeros(0, bool)
     parent, child = detections.rows_of(pairs.reshape(-1)).reshape(-1, 2).T
     scale = None if link_config is None else link_config.voxel_size
     pos = detections.positions(scale)
-    dist = np.linalg.norm(pos[parent] - pos[child], axis=1)
+    sequence = pd.factorize(detections.table["sequence"])[0]
+    frame = sequence[child] * (int(detections.times.max()) + 1) + detections.times[child]
+    offset = pos[child] - pos[parent]
+    dist = np.linalg.norm(offset - _drift(offset, child, frame), axis=1)
     score = associations.lookup(pairs[:, 0], pairs[:, 1])
     by_distance = np.lexsort((dist, child))
     first = np.flatnonzero(np.r_[True, child[by_distance][1:] != child[by_distance][:-1]])
