@@ -69,12 +69,15 @@ def test_a_run_writes_its_report_and_stage_times(project) -> None:
     text = (project / "report.html").read_text(encoding="utf-8")
     for anchor in SECTIONS:
         assert f'<section id="{anchor}">' in text, anchor
-    assert 'id="guard"' not in text  # no guard.json
+    guard = json.loads((project / "guard.json").read_text())  # the link stage's verdict
+    assert '<span class="verdict' in text and guard["verdict"] in text
     _check_self_contained(text)
     assert len(_images(text)) == 3 + 12  # overlay, lineage, training; 12 cells to proof-read
     assert "position only" in text and "Errors against the ground truth" in text
     times = json.loads((project / "stage_times.json").read_text())
-    assert list(times) == list(STAGES) and all(r["seconds"] >= 0 for r in times.values())
+    assert list(times) == [s.name for s in STAGES] and all(
+        r["seconds"] >= 0 for r in times.values()
+    )
     assert "<th>stage</th><th>took</th>" in text and "config.json (every setting" in text
 
 
