@@ -598,6 +598,8 @@ class Answer:
     """A person's answer for one detection: its true children (none, one or two).
 
     A ``retracted`` answer withdraws the detection's earlier answers: it is unanswered again.
+    An ``undo`` answer takes back the latest answer not yet undone (a proof-reader's undo; it
+    restores what the detection had before), so undo goes on across sessions.
     """
 
     id: int
@@ -605,6 +607,7 @@ class Answer:
     time: float = field(default_factory=time.time)
     author: str = ""
     retracted: bool = False
+    undo: bool = False
 
     def to_json(self) -> str:
         raw = {
@@ -615,6 +618,8 @@ class Answer:
         }
         if self.retracted:
             raw["retracted"] = True
+        if self.undo:
+            raw["undo"] = True
         return json.dumps(raw)
 
     @classmethod
@@ -626,6 +631,7 @@ class Answer:
             float(raw["time"]),
             str(raw.get("author", "")),
             bool(raw.get("retracted", False)),
+            bool(raw.get("undo", False)),
         )
 
 

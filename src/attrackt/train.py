@@ -518,6 +518,7 @@ def fit(
     val: Validation | None = None,
     resume: bool = True,
     extra_state: dict[str, Any] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Train ``model`` for ``config.steps`` optimiser steps; return what happened.
 
@@ -532,7 +533,9 @@ def fit(
     ``best.pt`` (lowest validation loss). With ``resume`` and an existing ``last.pt``, training
     continues from it with the same schedule, batches and random streams, giving the weights an
     uninterrupted run would give. ``extra_state`` (tensors, numbers, strings, lists, dicts) is
-    stored in every checkpoint, for whatever inference needs beside the weights.
+    stored in every checkpoint, for whatever inference needs beside the weights. ``on_step``
+    is called after each optimiser step with ``(step, steps)``; an exception it raises (a
+    caller's cancel) stops training there, leaving the checkpoints of earlier steps.
 
     **Several processes.** Launched by ``torchrun --nproc-per-node N`` (or inside a process group
     of several processes that the caller initialised), every process calls :func:`fit` alike and
@@ -718,6 +721,8 @@ def fit(
             schedule.step()
             step += 1
             bar.update(1)
+            if on_step is not None:
+                on_step(step, config.steps)
             if replanning and step == mark:
                 t_mark = time.perf_counter()
             elif replanning and step == replan_at:
