@@ -165,7 +165,7 @@ def test_widget_docks_steps_to_the_ranked_cell_and_journals_answers(viewer, sess
     assert viewer.dims.current_step[0] == cell.t != last
     y, x = cell.position  # the view centres between the cell and its next-frame panel
     np.testing.assert_allclose(camera(viewer).center[-2:], (y, x + widget.view.shift / 2))
-    assert f"cell {cell.id}" in widget.view.highlights.features["label"].tolist()
+    assert f"cell {cell.id}" in widget.view.labels.features["label"].tolist()
 
     widget.accept_button.click()
     journal = Annotations.load(session.annotations.path).latest()
@@ -324,18 +324,15 @@ def test_view_zooms_to_the_cell_marks_roles_apart_and_shows_the_next_frame_besid
         0.94 * min(height, width * view.field / (view.field + view.shift))
     )
 
-    marks = view.highlights
-    labels = marks.features["label"].tolist()
-    symbols = [str(v) for v in marks.symbol]
-    assert labels[0] == f"cell {cell.id}" and "ring" in symbols[0]
-    model = ROLES["model"]
+    symbols = [str(v) for v in view.highlights.symbol]
+    colours = {tuple(c) for c in view.highlights.border_color.tolist()}
+    assert "ring" in symbols[0] and ROLES["model"][0] in symbols[-1]
+    assert len(set(symbols)) == len(colours) == 2  # cell and model child: apart by both
+    texts = view.labels.features["label"].tolist()
     child = cell.model_children[0]
-    where = [i for i, text in enumerate(labels) if text.startswith(f"M {child}")]
-    assert len(where) == 2  # in its own frame and beside the cell, in the panel
-    assert all(model[0] in symbols[i] for i in where)
-    shown = [tuple(p) for p, text in zip(marks.data.tolist(), labels, strict=True) if text]
-    assert len(shown) == len(set(shown))  # never two labels at one place
-    assert len({str(v) for v in symbols}) == 2  # ring and diamond: roles look apart
+    assert texts[0] == f"cell {cell.id}"
+    assert sum(text.startswith(f"M {child} (0.90)") for text in texts) == 2  # there and beside
+    assert len(texts) == len(view.labels.data) == 3  # one label per cell and place
 
     panel = viewer.layers[PANEL_IMAGE]
     t = cell.t
@@ -365,6 +362,15 @@ def test_view_zooms_to_the_cell_marks_roles_apart_and_shows_the_next_frame_besid
     widget.beside_check.setChecked(False)
     assert not beside.visible
     np.testing.assert_allclose(camera_of(viewer).center[-2:], session.current.position)
+
+
+def test_labels_are_moved_apart_where_they_would_overlap():
+    from attrackt.napari._display import apart
+
+    anchors = np.array([[3, 10.0, 10.0], [3, 12.0, 14.0], [4, 10.0, 10.0], [3, 10.0, 90.0]])
+    placed = apart(anchors, ["M+S 430", "M+S 429", "cell 1", "S 7"], height=5.0, char=2.0)
+    np.testing.assert_array_equal(placed[[0, 2, 3]], anchors[[0, 2, 3]])  # nothing in the way
+    assert placed[1, 1] == 5.0 and placed[1, 2] == 14.0  # one label's height above the first
 
 
 def test_lineage_view_marks_the_cell_and_goes_to_a_clicked_cell(docked, session):

@@ -37,7 +37,16 @@ LINEAGE_NAME = "attrackt lineage"
 PANEL_IMAGE = "attrackt next frame"
 PANEL_MASKS = "attrackt next masks"
 FRAMES_NAME = "attrackt frames"
-OURS = (HIGHLIGHTS_NAME, CLICKS_NAME, LINEAGE_NAME, PANEL_IMAGE, PANEL_MASKS, FRAMES_NAME)
+LABELS_NAME = "attrackt labels"
+OURS = (
+    HIGHLIGHTS_NAME,
+    LABELS_NAME,
+    CLICKS_NAME,
+    LINEAGE_NAME,
+    PANEL_IMAGE,
+    PANEL_MASKS,
+    FRAMES_NAME,
+)
 
 
 def camera(viewer: Any) -> Any:
@@ -90,8 +99,11 @@ class CellView:
             self.panel_image = viewer.add_image(blank, name=PANEL_IMAGE, colormap="gray")
             if self.masks is not None:
                 self.panel_masks = viewer.add_labels(
-                    np.zeros((1, 2, 2), self.masks.data.dtype), name=PANEL_MASKS, opacity=0.4
+                    np.zeros((1, 2, 2), self.masks.data.dtype),
+                    name=PANEL_MASKS,
+                    opacity=self.masks.opacity,
                 )
+                self.panel_masks.contour = self.masks.contour
             self.frames = viewer.add_shapes(
                 ndim=3,
                 name=FRAMES_NAME,
@@ -101,17 +113,14 @@ class CellView:
             )
         self._lineage(session.current)  # under the markers
         self.highlights = viewer.add_points(
+            np.zeros((0, ndim)), name=HIGHLIGHTS_NAME, face_color="transparent", border_width=0.14
+        )
+        self.labels = viewer.add_points(  # one per cell shown, above its marker, none overlap
             np.zeros((0, ndim)),
-            name=HIGHLIGHTS_NAME,
-            face_color="transparent",
-            border_width=0.14,
-            features=pd.DataFrame({"label": pd.Series([], dtype=str)}),
-            text={
-                "string": "{label}",
-                "color": "white",
-                "size": 10,
-                "anchor": "upper_left",
-            },
+            name=LABELS_NAME,
+            size=0,
+            features=pd.DataFrame({"label": pd.Series([], dtype=object)}),
+            text={"string": "{label}", "color": "white", "size": 10, "anchor": "upper_left"},
         )
         self.clicks = viewer.add_points(
             np.zeros((0, ndim)),
@@ -137,18 +146,19 @@ class CellView:
         """Mark ``cell``, its children and its lineage; step to its frame and, with ``zoom``,
         centre and zoom on it."""
         self.cell = cell
-        self._markers(cell)
         self._lineage(cell)
         self.clicks.data = np.zeros((0, self.clicks.data.shape[1]))
+        if cell is not None:
+            if self.beside:
+                self._panel(cell)
+            self.viewer.dims.set_point(0, cell.t)
+            for axis, value in enumerate(cell.position[:-2], start=1):  # z in 3D
+                self.viewer.dims.set_point(axis, value)
+            if zoom:
+                self.zoom(cell)
+        self._markers(cell)  # labels are placed for the zoom
         if cell is None:
             return
-        if self.beside:
-            self._panel(cell)
-        self.viewer.dims.set_point(0, cell.t)
-        for axis, value in enumerate(cell.position[:-2], start=1):  # z in 3D
-            self.viewer.dims.set_point(axis, value)
-        if zoom:
-            self.zoom(cell)
         self.viewer.layers.selection.active = self.clicks
         self.clicks.mode = "add"
 
@@ -187,23 +197,31 @@ class CellView:
         rows = pd.concat(places, keys=range(len(places)), names=["place", None]).reset_index(0)
         rows["order"] = rows["role"].map(list(ROLES).index)
         rows = rows.sort_values(["place", "order"], kind="stable").reset_index(drop=True)
-        labels = []
-        for (_, _id), group in rows.groupby(["place", "id"], sort=False):
-            roles = "+".join(ROLES[r][3] for r in group["role"])
-            if "cell" in set(group["role"]):
-                text = f"cell {_id}"
-            else:
-                score = group["score"].dropna()
-                text = f"{roles} {_id}" + (f" ({score.iloc[0]:.2f})" if len(score) else "")
-            labels.extend([text] + [""] * (len(group) - 1))
-        rows["label"] = pd.Series(labels, index=rows.index, dtype=object)
         self.highlights.data = rows[["t", *axes]].to_numpy(np.float64)
-        self.highlights.features = rows[["label"]]
         if len(rows):
             self.highlights.symbol = [ROLES[r][0] for r in rows["role"]]
             self.highlights.border_color = [ROLES[r][1] for r in rows["role"]]
             self.highlights.size = [ROLES[r][2] * size for r in rows["role"]]
         self.highlights.refresh()
+        texts, anchors = [], []
+        for (_, id_), group in rows.groupby(["place", "id"], sort=False):
+            roles = list(group["role"])
+            if "cell" in roles:
+                text = f"cell {id_}"
+            else:
+                score = group["score"].dropna()
+                text = "+".join(ROLES[r][3] for r in roles) + f" {id_}"
+                text += f" ({score.iloc[0]:.2f})" if len(score) else ""
+            radius = max(ROLES[r][2] for r in roles) * size / 2
+            point = group[["t", *axes]].iloc[0].to_numpy(np.float64, copy=True)
+            point[-2:] -= radius  # the marker's upper-left corner
+            texts.append(text)
+            anchors.append(point)
+        zoom = float(camera(self.viewer).zoom) or 1.0
+        placed = apart(np.asarray(anchors).reshape(-1, len(axes) + 1), texts, 16 / zoom, 7 / zoom)
+        self.labels.data = placed
+        self.labels.features = pd.DataFrame({"label": pd.Series(texts, dtype=object)})
+        self.labels.refresh()
 
     def _lineage(self, cell: Cell | None) -> None:
         lineage = self.session.lineage(cell)
@@ -232,11 +250,13 @@ class CellView:
             if layer is None:
                 continue
             crop = _crop(source.data if source is not None else None, nxt, top, left, side)
-            layer.data = crop[None]
             layer.translate = (cell.t, top, left + self.shift)
-            if source is not None and layer is self.panel_image:
-                layer.contrast_limits = source.contrast_limits
-                layer.colormap = source.colormap
+            layer.data = crop[None]
+            if source is not None and layer is self.panel_image:  # set each only if changed:
+                if list(layer.contrast_limits) != list(source.contrast_limits):  # a redraw each
+                    layer.contrast_limits = source.contrast_limits
+                if layer.colormap.name != source.colormap.name:
+                    layer.colormap = source.colormap
         boxes = [
             np.array(
                 [
@@ -258,6 +278,27 @@ class CellView:
             "anchor": "upper_left",
             "translation": [0, -self.field * 0.04, 0],
         }
+
+
+def apart(anchors: np.ndarray, texts: list[str], height: float, char: float) -> np.ndarray:
+    """Where to put each label so that no two overlap in a frame. ``anchors`` (``(n, 1 + ndim)``,
+    ``t`` first) are the texts' lower-left corners (napari's ``upper_left`` text anchor puts
+    them there); a label ``height`` high and ``char`` wide a character that would cover one
+    placed before it moves up until it does not."""
+    placed = np.array(anchors, np.float64, copy=True)
+    for i in range(len(placed)):
+        moved = True
+        while moved:
+            moved = False
+            for j in range(i):
+                same = np.array_equal(placed[i, :-2], placed[j, :-2])  # frame (and z)
+                dy = abs(placed[i, -2] - placed[j, -2])
+                left, right = placed[i, -1], placed[j, -1]
+                wide = char * (len(texts[j]) if left >= right else len(texts[i]))
+                if same and dy < height and abs(left - right) < wide:
+                    placed[i, -2] = placed[j, -2] - height
+                    moved = True
+    return placed
 
 
 def _crop(movie: Any, t: int, top: int, left: int, side: int) -> np.ndarray:

@@ -135,9 +135,11 @@ class ProofreadWidget(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         outer.addWidget(scroll)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QWidget()
         scroll.setWidget(body)
         layout = QVBoxLayout(body)
+        self._scroll, self._body = scroll, body
 
         self.help_label = QLabel(HELP)
         self.help_label.setWordWrap(True)
@@ -193,7 +195,9 @@ class ProofreadWidget(QWidget):
         column.addWidget(
             _row(self.previous_button, self.next_button, self.rank_spin, self.jump_button)
         )
-        column.addWidget(QLabel("Lineage (±15 frames; red: likely wrong, green: answered)"))
+        caption = QLabel("Lineage (±15 frames; red: likely wrong, green: answered)")
+        caption.setWordWrap(True)
+        column.addWidget(caption)
         column.addWidget(self.lineage_view)
         column.addWidget(_row(self.beside_check, self.back_button))
         layout.addWidget(cell)
@@ -262,6 +266,17 @@ class ProofreadWidget(QWidget):
         column.addWidget(self.export_button)
         layout.addWidget(solve)
         layout.addStretch(1)
+        for combo in (self.layer_combo, self.alternative_combo):  # no widening by content
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        """As wide as the content needs, so nothing is cut off."""
+        bar = self._scroll.verticalScrollBar().sizeHint().width()
+        self._scroll.setMinimumWidth(self._body.minimumSizeHint().width() + bar + 4)
 
     def _shortcuts(self) -> None:
         """One window-wide key per action (:data:`KEYS`); a text field being typed in keeps
@@ -397,6 +412,7 @@ class ProofreadWidget(QWidget):
         self.view.set_beside(self.beside_check.isChecked())
         self._enable(True)
         self._show()
+        self._fit_width()
         where = session.work_dir or "a temporary folder (named when the first round is done)"
         self.round_label.setText(f"Rounds go to {where}")
         self._say(f"{session.summary()}; answers go to {session.annotations.path or 'memory'}")
@@ -411,7 +427,8 @@ class ProofreadWidget(QWidget):
             except InputError as err:
                 self._say(f"the movie could not be read: {err}", error=True)
         if masks is None and session.masks is not None:
-            self.viewer.add_labels(session.masks, name="masks", opacity=0.4)
+            layer = self.viewer.add_labels(session.masks, name="masks", opacity=0.5)
+            layer.contour = 1  # outlines: the movie stays visible
 
     def _show_tracks(self) -> None:
         data, kwargs, _ = tracks_layer(self.session.tracks, TRACKS_NAME)
@@ -440,13 +457,13 @@ class ProofreadWidget(QWidget):
             self.cell_label.setText(f"No cell left to proof-read. {session.summary()}")
             return
         where = f"rank {cell.rank} of {len(session.ranking)}" if cell.rank else "not ranked"
-        likely = (
-            " (likely wrong)"
-            if cell.score >= LIKELY_WRONG and session.strategy == "confidence"
-            else ""
-        )
+        if session.strategy == "confidence":
+            likely = " (likely wrong)" if cell.score >= LIKELY_WRONG else ""
+            score = f"score {cell.score:.2f}{likely}"
+        else:
+            score = f"{session.strategy} order (no model scores)"
         self.cell_label.setText(
-            f"<b>cell {cell.id}</b> · frame {cell.t} · {where} · score {cell.score:.2f}{likely}"
+            f"<b>cell {cell.id}</b> · frame {cell.t} · {where} · {score}"
             f"<br>solver: {_children_text(cell.solver_children)} · model: "
             f"{_children_text(cell.model_children, cell.model_scores)} · answer: "
             f"{_children_text(cell.answer)}"
@@ -561,7 +578,7 @@ class ProofreadWidget(QWidget):
         self._show_tracks()
         self._show()
         self.round_label.setText(summary.text())
-        self._say(summary.text().splitlines()[0], error=bool(summary.export_error))
+        self._say(summary.text(), error=bool(summary.export_error))
 
     def _failed(self, message: str, cancelled: bool) -> None:
         self.last_round = "cancelled" if cancelled else "failed"
@@ -596,8 +613,10 @@ class ProofreadWidget(QWidget):
         logger.warning("cancelled: nothing of the round was kept")
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        """Watch the window this widget is docked in, to cancel a round when it closes."""
+        """Fit the width; watch the window this widget is docked in, to cancel a round when it
+        closes."""
         super().showEvent(event)
+        self._fit_width()  # fonts and styles are known once shown
         window = self.window()
         if window is not self and window is not self._watched:
             window.installEventFilter(self)
