@@ -693,3 +693,16 @@ def test_a_round_is_summarised_keeps_the_project_current_and_exports(
         read_geff(tmp_path / "out" / "tracks.geff").edges.tolist() == opened.tracks.edges.tolist()
     )
     assert (tmp_path / "out" / "s_RES" / "res_track.txt").is_file()
+
+
+def test_the_widget_keeps_none_alive_against_pysides_lost_references(viewer):
+    """A PySide6 bug takes references from None on each Qt event; a day's events would free it
+    and abort Python (Python < 3.12). The widget gives None references to spare."""
+    import sys
+
+    from attrackt.napari._pyside import _SPARE
+    from attrackt.napari._widget import ProofreadWidget
+
+    ProofreadWidget(viewer)
+    if sys.version_info < (3, 12) and "PySide6" in sys.modules:
+        assert sys.getrefcount(None) > _SPARE // 2

@@ -42,9 +42,10 @@ from attrackt.napari._display import (
     movie_layers,
 )
 from attrackt.napari._lineage import LineageView
+from attrackt.napari._pyside import keep_none_alive
 from attrackt.napari._worker import JobThread
 from attrackt.napari.layers import tracks_from_layer, tracks_layer
-from attrackt.napari.rounds import Progress, RoundOutcome
+from attrackt.napari.rounds import RoundOutcome
 from attrackt.napari.session import LIKELY_WRONG, ProofreadSession, SessionConfig
 
 __all__ = ["KEYS", "ProofreadWidget"]
@@ -108,6 +109,7 @@ class ProofreadWidget(QWidget):
         config: SessionConfig | None = None,
     ) -> None:
         super().__init__()
+        keep_none_alive()  # a PySide6 bug would end the session in minutes (see _pyside)
         self.viewer = napari_viewer
         self.session: ProofreadSession | None = None
         self.config = config or SessionConfig()
@@ -555,8 +557,6 @@ class ProofreadWidget(QWidget):
             return
         self.thread = JobThread(job)
         self.thread.progressed.connect(self._progress)
-        self.thread.succeeded.connect(self._succeeded)
-        self.thread.failed.connect(self._failed)
         self.thread.finished.connect(self._thread_done)
         self.progress.setRange(0, 0)
         self.progress.setFormat(f"{job.labels[0]} (1/{len(job.labels)})")
@@ -564,7 +564,10 @@ class ProofreadWidget(QWidget):
         self._say(f"{' + '.join(job.labels)} started; answer on meanwhile (next round)")
         self.thread.start()
 
-    def _progress(self, progress: Progress) -> None:
+    def _progress(self) -> None:
+        progress = None if self.thread is None else self.thread.progress
+        if progress is None:
+            return
         if progress.total:
             self.progress.setRange(0, progress.total)
             self.progress.setValue(progress.done)
@@ -588,6 +591,10 @@ class ProofreadWidget(QWidget):
     def _thread_done(self) -> None:
         thread, self.thread = self.thread, None
         thread.wait()  # ``finished`` comes just before the thread ends; let it end first
+        if thread.outcome is not None:
+            self._succeeded(thread.outcome)
+        else:
+            self._failed(thread.error, thread.cancelled)
         self.progress.setRange(0, 1)
         self.progress.setValue(int(self.last_round == "done"))
         self.progress.setFormat(self.last_round or "idle")
