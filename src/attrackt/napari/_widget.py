@@ -510,7 +510,8 @@ class ProofreadWidget(QWidget):
         except InputError as err:
             self._say(str(err), error=True)
             return
-        if self.advance_check.isChecked() and self.session.current.rank is not None:
+        current = self.session.current
+        if self.advance_check.isChecked() and current is not None and current.rank is not None:
             self.session.next()
         self._show()
         conflicts = len(self.session.conflicts)
