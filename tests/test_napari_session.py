@@ -10,8 +10,10 @@ import pytest
 
 from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
+from attrackt.io.geff import read_geff
 from attrackt.link import link
 from attrackt.napari.layers import tracks_from_layer, tracks_layer
+from attrackt.napari.rounds import link_changes
 from attrackt.napari.session import ProofreadSession, SessionConfig
 from attrackt.synthetic import SyntheticConfig, generate
 
@@ -186,12 +188,13 @@ def test_resolve_pins_every_answer(movie, tmp_path):
     session.no_children()
     unpinned = link(gt.detections, assoc, None, session.config.link).tracks
     assert single in set(unpinned.edges[:, 0].tolist())  # the pin has something to change
-    result = session.resolve()
-    edges = set(map(tuple, result.tracks.edges.tolist()))
+    summary = session.resolve()
+    edges = set(map(tuple, session.tracks.edges.tolist()))
     assert {(halved, c) for c in kids[halved]} <= edges
-    assert single not in set(result.tracks.edges[:, 0].tolist())
-    assert session.tracks is result.tracks
-    assert Tracks.load(tmp_path / "rounds" / "round001" / "tracks").equals(result.tracks)
+    assert single not in set(session.tracks.edges[:, 0].tolist())
+    assert Tracks.load(tmp_path / "rounds" / "round001" / "tracks").equals(session.tracks)
+    assert summary.folder == tmp_path / "rounds" / "round001" and summary.pinned == 2
+    assert (summary.added, summary.removed) == link_changes(solver, session.tracks) != (0, 0)
     assert halved not in set(session.ranking["id"]) and single not in set(session.ranking["id"])
 
 
@@ -215,7 +218,11 @@ def test_open_project_goes_on_from_the_latest_round(movie, clip, tmp_path):
     assert session.config.link == ran.link  # re-solving links as the run did
     np.testing.assert_array_equal(session.masks, clip.masks)
     session.pick(0)
-    resolved = session.resolve().tracks
+    summary = session.resolve()
+    resolved = session.tracks
+    assert {p.name for p in summary.exported} == {"tracks.geff", "s_RES"}
+    assert read_geff(project / "tracks.geff").edges.tolist() == resolved.edges.tolist()
+    assert (project / "result" / "s_RES" / "res_track.txt").is_file()
     again = ProofreadSession.open(project)
     assert again.tracks.equals(resolved)
     assert again.annotations.latest() == {ends: tuple(gt.children()[ends])}
@@ -250,7 +257,7 @@ def test_no_associations_ranks_randomly_and_offers_no_alternative(movie, tmp_pat
     with pytest.raises(InputError, match="no other answer|0 other"):
         session.pick(0)
     with pytest.raises(InputError, match="base model"):
-        session.retrain_steps()
+        session.round(finetune=True)
 
 
 def test_tracks_layer_round_trips(movie):
@@ -302,16 +309,17 @@ def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
     assert session.strategy == "random"
     session.go_to(halved)
     session.give(gt.children()[halved])
-    labels = [label for label, _ in session.retrain_steps()]
-    assert labels == ["fine-tuning", "predicting", "re-solving"]
-    result = session.finetune_and_resolve()
+    assert session.round(finetune=True).labels == ["fine-tuning", "predicting", "re-solving"]
+    session.finetune_and_resolve()
     done = tmp_path / "w" / "round001"
-    assert (done / "finetune" / "model.pt").is_file()
+    assert (
+        done / "finetune" / "model.pt"
+    ).is_file() and session.model == done / "finetune" / "model.pt"
     assert Associations.load(done / "associations.parquet").equals(session.associations)
-    assert Tracks.load(done / "tracks").equals(result.tracks)
+    assert Tracks.load(done / "tracks").equals(session.tracks)
     assert session.strategy == "confidence" and len(session.associations)
     assert {(halved, c) for c in gt.children()[halved]} <= set(
-        map(tuple, result.tracks.edges.tolist())
+        map(tuple, session.tracks.edges.tolist())
     )
     assert hashlib.sha256(base.read_bytes()).hexdigest() == digest
 
@@ -341,3 +349,68 @@ def test_default_fine_tuning_takes_small_batches_on_a_cpu(monkeypatch):
     assert dataclasses.replace(on_cpu.train, batch_size=8) == FinetuneConfig().train
     monkeypatch.setattr(train_mod.torch.cuda, "is_available", lambda: True)
     assert default_finetune_config() == FinetuneConfig()  # a GPU keeps the method's batch
+
+
+def test_a_round_pins_the_answers_it_began_with_and_leaves_later_ones_for_the_next(movie, tmp_path):
+    gt, solver, assoc, halved, ends = movie
+    session = session_of(movie, tmp_path)
+    session.go_to(ends)
+    session.pick(0)
+    job = session.round()
+    session.go_to(halved)
+    session.pick(0)  # given while the round runs
+    outcome = job.run()
+    assert set(outcome.pinned) == {ends}
+    summary = session.apply(outcome)
+    assert summary.pinned == 1 and summary.meanwhile == 1
+    assert "1 answer(s) given meanwhile go into the next round" in summary.text()
+    assert summary.answered_top == 2 and summary.top == min(100, len(session.ranking) + 2)
+    assert (ends, gt.children()[ends][0]) in set(map(tuple, session.tracks.edges.tolist()))
+    session.resolve()  # the next round pins both
+    assert {(halved, c) for c in gt.children()[halved]} <= set(
+        map(tuple, session.tracks.edges.tolist())
+    )
+
+
+def test_a_cancelled_round_keeps_nothing(movie, tmp_path):
+    from attrackt.napari.rounds import Cancelled
+
+    session = session_of(movie, tmp_path)
+    session.accept()
+    tracks = session.tracks
+    job = session.round()
+    seen = []
+
+    def report(progress):
+        seen.append(progress.label)
+        job.cancel()  # cancelled while it runs
+
+    with pytest.raises(Cancelled):
+        job.run(report)
+    assert seen == ["re-solving"]
+    assert not (tmp_path / "rounds").exists() or list((tmp_path / "rounds").iterdir()) == []
+    assert session.tracks is tracks
+    assert session.next_round() == tmp_path / "rounds" / "round001"
+
+
+def test_undo_takes_back_an_earlier_sessions_answers(movie, tmp_path):
+    session = session_of(movie, tmp_path)
+    first = session.current
+    session.accept()
+    second = session.current
+    session.no_children()
+    session.undo()  # undone in this session: not undone again later
+    again = session_of(movie, tmp_path)
+    assert again.undo().id == first.id
+    assert replayed(tmp_path) == {}
+    assert again.undo() is None
+    assert second.id not in replayed(tmp_path)
+
+
+def test_progress_tells_steps_and_time_left():
+    from attrackt.napari.rounds import Progress
+
+    progress = Progress("fine-tuning", 1, 3, done=40, total=400, unit="steps", seconds=20.0)
+    assert progress.eta == pytest.approx(180.0)
+    assert progress.text() == "fine-tuning (1/3) · 40/400 steps · about 3 min 0 s left"
+    assert Progress("re-solving", 3, 3).text() == "re-solving (3/3)"

@@ -600,6 +600,8 @@ class Answer:
     """A person's answer for one detection: its true children (none, one or two).
 
     A ``retracted`` answer withdraws the detection's earlier answers: it is unanswered again.
+    An ``undo`` answer takes back the latest answer not yet undone (a proof-reader's undo; it
+    restores what the detection had before), so undo goes on across sessions.
     """
 
     id: int
@@ -607,6 +609,7 @@ class Answer:
     time: float = field(default_factory=time.time)
     author: str = ""
     retracted: bool = False
+    undo: bool = False
 
     def to_json(self) -> str:
         raw = {
@@ -617,6 +620,8 @@ class Answer:
         }
         if self.retracted:
             raw["retracted"] = True
+        if self.undo:
+            raw["undo"] = True
         return json.dumps(raw, allow_nan=False)
 
     @classmethod
@@ -640,14 +645,16 @@ class Answer:
             raise ValueError(f"'time' must be finite, got {stamp!r}")
         if not isinstance(raw.get("author", ""), str):
             raise ValueError(f"'author' must be a string, got {raw['author']!r}")
-        if not isinstance(raw.get("retracted", False), bool):
-            raise ValueError(f"'retracted' must be true or false, got {raw['retracted']!r}")
+        for flag in ("retracted", "undo"):
+            if not isinstance(raw.get(flag, False), bool):
+                raise ValueError(f"'{flag}' must be true or false, got {raw[flag]!r}")
         answer = cls(
             raw["id"],
             tuple(children),
             float(stamp),
             raw.get("author", ""),
             raw.get("retracted", False),
+            raw.get("undo", False),
         )
         problem = answer.problem()
         if problem is not None:

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,12 +318,14 @@ def finetune(
     out_dir: str | Path,
     resume: bool = True,
     extra: dict[str, Any] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` (an association model with its base weights loaded) on the labels.
 
     Writes ``out_dir/last.pt`` (fit's checkpoint, for resuming), ``out_dir/log.jsonl`` and,
     with LoRA, ``out_dir/adapters.pt`` (the adapters and heads only). ``extra`` is recorded in
-    the checkpoints. The model comes back adapted (not merged) and in eval mode.
+    the checkpoints. The model comes back adapted (not merged) and in eval mode. ``on_step``:
+    see :func:`attrackt.train.fit`.
     """
     from attrackt.budget import budget_config, resumed_steps
     from attrackt.model.lora import save_adapters
@@ -358,7 +361,15 @@ def finetune(
     )
     state = {**(extra or {}), "lora": None if lora is None else lora.to_dict()}
     result = fit(
-        model, objective, sampler, make_batch, train, out_dir, resume=resume, extra_state=state
+        model,
+        objective,
+        sampler,
+        make_batch,
+        train,
+        out_dir,
+        resume=resume,
+        extra_state=state,
+        on_step=on_step,
     )
     adapters = None
     if lora is not None:
@@ -412,13 +423,15 @@ def finetune_checkpoint(
     pseudo: tuple[np.ndarray, np.ndarray] | None = None,
     scratch: bool = False,
     resume: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> FinetuneResult:
     """Fine-tune the association model of ``checkpoint`` on ``annotations`` of ``detections``.
 
     ``pseudo``: ``(parents, links)`` of the pseudo-labelled cells (see :func:`pseudo_labels`).
     ``scratch``: start from random weights of the same shape instead (a baseline; with it,
     every parameter trains). Writes what :func:`finetune` writes plus ``out_dir/model.pt``, the
-    merged model as a plain checkpoint for prediction.
+    merged model as a plain checkpoint for prediction. ``on_step``: see
+    :func:`attrackt.train.fit`.
     """
     from attrackt.train import resolve_device, seed_everything
     from attrackt.training import AssociationModel, load_association_model, windows_from_extra
@@ -450,6 +463,7 @@ def finetune_checkpoint(
         out_dir,
         resume=resume,
         extra={**extra, "finetune": info},
+        on_step=on_step,
     )
     save_merged(result.model, Path(out_dir) / "model.pt", {**extra, "finetune": info})
     return result

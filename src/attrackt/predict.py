@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,12 +137,15 @@ def predict_associations(
     detections: Detections,
     windows: WindowConfig,
     config: PredictConfig | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> Associations:
     """Associations of every pair up to ``config.max_dt`` frames apart (see the module doc).
 
     ``windows`` should be the window settings the model was trained with (a checkpoint keeps
     them: :func:`predict_from_checkpoint`); its stride is set to 1. The returned table's
-    ``meta`` records the settings, the number of frames and the seconds it took.
+    ``meta`` records the settings, the number of frames and the seconds it took. ``on_batch``
+    is called after each batch of windows with ``(batches done, batches)``; an exception it
+    raises (a caller's cancel) stops the prediction.
     """
     config = config or PredictConfig()
     device = resolve_device(config.device)
@@ -167,7 +171,9 @@ def predict_associations(
     amp = config.amp and device.type == "cuda"
     means = _PairMeans(device)
     batches = range(0, len(ws), config.batch_size)
-    for first in tqdm(batches, desc="predict", unit="batch", disable=not config.progress):
+    for done, first in enumerate(
+        tqdm(batches, desc="predict", unit="batch", disable=not config.progress), start=1
+    ):
         idx = np.arange(first, min(first + config.batch_size, len(ws)))
         batch = ws.batch(idx)
         scores = _batch_scores(model, batch, transforms, amp)
@@ -185,6 +191,8 @@ def predict_associations(
             means.flush(~pending, config.threshold)
         else:
             means.flush(torch.ones_like(src_rows, dtype=torch.bool), config.threshold)
+        if on_batch is not None:
+            on_batch(done, len(batches))
     keys, score = means.result()
     source, target = keys // n, keys % n
     ids, times = detections.ids, detections.times
@@ -212,12 +220,16 @@ def predict_associations(
 
 
 def predict_from_checkpoint(
-    checkpoint: str | Path, detections: Detections, config: PredictConfig | None = None
+    checkpoint: str | Path,
+    detections: Detections,
+    config: PredictConfig | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> Associations:
-    """Load the model of a training run's checkpoint and score ``detections`` with it."""
+    """Load the model of a training run's checkpoint and score ``detections`` with it
+    (``on_batch``: see :func:`predict_associations`)."""
     config = config or PredictConfig()
     model, extra = load_association_model(checkpoint, config.device)
     windows = windows_from_extra(extra)
-    associations = predict_associations(model, detections, windows, config)
+    associations = predict_associations(model, detections, windows, config, on_batch)
     associations.meta["checkpoint"] = str(checkpoint)
     return associations

@@ -550,6 +550,7 @@ def fit(
     val: Validation | None = None,
     resume: bool = True,
     extra_state: dict[str, Any] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Train ``model`` for ``config.steps`` optimiser steps; return what happened.
 
@@ -565,7 +566,9 @@ def fit(
     ``resume`` and an existing ``last.pt``, training continues from it with the same schedule,
     batches and random streams, giving the weights an uninterrupted run would give.
     ``extra_state`` (tensors, numbers, strings, lists, dicts) is stored in every checkpoint, for
-    whatever inference needs beside the weights.
+    whatever inference needs beside the weights. ``on_step`` is called after each optimiser
+    step with ``(step, steps)``; an exception it raises (a caller's cancel) stops training
+    there, leaving the checkpoints of earlier steps.
 
     **Signals.** Called in the main thread, :func:`fit` answers SIGINT (Ctrl-C) and SIGTERM by
     finishing the current step, writing ``last.pt`` and raising
@@ -763,6 +766,8 @@ def fit(
             schedule.step()
             step += 1
             bar.update(1)
+            if on_step is not None:
+                on_step(step, config.steps)
             proposal = None
             now = time.perf_counter()
             if timed and now - t_plan >= REPLAN_SHARE * config.time_limit and step > step_plan:

@@ -1,5 +1,6 @@
-"""The napari reader: CTC folders (image, tracked labels and tracks layers) and geff stores
-(tracks layers). napari itself is not imported here."""
+"""The napari reader: projects (``attrackt run``'s folder: movie, masks and the current tracks,
+which the proof-reading widget opens as the project), CTC folders (image, tracked labels and
+tracks layers) and geff stores (tracks layers). napari itself is not imported here."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 
 from attrackt.errors import InputError
 from attrackt.napari.layers import LayerTuple, tracks_layer
+from attrackt.napari.project import is_project
 
 
 def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerTuple]] | None:
-    """The reader for a geff store or a CTC dataset, sequence, TRA or RES folder, else None."""
+    """The reader for a project, a geff store or a CTC dataset, sequence, TRA or RES folder,
+    else None."""
     if isinstance(path, list):
         if len(path) != 1:
             return None
@@ -20,15 +23,43 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerT
     path = Path(path)
     if not path.is_dir():
         return None
-    if is_geff(path) or _ctc_sources(path):
+    if is_project(path) or is_geff(path) or _ctc_sources(path):
         return read_layers
     return None
 
 
 def read_layers(path: str | list[str]) -> list[LayerTuple]:
-    """The layers of a geff store or a CTC folder (see :func:`get_reader`)."""
+    """The layers of a project, a geff store or a CTC folder (see :func:`get_reader`)."""
     path = Path(path[0] if isinstance(path, list) else path)
+    if is_project(path):
+        return project_layers(path)
     return geff_layers(path) if is_geff(path) else ctc_layers(path)
+
+
+def project_layers(path: str | Path) -> list[LayerTuple]:
+    """Per sequence of a project: its movie (where the store says it is), its masks and its
+    current tracks (the latest round's), the tracks layer naming the project and sequence in
+    its metadata (the widget's *Proof-read this layer* opens the project on it)."""
+    from attrackt.napari.project import current_tracks, image_source, read_images
+    from attrackt.napari.session import DETECTION_FILES
+    from attrackt.store import Store
+
+    path = Path(path).absolute()
+    found = next((path / n for n in DETECTION_FILES[:2] if (path / n).is_file()), None)
+    store = Store.load(found) if found is not None else None
+    parts = list(current_tracks(path).by_sequence())
+    layers: list[LayerTuple] = []
+    for name, part in parts:
+        prefix = "" if len(parts) == 1 else f"{name} "
+        source = None if store is None else image_source(store.meta, name)
+        if source is not None:
+            layers.append((read_images(source), {"name": f"{prefix}image"}, "image"))
+        if store is not None and name in store.masks:
+            layers.append((store.masks[name], {"name": f"{prefix}masks", "opacity": 0.4}, "labels"))
+        data, kwargs, kind = tracks_layer(part, f"{name} tracks")
+        kwargs["metadata"]["attrackt"].update(project=str(path), sequence=name)
+        layers.append((data, kwargs, kind))
+    return layers
 
 
 def is_geff(path: str | Path) -> bool:

@@ -1,11 +1,10 @@
-"""The proof-reading dock widget: buttons over a :class:`~attrackt.napari.session.ProofreadSession`.
+"""The proof-reading dock widget: buttons and keys over a
+:class:`~attrackt.napari.session.ProofreadSession`.
 
-Every decision is the session's; the widget turns clicks into its calls and shows the result:
-the viewer steps to the current cell's frame and centres on it, a points layer marks the cell
-(yellow), its solver children (cyan), the model's best children (magenta) and the answered ones
-(green), in their frame and in the cell's, and a second points layer takes the clicks that give
-children by hand. Re-solving and
-fine-tuning run in a worker thread with their progress shown.
+Every decision is the session's; the widget turns clicks and keys into its calls and shows the
+result: :class:`~attrackt.napari.display.CellView` zooms to the current cell with its next frame
+beside it, a lineage tree shows the cell's track, and rounds (re-solve, fine-tune) run in a
+worker thread with their progress, time left and a Cancel button, while answering goes on.
 """
 
 from __future__ import annotations
@@ -13,9 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QListWidget,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -34,15 +35,46 @@ from qtpy.QtWidgets import (
 
 from attrackt.data import Annotations
 from attrackt.errors import InputError
+from attrackt.napari._display import (
+    ROLES,
+    TRACKS_NAME,
+    CellView,
+    movie_layers,
+)
+from attrackt.napari._lineage import LineageView
+from attrackt.napari._pyside import keep_none_alive
+from attrackt.napari._worker import JobThread
 from attrackt.napari.layers import tracks_from_layer, tracks_layer
-from attrackt.napari.session import ProofreadSession, SessionConfig
+from attrackt.napari.rounds import RoundOutcome
+from attrackt.napari.session import LIKELY_WRONG, ProofreadSession, SessionConfig
+
+__all__ = ["KEYS", "ProofreadWidget"]
 
 logger = logging.getLogger(__name__)
 
-ROLE_COLOURS = {"cell": "yellow", "solver": "cyan", "model": "magenta", "answer": "lime"}
-TRACKS_NAME = "attrackt tracks"
-HIGHLIGHTS_NAME = "attrackt cell"
-CLICKS_NAME = "attrackt clicks"
+#: action -> (key, what it does), as the help line and the tooltips tell them
+KEYS = {
+    "next": ("N", "next cell"),
+    "previous": ("P", "previous cell"),
+    "accept": ("A", "accept the solver's children"),
+    "pick1": ("1", "the model's answer 1"),
+    "pick2": ("2", "the model's answer 2"),
+    "pick3": ("3", "the model's answer 3"),
+    "pick4": ("4", "the model's answer 4"),
+    "none": ("0", "no children"),
+    "clicks": ("C", "the clicked children"),
+    "clear": ("Esc", "clear the clicks"),
+    "undo": ("U", "undo the last answer"),
+    "beside": ("S", "next frame beside, or not"),
+    "back": ("G", "back to the cell (centre and zoom)"),
+}
+HELP = (
+    "<b>Keys</b> N/P next/previous · A accept solver · 1–4 model's answer · 0 no children · "
+    "click children, C use clicks · Esc clear · U undo · S next frame beside · G back to cell<br>"
+    "<b>Score</b> how strongly the model disagrees with the solver at the cell (0: agree; 1: "
+    f"one child more or less); ≥ {LIKELY_WRONG:g}: likely wrong. Answers are saved at once."
+)
+JOURNAL_NOTE = "answers.jsonl (the project's by default)"
 
 
 def _children_text(children: tuple[int, ...] | None, scores: tuple[float, ...] = ()) -> str:
@@ -55,10 +87,19 @@ def _children_text(children: tuple[int, ...] | None, scores: tuple[float, ...] =
     return ", ".join(map(str, children))
 
 
+def _legend() -> str:
+    shapes = {"ring": "◯", "diamond": "◇", "square": "□", "star": "☆"}
+    names = {"cell": "cell", "model": "model (M)", "solver": "solver (S)", "answer": "answer (A)"}
+    return " ".join(
+        f'<span style="color:{colour}">{shapes[symbol]} {names[role]}</span>'
+        for role, (symbol, colour, _, _) in ROLES.items()
+    )
+
+
 class ProofreadWidget(QWidget):
     """Load a project or the viewer's tracks layer, step through the ranked cells, answer,
-    undo, re-solve, fine-tune. ``session`` (and the ``tracks`` layer that shows its tracks)
-    may be given at once, as ``attrackt napari`` does."""
+    undo, re-solve, fine-tune, export. ``session`` (and the ``tracks`` layer that shows its
+    tracks) may be given at once, as ``attrackt napari`` does."""
 
     def __init__(
         self,
@@ -68,12 +109,21 @@ class ProofreadWidget(QWidget):
         config: SessionConfig | None = None,
     ) -> None:
         super().__init__()
+        keep_none_alive()  # a PySide6 bug would end the session in minutes (see _pyside)
         self.viewer = napari_viewer
         self.session: ProofreadSession | None = None
         self.config = config or SessionConfig()
         self.tracks_layer = tracks
-        self.worker: Any = None
+        self.view: CellView | None = None
+        self.thread: JobThread | None = None
+        self.last_round = ""  # how the last round ended: done, cancelled or failed
+        self._watched: QObject | None = None
         self._build()
+        self._shortcuts()
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self.viewer.layers.events.inserted.connect(self._refresh_layer_choice)
         if session is not None:
             self.set_session(session, tracks)
         else:
@@ -82,12 +132,26 @@ class ProofreadWidget(QWidget):
 
     # ---- layout ----------------------------------------------------------------------------
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        outer.addWidget(scroll)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        scroll.setWidget(body)
+        layout = QVBoxLayout(body)
+        self._scroll, self._body = scroll, body
+
+        self.help_label = QLabel(HELP)
+        self.help_label.setWordWrap(True)
+        self.help_label.setStyleSheet("font-size: 11px")
+        layout.addWidget(self.help_label)
 
         load = QGroupBox("Data")
         form = QFormLayout(load)
         self.project_edit = QLineEdit()
-        self.project_edit.setPlaceholderText("folder with tracks/, detections.parquet, ...")
+        self.project_edit.setPlaceholderText("project folder (attrackt run --project)")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_project)
         self.sequence_edit = QLineEdit()
@@ -95,7 +159,7 @@ class ProofreadWidget(QWidget):
         self.open_button = QPushButton("Open project")
         self.open_button.clicked.connect(self._open_project)
         self.journal_edit = QLineEdit()
-        self.journal_edit.setPlaceholderText("answers.jsonl (the project's by default)")
+        self.journal_edit.setPlaceholderText(JOURNAL_NOTE)
         self.layer_combo = QComboBox()
         self.layer_button = QPushButton("Proof-read this layer")
         self.layer_button.clicked.connect(self._use_layer)
@@ -107,10 +171,12 @@ class ProofreadWidget(QWidget):
 
         cell = QGroupBox("Cell")
         column = QVBoxLayout(cell)
-        self.cell_label = QLabel("no session")
+        self.cell_label = QLabel("no session: open a project")
         self.cell_label.setWordWrap(True)
-        self.previous_button = QPushButton("◀ Previous")
-        self.next_button = QPushButton("Next ▶")
+        self.cell_label.setToolTip(HELP.split("<br>")[1].replace("<b>", "").replace("</b>", ""))
+        self.legend_label = QLabel(_legend())
+        self.previous_button = QPushButton("◀ Previous [P]")
+        self.next_button = QPushButton("Next [N] ▶")
         self.rank_spin = QSpinBox()
         self.rank_spin.setMinimum(1)
         self.jump_button = QPushButton("Go to rank")
@@ -119,37 +185,59 @@ class ProofreadWidget(QWidget):
         self.jump_button.clicked.connect(
             lambda: self._navigate(lambda: self.session.jump(self.rank_spin.value()))
         )
+        self.lineage_view = LineageView()
+        self.lineage_view.picked.connect(self._go_to_id)
+        self.beside_check = QCheckBox("Next frame beside [S]")
+        self.beside_check.setChecked(True)
+        self.beside_check.toggled.connect(self._set_beside)
+        self.back_button = QPushButton("Back to the cell [G]")
+        self.back_button.clicked.connect(self._back)
         column.addWidget(self.cell_label)
+        column.addWidget(self.legend_label)
         column.addWidget(
             _row(self.previous_button, self.next_button, self.rank_spin, self.jump_button)
         )
+        caption = QLabel("Lineage (±15 frames; red: likely wrong, green: answered)")
+        caption.setWordWrap(True)
+        column.addWidget(caption)
+        column.addWidget(self.lineage_view)
+        column.addWidget(_row(self.beside_check, self.back_button))
         layout.addWidget(cell)
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.status)
 
         answer = QGroupBox("Answer")
         column = QVBoxLayout(answer)
-        self.accept_button = QPushButton("Accept the solver's children")
+        self.accept_button = QPushButton("Accept the solver's children [A]")
         self.alternative_combo = QComboBox()
-        self.pick_button = QPushButton("Pick the model's")
-        self.none_button = QPushButton("No children")
-        self.clicks_button = QPushButton("Use clicked children")
+        self.pick_button = QPushButton("Pick the model's [1–4]")
+        self.none_button = QPushButton("No children [0]")
+        self.clicks_button = QPushButton("Use clicked children [C]")
         self.clicks_button.setToolTip(
-            f"Click one or two children in a later frame on the '{CLICKS_NAME}' layer"
+            "Click one or two children on the 'attrackt clicks' layer: in the next-frame panel "
+            "beside the cell, or in a later frame"
         )
-        self.undo_button = QPushButton("Undo last answer")
+        self.clear_button = QPushButton("Clear clicks [Esc]")
+        self.undo_button = QPushButton("Undo [U]")
+        self.undo_button.setToolTip("Takes back the latest answer, also one of an earlier session")
         self.advance_check = QCheckBox("Next cell after answering")
         self.advance_check.setChecked(True)
         self.accept_button.clicked.connect(lambda: self._answer(self.session.accept))
-        self.pick_button.clicked.connect(
-            lambda: self._answer(lambda: self.session.pick(self.alternative_combo.currentIndex()))
-        )
+        self.pick_button.clicked.connect(lambda: self._pick(self.alternative_combo.currentIndex()))
         self.none_button.clicked.connect(lambda: self._answer(self.session.no_children))
         self.clicks_button.clicked.connect(self._answer_clicks)
+        self.clear_button.clicked.connect(self._clear_clicks)
         self.undo_button.clicked.connect(self._undo)
         column.addWidget(self.accept_button)
         column.addWidget(_row(self.alternative_combo, self.pick_button))
         column.addWidget(_row(self.none_button, self.clicks_button))
-        column.addWidget(_row(self.undo_button, self.advance_check))
+        column.addWidget(_row(self.clear_button, self.undo_button))
+        column.addWidget(self.advance_check)
         self.conflict_list = QListWidget()
+        self.conflict_list.setMaximumHeight(60)
         self.conflict_list.setToolTip("Double-click a conflict to go to its cell")
         self.conflict_list.itemDoubleClicked.connect(self._go_to_conflict)
         column.addWidget(QLabel("Conflicts"))
@@ -160,21 +248,62 @@ class ProofreadWidget(QWidget):
         column = QVBoxLayout(solve)
         self.resolve_button = QPushButton("Re-solve")
         self.finetune_button = QPushButton("Fine-tune + re-solve")
-        self.resolve_button.clicked.connect(lambda: self._run(self.session.resolve_steps))
-        self.finetune_button.clicked.connect(lambda: self._run(self.session.retrain_steps))
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.resolve_button.clicked.connect(lambda: self._start(finetune=False))
+        self.finetune_button.clicked.connect(lambda: self._start(finetune=True))
+        self.cancel_button.clicked.connect(self._cancel)
         self.progress = QProgressBar()
         self.progress.setValue(0)
-        column.addWidget(_row(self.resolve_button, self.finetune_button))
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        self.round_label = QLabel("")
+        self.round_label.setWordWrap(True)
+        self.round_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.export_button = QPushButton("Export… (geff, CTC)")
+        self.export_button.clicked.connect(self._export_dialog)
+        column.addWidget(_row(self.resolve_button, self.finetune_button, self.cancel_button))
         column.addWidget(self.progress)
+        column.addWidget(self.round_label)
+        column.addWidget(self.export_button)
         layout.addWidget(solve)
-
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
         layout.addStretch(1)
+        for combo in (self.layer_combo, self.alternative_combo):  # no widening by content
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(12)
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        """As wide as the content needs, so nothing is cut off."""
+        bar = self._scroll.verticalScrollBar().sizeHint().width()
+        self._scroll.setMinimumWidth(self._body.minimumSizeHint().width() + bar + 4)
+
+    def _shortcuts(self) -> None:
+        """One window-wide key per action (:data:`KEYS`); a text field being typed in keeps
+        its keys."""
+        actions = {
+            "next": self.next_button.click,
+            "previous": self.previous_button.click,
+            "accept": self.accept_button.click,
+            **{f"pick{k}": (lambda k=k: self._pick(k - 1)) for k in range(1, 5)},
+            "none": self.none_button.click,
+            "clicks": self.clicks_button.click,
+            "clear": self.clear_button.click,
+            "undo": self.undo_button.click,
+            "beside": self.beside_check.toggle,
+            "back": self.back_button.click,
+        }
+        self.shortcuts: dict[str, QShortcut] = {}
+        for action, (key, _) in KEYS.items():
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(actions[action])
+            self.shortcuts[action] = shortcut
 
     def _enable(self, on: bool) -> None:
-        for widget in (
+        answering = (
             self.previous_button,
             self.next_button,
             self.rank_spin,
@@ -184,21 +313,24 @@ class ProofreadWidget(QWidget):
             self.pick_button,
             self.none_button,
             self.clicks_button,
+            self.clear_button,
             self.undo_button,
-            self.resolve_button,
-            self.finetune_button,
-            self.open_button,
-            self.layer_button,
-        ):
+            self.back_button,
+            self.beside_check,
+            self.export_button,
+        )
+        for widget in answering:
             widget.setEnabled(on)
-        if self.session is None:
-            self.open_button.setEnabled(True)
-            self.layer_button.setEnabled(True)
+        for widget in (self.resolve_button, self.finetune_button):
+            widget.setEnabled(on and not self.busy)
+        self.cancel_button.setEnabled(self.busy)
+        for widget in (self.open_button, self.layer_button):
+            widget.setEnabled(not self.busy)
 
     @property
     def busy(self) -> bool:
-        """Whether a re-solve or fine-tuning is running."""
-        return self.worker is not None
+        """Whether a round (re-solve or fine-tuning) is running."""
+        return self.thread is not None
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
@@ -211,17 +343,23 @@ class ProofreadWidget(QWidget):
         if folder:
             self.project_edit.setText(folder)
 
-    def _refresh_layer_choice(self) -> None:
-        self.layer_combo.clear()
-        self.layer_combo.addItems(
-            [layer.name for layer in self.viewer.layers if type(layer).__name__ == "Tracks"]
-        )
+    def _refresh_layer_choice(self, *_: Any) -> None:
+        tracks = [a for a in self.viewer.layers if type(a).__name__ == "Tracks"]
+        names = [a.name for a in tracks if not a.name.startswith("attrackt ")]
+        if names != [self.layer_combo.itemText(i) for i in range(self.layer_combo.count())]:
+            self.layer_combo.clear()
+            self.layer_combo.addItems(names)
+        if self.session is None and not self.project_edit.text():
+            found = next((_project_of(a) for a in tracks if _project_of(a)), None)
+            if found:  # a project opened with File > Open
+                self.project_edit.setText(found[0])
+                self.sequence_edit.setText(found[1])
 
     def _open_project(self) -> None:
         try:
             folder = self.project_edit.text().strip()
             if not folder:
-                raise InputError("project", "choose a project folder")
+                raise InputError("project", "choose a project folder (Browse…)")
             session = ProofreadSession.open(
                 folder,
                 sequence=self.sequence_edit.text().strip() or None,
@@ -238,17 +376,23 @@ class ProofreadWidget(QWidget):
         try:
             name = self.layer_combo.currentText()
             if not name:
-                raise InputError("tracks layer", "the viewer has no tracks layer")
-            journal = self.journal_edit.text().strip()
-            if not journal:
-                raise InputError("journal", "give the journal file the answers go to")
+                raise InputError("tracks layer", "the viewer has no tracks layer: open a project")
             layer = self.viewer.layers[name]
-            tracks = tracks_from_layer(
-                layer.data, layer.graph, layer.features, layer.metadata, sequence=name
-            )
-            session = ProofreadSession(
-                None, tracks, None, Annotations.load(journal), config=self.config
-            )
+            project = _project_of(layer)
+            journal = self.journal_edit.text().strip()
+            if project:
+                session = ProofreadSession.open(
+                    project[0], sequence=project[1], journal=journal or None, config=self.config
+                )
+            else:
+                if not journal:
+                    raise InputError("journal", "give the journal file the answers go to")
+                tracks = tracks_from_layer(
+                    layer.data, layer.graph, layer.features, layer.metadata, sequence=name
+                )
+                session = ProofreadSession(
+                    None, tracks, None, Annotations.load(journal), config=self.config
+                )
         except InputError as err:
             self._say(str(err), error=True)
             return
@@ -256,16 +400,38 @@ class ProofreadWidget(QWidget):
 
     def set_session(self, session: ProofreadSession, tracks: Any = None) -> None:
         """Proof-read with ``session``; ``tracks`` is the layer that shows its tracks (a new
-        one when ``None``)."""
+        one when ``None``). A project's movie and masks are added where the viewer lacks them."""
         self.session = session
         self.tracks_layer = tracks
+        if session.project is not None:
+            self.project_edit.setText(str(session.project))
+            self.sequence_edit.setText(session.sequence)
+            self._add_movie(session)
+        if session.annotations.path is not None:
+            self.journal_edit.setText(str(session.annotations.path))
         self._show_tracks()
-        self._points_layers()
+        self.view = CellView(self.viewer, session, self.tracks_layer)
+        self.view.set_beside(self.beside_check.isChecked())
         self._enable(True)
         self._show()
+        self._fit_width()
+        where = session.work_dir or "a temporary folder (named when the first round is done)"
+        self.round_label.setText(f"Rounds go to {where}")
         self._say(f"{session.summary()}; answers go to {session.annotations.path or 'memory'}")
 
-    # ---- layers ----------------------------------------------------------------------------
+    def _add_movie(self, session: ProofreadSession) -> None:
+        image, masks = movie_layers(self.viewer)
+        if image is None and session.images is not None:
+            from attrackt.napari.project import read_images
+
+            try:
+                self.viewer.add_image(read_images(session.images), name="image")
+            except InputError as err:
+                self._say(f"the movie could not be read: {err}", error=True)
+        if masks is None and session.masks is not None:
+            layer = self.viewer.add_labels(session.masks, name="masks", opacity=0.5)
+            layer.contour = 1  # outlines: the movie stays visible
+
     def _show_tracks(self) -> None:
         data, kwargs, _ = tracks_layer(self.session.tracks, TRACKS_NAME)
         layer = self.tracks_layer
@@ -277,65 +443,51 @@ class ProofreadWidget(QWidget):
         layer.graph = kwargs["graph"]
         layer.metadata.update(kwargs["metadata"])
 
-    def _points_layers(self) -> None:
-        ndim = 1 + self.session.detections.ndim
-        for name in (HIGHLIGHTS_NAME, CLICKS_NAME):
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-        self.highlights = self.viewer.add_points(
-            np.zeros((0, ndim)),
-            name=HIGHLIGHTS_NAME,
-            size=12,
-            face_color="transparent",
-            border_width=0.15,
-            text={"string": "{role} {id}", "color": "white", "size": 8, "anchor": "upper_left"},
-            features={"role": np.zeros(0, str), "id": np.zeros(0, np.int64)},
-        )
-        self.clicks = self.viewer.add_points(
-            np.zeros((0, ndim)), name=CLICKS_NAME, size=8, face_color="lime"
-        )
-
-    def _show(self) -> None:
-        """Show the current cell: text, alternatives, highlights, the viewer's step and centre."""
+    # ---- showing ---------------------------------------------------------------------------
+    def _show(self, zoom: bool = True) -> None:
+        """Show the current cell: text, alternatives, lineage, and the viewer's layers."""
         session = self.session
         cell = session.current
         self.rank_spin.setMaximum(max(len(session.ranking), 1))
         self.alternative_combo.clear()
         self.conflict_list.clear()
         self.conflict_list.addItems([c.message for c in session.conflicts])
-        highlights = session.highlights(cell)
-        if cell is not None:  # the children also where the cell is, to see both at once
-            beside = highlights[highlights["role"] != "cell"].assign(t=cell.t)
-            highlights = pd.concat([highlights, beside], ignore_index=True)
-        axes = list(session.detections.spatial_axes)
-        self.highlights.data = highlights[["t", *axes]].to_numpy(np.float64)
-        self.highlights.features = highlights[["role", "id"]]
-        self.highlights.border_color = [ROLE_COLOURS[r] for r in highlights["role"]] or "white"
-        self.clicks.data = np.zeros((0, 1 + len(axes)))
+        self.view.show(cell, zoom=zoom)
+        lineage = session.lineage(cell)
+        self.lineage_view.set_lineage(lineage, -1 if cell is None else cell.id)
         if cell is None:
             self.cell_label.setText(f"No cell left to proof-read. {session.summary()}")
             return
         where = f"rank {cell.rank} of {len(session.ranking)}" if cell.rank else "not ranked"
+        if session.strategy == "confidence":
+            likely = " (likely wrong)" if cell.score >= LIKELY_WRONG else ""
+            score = f"score {cell.score:.2f}{likely}"
+        else:
+            score = f"{session.strategy} order (no model scores)"
         self.cell_label.setText(
-            f"<b>cell {cell.id}</b> · frame {cell.t} · {where} · score {cell.score:.2f}<br>"
-            f"solver: {_children_text(cell.solver_children)} · model: "
+            f"<b>cell {cell.id}</b> · frame {cell.t} · {where} · {score}"
+            f"<br>solver: {_children_text(cell.solver_children)} · model: "
             f"{_children_text(cell.model_children, cell.model_scores)} · answer: "
             f"{_children_text(cell.answer)}"
         )
         if cell.rank:
             self.rank_spin.setValue(cell.rank)
-        for option in session.alternatives(cell):
-            self.alternative_combo.addItem(f"children {_children_text(option)}")
-        self.pick_button.setEnabled(self.alternative_combo.count() > 0 and not self.busy)
-        self.viewer.dims.set_point(0, cell.t)
-        for axis, value in enumerate(cell.position[:-2], start=1):  # z in 3D
-            self.viewer.dims.set_point(axis, value)
-        _camera(self.viewer).center = cell.position[-2:]
-        self.viewer.layers.selection.active = self.clicks
-        self.clicks.mode = "add"
+        for number, option in enumerate(session.alternatives(cell), start=1):
+            self.alternative_combo.addItem(f"{number}: children {_children_text(option)}")
+        self.pick_button.setEnabled(self.alternative_combo.count() > 0)
+
+    def _set_beside(self, on: bool) -> None:
+        if self.view is not None:
+            self.view.set_beside(on)
+
+    def _back(self) -> None:
+        if self.view is not None and self.view.cell is not None:
+            self.view.show(self.view.cell, zoom=True)
 
     # ---- actions ---------------------------------------------------------------------------
     def _navigate(self, step) -> None:
+        if self.session is None:
+            return
         try:
             step()
         except InputError as err:
@@ -343,81 +495,175 @@ class ProofreadWidget(QWidget):
             return
         self._show()
 
+    def _go_to_id(self, id: int) -> None:
+        self._navigate(lambda: self.session.go_to(id))
+
+    def _pick(self, index: int) -> None:
+        if self.session is not None:
+            self._answer(lambda: self.session.pick(index))
+
     def _answer(self, give) -> None:
+        if self.session is None:
+            return
         try:
             answer = give()
         except InputError as err:
             self._say(str(err), error=True)
             return
-        if self.advance_check.isChecked() and self.session.current.rank is not None:
+        current = self.session.current
+        if self.advance_check.isChecked() and current is not None and current.rank is not None:
             self.session.next()
         self._show()
         conflicts = len(self.session.conflicts)
         note = f"; {conflicts} conflict(s): see the list" if conflicts else ""
+        later = " (goes into the next round)" if self.busy else ""
         self._say(
-            f"cell {answer.id}: children {_children_text(answer.children)} saved{note}",
+            f"cell {answer.id}: children {_children_text(answer.children)} saved{later}{note}",
             error=bool(conflicts),
         )
 
     def _answer_clicks(self) -> None:
-        self._answer(lambda: self.session.give_at(np.asarray(self.clicks.data)))
+        if self.view is not None:
+            self._answer(lambda: self.session.give_at(self.view.clicked()))
+
+    def _clear_clicks(self) -> None:
+        if self.view is not None:
+            self.view.clicks.data = self.view.clicks.data[:0]
 
     def _undo(self) -> None:
+        if self.session is None:
+            return
         answer = self.session.undo()
         self._show()
         if answer is None:
-            self._say("nothing to undo in this session")
+            self._say("nothing to undo")
         else:
             self._say(
                 f"undone: cell {answer.id} is back to {_children_text(self.session.current.answer)}"
             )
 
     def _go_to_conflict(self, item) -> None:
-        row = self.conflict_list.row(item)
-        conflict = self.session.conflicts[row]
+        conflict = self.session.conflicts[self.conflict_list.row(item)]
         self._navigate(lambda: self.session.go_to(conflict.parents[0]))
 
-    def _run(self, steps_of) -> None:
-        """Run the session's ``(label, call)`` steps in a worker thread, showing progress."""
-        from napari.qt.threading import thread_worker
-
+    # ---- rounds ----------------------------------------------------------------------------
+    def _start(self, finetune: bool) -> None:
+        """Start a round in a worker thread; answering goes on meanwhile."""
+        if self.session is None or self.busy:
+            return
         try:
-            steps = steps_of()
+            job = self.session.round(finetune)
         except InputError as err:
             self._say(str(err), error=True)
             return
-
-        def work():
-            for done, (label, step) in enumerate(steps):
-                yield done, label
-                step()
-            yield len(steps), "done"
-
-        self.progress.setRange(0, len(steps))
-        self.worker = thread_worker(work)()
-        self.worker.yielded.connect(self._progress)
-        self.worker.errored.connect(lambda err: self._say(str(err), error=True))
-        self.worker.finished.connect(self._finished)
-        self._enable(False)
-        self.worker.start()
-
-    def _progress(self, state: tuple[int, str]) -> None:
-        done, label = state
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{label} (%v/%m)")
-        self._say(f"{label}…" if label != "done" else self.session.summary())
-
-    def _finished(self) -> None:
-        self.worker = None
+        self.thread = JobThread(job)
+        self.thread.progressed.connect(self._progress)
+        self.thread.finished.connect(self._thread_done)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"{job.labels[0]} (1/{len(job.labels)})")
         self._enable(True)
+        self._say(f"{' + '.join(job.labels)} started; answer on meanwhile (next round)")
+        self.thread.start()
+
+    def _progress(self) -> None:
+        progress = None if self.thread is None else self.thread.progress
+        if progress is None:
+            return
+        if progress.total:
+            self.progress.setRange(0, progress.total)
+            self.progress.setValue(progress.done)
+        else:
+            self.progress.setRange(0, 0)  # busy, not counted
+        self.progress.setFormat(progress.text())
+
+    def _succeeded(self, outcome: RoundOutcome) -> None:
+        self.last_round = "done"
+        summary = self.session.apply(outcome)
         self._show_tracks()
         self._show()
+        self.round_label.setText(summary.text())
+        self._say(summary.text(), error=bool(summary.export_error))
+
+    def _failed(self, message: str, cancelled: bool) -> None:
+        self.last_round = "cancelled" if cancelled else "failed"
+        self.round_label.setText(message)
+        self._say(message, error=not cancelled)
+
+    def _thread_done(self) -> None:
+        thread, self.thread = self.thread, None
+        thread.wait()  # ``finished`` comes just before the thread ends; let it end first
+        if thread.outcome is not None:
+            self._succeeded(thread.outcome)
+        else:
+            self._failed(thread.error, thread.cancelled)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(int(self.last_round == "done"))
+        self.progress.setFormat(self.last_round or "idle")
+        self._enable(self.session is not None)
+
+    def _cancel(self) -> None:
+        if self.thread is not None:
+            self.thread.job.cancel()
+            self.cancel_button.setEnabled(False)
+            self.progress.setFormat("cancelling… (at the next step)")
+            self._say("cancelling: the round stops at its next step and is not kept")
+
+    def shutdown(self, wait_s: float = 60.0) -> None:
+        """Cancel a running round and wait for it to stop (the viewer is closing)."""
+        if self.thread is None:
+            return
+        logger.warning("the viewer is closing: cancelling %s", " + ".join(self.thread.job.labels))
+        self.thread.job.cancel()
+        if not self.thread.wait(int(wait_s * 1000)):
+            logger.error("the round did not stop within %.0f s", wait_s)
+            return
+        QApplication.processEvents()  # deliver its last signals
+        logger.warning("cancelled: nothing of the round was kept")
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Fit the width; watch the window this widget is docked in, to cancel a round when it
+        closes."""
+        super().showEvent(event)
+        self._fit_width()  # fonts and styles are known once shown
+        window = self.window()
+        if window is not self and window is not self._watched:
+            window.installEventFilter(self)
+            self._watched = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if watched is self._watched and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    # ---- export ----------------------------------------------------------------------------
+    def _export_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the tracks to")
+        if folder:
+            self.export(folder)
+
+    def export(self, folder: str) -> None:
+        """Write the current tracks as ``folder/tracks.geff`` and, where the masks are known,
+        as the CTC result ``folder/NAME_RES``."""
+        from attrackt.napari.project import export_tracks
+
+        session = self.session
+        masks = session.masks
+        if masks is None and self.view is not None and self.view.masks is not None:
+            masks = self.view.masks.data
+        name = session.sequence.removesuffix(" tracks").split("/")[-1] or "01"
+        try:
+            written = export_tracks(session.tracks, folder, name, masks)
+        except InputError as err:
+            self._say(str(err), error=True)
+            return
+        note = "" if masks is not None else " (no masks: no CTC result)"
+        self._say(f"exported {', '.join(str(p) for p in written)}{note}")
 
 
-def _camera(viewer: Any) -> Any:
-    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
-    scene = getattr(viewer, "scene", None)
-    return scene.camera if scene is not None else viewer.camera
+def _project_of(layer: Any) -> tuple[str, str] | None:
+    """``(project folder, sequence)`` of a tracks layer the reader made from a project."""
+    meta = (getattr(layer, "metadata", None) or {}).get("attrackt") or {}
+    return (meta["project"], meta.get("sequence", "")) if meta.get("project") else None
 
 
 def _row(*widgets: QWidget) -> QWidget:

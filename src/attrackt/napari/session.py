@@ -6,7 +6,9 @@ A :class:`ProofreadSession` holds the detections, the solver's tracks, the model
 there are no associations), steps through them, records a person's answers in the journal
 (each on disk, fsync'ed, when the call returns), undoes them (the journal keeps every answer),
 and solves again with the answers pinned, after fine-tuning the model on them when a base
-checkpoint is known.
+checkpoint is known (as cancellable jobs: :mod:`attrackt.napari.rounds`). Undo goes on across
+sessions: the journal marks what an undo wrote, so a reopened session takes back the answers
+of earlier ones.
 
 A project folder is what ``attrackt run`` writes (:mod:`attrackt.pipeline`): ``tracks/`` (the
 solver's tracks), the detections in ``embedded.npz`` (else ``store.npz``, else
@@ -14,8 +16,14 @@ solver's tracks), the detections in ``embedded.npz`` (else ``store.npz``, else
 ``model/`` (``best.pt``, else ``last.pt``; or ``model.pt``) and the journal ``answers.jsonl``
 (shared by all sequences). Only ``tracks/`` is required. What a session makes goes to
 ``proofread/SEQUENCE/roundNNN/`` inside it (``tracks/``, and after fine-tuning ``finetune/`` and
-``associations.parquet``); nothing the project held is overwritten, and opening the project again
-goes on from the latest round.
+``associations.parquet``); opening the project again goes on from the latest round. The solver's
+``tracks/`` stay as they were; the project's exports (``tracks.geff``, ``result/NAME_RES``) are
+rewritten after each round with the latest tracks (:mod:`attrackt.napari.project`).
+
+A cell's **score** is how strongly the model disagrees with the solver there: with the
+confidence ranking, ``|association mass leaving the cell - links the solver gave it|`` (0: they
+agree; 1: the model sees one child more or less than the solver; see :mod:`attrackt.active`).
+Scores of :data:`LIKELY_WRONG` or more mark cells likely tracked wrong.
 """
 
 from __future__ import annotations
@@ -23,9 +31,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,17 +43,24 @@ import pandas as pd
 from attrackt.active import RankConfig, rank_cells
 from attrackt.data import Annotations, Answer, Associations, Conflict, Detections, Tracks
 from attrackt.errors import InputError
-from attrackt.link import LinkConfig, LinkResult
+from attrackt.link import LinkConfig
+from attrackt.napari.project import image_source, is_project, latest, round_folders, rounds_folder
+from attrackt.napari.rounds import (
+    RoundJob,
+    RoundOutcome,
+    RoundSummary,
+    answered_of_top,
+    link_changes,
+)
+
+__all__ = ["Cell", "ProofreadSession", "SessionConfig", "is_project"]
 
 logger = logging.getLogger(__name__)
 
 DETECTION_FILES = ("embedded.npz", "store.npz", "detections.parquet")  # the first found
 CHECKPOINT_FILES = ("model/best.pt", "model/last.pt", "model.pt")
-
-
-def is_project(folder: str | Path) -> bool:
-    """Whether ``folder`` is a project (it holds the solver's ``tracks/``)."""
-    return (Path(folder) / "tracks").is_dir()
+LIKELY_WRONG = 0.5  #: a score from which a cell is likely tracked wrong
+TOP_CELLS = 100  #: a round's summary counts the answered cells among this many ranked first
 
 
 @dataclass
@@ -138,10 +152,15 @@ class ProofreadSession:
         )
         self.work_dir = None if work_dir is None else Path(work_dir)
         self.conflicts: list[Conflict] = []
-        self._undo: list[tuple[int, tuple[int, ...] | None]] = []
+        self._undo = _undo_stack(self.annotations.history)
         self._model: Path | None = None  # the latest fine-tuned model
         self._snap: float | None = self.config.snap
+        self._lineage_cache: tuple[dict, dict, dict] | None = None
         self.masks: np.ndarray | None = None  # the label masks, where a project keeps them
+        self.project: Path | None = None  # the project folder, when opened from one
+        self.images: Path | None = None  # where the movie is, when known
+        names = self.detections.sequences
+        self.sequence: str = names[0] if len(names) == 1 else ""
         self._validate()
         self.rerank()
 
@@ -181,13 +200,13 @@ class ProofreadSession:
         journal = Annotations.load(journal if journal is not None else folder / "answers.jsonl")
         # one journal for the project: this session sees its sequence's answers, adds to all
         annotations = Annotations(journal.path, [a for a in journal.history if a.id not in others])
-        work_dir = folder / "proofread" / (re.sub(r"[^\w.-]+", "_", name) or "sequence")
-        tracks = Tracks.load(_latest(work_dir, "tracks") or folder / "tracks")
+        work_dir = rounds_folder(folder, name)
+        tracks = Tracks.load(latest(work_dir, "tracks") or folder / "tracks")
         tracks = dict(tracks.by_sequence()).get(name)
         if tracks is None:
             raise InputError(folder / "tracks", f"holds no tracks of the sequence {name!r}")
         associations = None
-        associations_file = _latest(work_dir, "associations.parquet")
+        associations_file = latest(work_dir, "associations.parquet")
         if associations_file is None and (folder / "associations.parquet").is_file():
             associations_file = folder / "associations.parquet"
         if associations_file is not None:
@@ -209,6 +228,11 @@ class ProofreadSession:
             work_dir=work_dir,
         )
         session.masks = None if store is None else store.masks.get(name)
+        session.images = None if store is None else image_source(store.meta, name)
+        session.project = folder
+        session.sequence = name
+        fine_tuned = latest(work_dir, "finetune/model.pt")
+        session._model = fine_tuned
         return session
 
     # ---- ranking and navigation ------------------------------------------------------------
@@ -352,6 +376,68 @@ class ProofreadSession:
                 out.append(option)
         return out
 
+    def cell_size(self) -> float:
+        """About how wide a cell is (pixels): the median distance between neighbouring cells,
+        what the markers and the view's zoom are scaled by."""
+        size = 2 * self.snap_distance()
+        return size if np.isfinite(size) else 10.0
+
+    def lineage(self, cell: Cell | None = None, frames: int = 15) -> pd.DataFrame:
+        """The solver's lineage of ``cell`` (default: the current one) within ``frames`` frames
+        of it: its ancestors and every descendant of the oldest, one row per detection with
+        ``id``, ``t``, ``parent`` (-1: none shown), ``lane`` (branches side by side, for a tree
+        drawing), ``score`` (``NaN`` where not ranked: last frame), ``answered`` and
+        ``suspect`` (a score of :data:`LIKELY_WRONG` or more, unanswered; confidence ranking
+        only)."""
+        cell = cell or self.current
+        columns = ["id", "t", "parent", "lane", "score", "answered", "suspect"]
+        if cell is None:
+            return pd.DataFrame(columns=columns)
+        parents, children, times = self._links()
+        first, last = cell.t - frames, cell.t + frames
+        root = cell.id
+        while root in parents and times[parents[root]] >= first:
+            root = parents[root]
+        rows: list[tuple[int, int, int, int]] = []
+        lanes = [0]
+
+        def walk(node: int, parent: int) -> int:
+            kids = [k for k in children.get(node, []) if times[k] <= last]
+            lane = lanes[0]
+            if kids:
+                lane = walk(kids[0], node)
+                for kid in kids[1:]:
+                    lanes[0] += 1
+                    walk(kid, node)
+            rows.append((node, times[node], parent, lane))
+            return lane
+
+        walk(root, -1)  # as deep as the frames shown (each level is a later frame)
+        out = pd.DataFrame(rows, columns=["id", "t", "parent", "lane"]).sort_values(["lane", "t"])
+        scores = self._table["score"]
+        out["score"] = [float(scores.get(i, np.nan)) for i in out["id"]]
+        answered = self.annotations.latest()
+        out["answered"] = out["id"].isin(list(answered))
+        confident = self.strategy == "confidence"
+        out["suspect"] = confident & (out["score"] >= LIKELY_WRONG) & ~out["answered"]
+        return out.reset_index(drop=True)[columns]
+
+    def lineage_tracks(self, lineage: pd.DataFrame) -> Tracks:
+        """The solver's tracks restricted to the detections of a :meth:`lineage`."""
+        ids = lineage["id"].to_numpy(np.int64)
+        rows = np.sort(self.tracks.detections.rows_of(ids))
+        edges = lineage.loc[lineage["parent"] >= 0, ["parent", "id"]].to_numpy(np.int64)
+        return Tracks(self.tracks.detections.take(rows), edges.reshape(-1, 2))
+
+    def _links(self) -> tuple[dict[int, int], dict[int, list[int]], dict[int, int]]:
+        """The solver's parent of each child, children of each parent, and the frame of each
+        detection (kept until the tracks change)."""
+        if self._lineage_cache is None:
+            det = self.tracks.detections
+            times = dict(zip(det.ids.tolist(), det.times.tolist(), strict=True))
+            self._lineage_cache = (self.tracks.parents, self.tracks.children(), times)
+        return self._lineage_cache
+
     def summary(self) -> str:
         """One line: answered cells, the ranking, conflicts."""
         return (
@@ -455,17 +541,17 @@ class ProofreadSession:
             )
 
     def undo(self) -> Answer | None:
-        """Take back the last answer of this session: the cell's earlier answer comes back, or
-        the cell is unanswered again (both are new journal lines; nothing is erased). The cell
-        becomes the current one. ``None`` when there is nothing to undo."""
+        """Take back the latest answer not yet undone, of this session or an earlier one on the
+        same journal: the cell's earlier answer comes back, or the cell is unanswered again (a
+        new journal line marked ``undo``; nothing is erased). The cell becomes the current one.
+        ``None`` when there is nothing to undo."""
         if not self._undo:
             return None
         id, before = self._undo.pop()
-        author = self.config.author
-        if before is None:
-            answer = self.annotations.retract(id, author=author)
-        else:
-            answer = self.annotations.edit(id, before, author=author)
+        answer = Answer(
+            id, before or (), author=self.config.author, retracted=before is None, undo=True
+        )
+        self.annotations.add(answer)
         self._validate()
         self.go_to(id)
         return answer
@@ -480,103 +566,95 @@ class ProofreadSession:
         return self.conflicts
 
     # ---- solving and fine-tuning -----------------------------------------------------------
-    def resolve(self, folder: Path | None = None) -> LinkResult:
-        """Link again with every answer pinned; the new tracks replace the solver's, are saved
-        in ``folder/tracks`` (default: a new round) and the cells are ranked again."""
-        from attrackt.link import link
+    def round(self, finetune: bool = False) -> RoundJob:
+        """A job for the next round (:class:`~attrackt.napari.rounds.RoundJob`): re-solve with
+        the answers given so far pinned, after fine-tuning the base model on them and predicting
+        with ``finetune``. Raises at once on contradictory answers or a missing base model;
+        answers given while it runs go into the next round. Apply its outcome with
+        :meth:`apply`."""
+        if finetune:
+            self.base_model()
+            if not len(self.annotations):
+                raise InputError("fine-tuning", "answer some cells first")
+        return RoundJob(self, finetune)
 
-        self.annotations.check(self.detections, self.config.link.max_gap)
-        result = link(self.detections, self.associations, self.annotations, self.config.link)
-        folder = folder or self._next_round()
-        result.tracks.save(folder / "tracks")
-        self.tracks = result.tracks
+    def apply(self, outcome: RoundOutcome) -> RoundSummary:
+        """Take a finished round's tracks (and associations and model) and rank again; returns
+        what changed."""
+        added, removed = link_changes(self.tracks, outcome.tracks)
+        before = self._table
+        self.tracks = outcome.tracks
+        self._lineage_cache = None
+        if outcome.associations is not None:
+            self.associations = outcome.associations
+        if outcome.model is not None:
+            self._model = outcome.model
+        latest = self.annotations.latest()
+        meanwhile = sum(latest.get(i) != c for i, c in outcome.pinned.items())
+        meanwhile += len(set(latest) - set(outcome.pinned))
+        answered, top = answered_of_top(before, set(latest), TOP_CELLS)
         self.rerank()
-        return result
-
-    def finetune(self, folder: Path) -> Any:
-        """Fine-tune the base model on the answers (and pseudo-labels from the solver's most
-        certain links) into ``folder/finetune``; returns the ``FinetuneResult``."""
-        from attrackt.finetune import finetune_checkpoint, pseudo_labels
-
-        checkpoint = self._base_model()
-        if not len(self.annotations):
-            raise InputError("fine-tuning", "answer some cells first")
-        config = self.config.finetune or default_finetune_config()
-        pseudo = None
-        if self.associations is not None and config.pseudo_fraction > 0:
-            pseudo = pseudo_labels(
-                self.detections,
-                self.tracks,
-                self.associations,
-                self.annotations,
-                config.pseudo_fraction,
-            )
-        result = finetune_checkpoint(
-            checkpoint,
-            self.detections,
-            self.annotations,
-            config,
-            folder / "finetune",
-            pseudo=pseudo,
+        confident = self.strategy == "confidence"
+        scores = self.ranking["score"].to_numpy()
+        return RoundSummary(
+            folder=outcome.folder,
+            added=added,
+            removed=removed,
+            pinned=len(outcome.pinned),
+            meanwhile=meanwhile,
+            answered_top=answered,
+            top=top,
+            left=int((scores >= LIKELY_WRONG).sum()) if confident else None,
+            threshold=LIKELY_WRONG,
+            ranked=len(self.ranking),
+            exported=tuple(outcome.exported),
+            export_error=outcome.export_error,
         )
-        self._model = folder / "finetune" / "model.pt"
-        return result
 
-    def predict(self, folder: Path) -> Associations:
-        """Score the detections with the latest fine-tuned model; the associations replace the
-        model's old ones and are saved as ``folder/associations.parquet``."""
-        from attrackt.predict import PredictConfig, predict_from_checkpoint
+    def resolve(self) -> RoundSummary:
+        """Link again with every answer pinned, as a round (see :meth:`round`), at once."""
+        return self.apply(self.round().run())
 
-        if self._model is None:
-            raise InputError("prediction", "fine-tune first")
-        config = self.config.predict or PredictConfig()
-        associations = predict_from_checkpoint(self._model, self.detections, config)
-        associations.save(folder / "associations.parquet")
-        self.associations = associations
-        return associations
+    def finetune_and_resolve(self) -> RoundSummary:
+        """Fine-tune on the answers, predict, and re-solve with the answers pinned, at once."""
+        return self.apply(self.round(finetune=True).run())
 
-    def resolve_steps(self) -> list[tuple[str, Callable[[], Any]]]:
-        """ "Re-solve" as steps (see :meth:`retrain_steps`)."""
-        return [("re-solving", self.resolve)]
-
-    def retrain_steps(self) -> list[tuple[str, Callable[[], Any]]]:
-        """The steps of "fine-tune + re-solve" as ``(label, call)``, to run in order (a worker
-        thread may run them, reporting each label)."""
-        self._base_model()
-        folder = self._next_round()
-        return [
-            ("fine-tuning", lambda: self.finetune(folder)),
-            ("predicting", lambda: self.predict(folder)),
-            ("re-solving", lambda: self.resolve(folder)),
-        ]
-
-    def finetune_and_resolve(self) -> LinkResult:
-        """Fine-tune on the answers, predict, and re-solve with the answers pinned."""
-        result = None
-        for _, step in self.retrain_steps():
-            result = step()
-        return result
-
-    def _base_model(self) -> Path:
+    def base_model(self) -> Path:
+        """The checkpoint fine-tuning starts from."""
         if self.checkpoint is None:
             raise InputError(
                 "fine-tuning", "needs the base model (model.pt in the project, or --checkpoint)"
             )
         return self.checkpoint
 
-    def _next_round(self) -> Path:
-        """The folder of the next round (made by the first step that writes into it)."""
+    @property
+    def model(self) -> Path | None:
+        """The latest fine-tuned model of this session (``None``: none yet)."""
+        return self._model
+
+    def next_round(self) -> Path:
+        """The folder of the next round (made when the round is done)."""
         if self.work_dir is None:
             self.work_dir = Path(tempfile.mkdtemp(prefix="attrackt-proofread-"))
             logger.info("re-solved tracks and fine-tuned models go to %s", self.work_dir)
-        done = [int(p.name[5:]) for p in self.work_dir.glob("round[0-9]*") if p.name[5:].isdigit()]
+        done = [int(p.name[5:]) for p in round_folders(self.work_dir)]
         return self.work_dir / f"round{max(done, default=0) + 1:03d}"
 
 
-def _latest(work_dir: Path, name: str) -> Path | None:
-    """``work_dir/roundNNN/name`` of the latest round that has it."""
-    rounds = sorted(work_dir.glob("round[0-9]*"), reverse=True) if work_dir.is_dir() else []
-    return next((r / name for r in rounds if (r / name).exists()), None)
+def _undo_stack(history: Sequence[Answer]) -> list[tuple[int, tuple[int, ...] | None]]:
+    """``(id, what it had before)`` of each answer in ``history`` (journal order) that no later
+    ``undo`` line took back, oldest first."""
+    state: dict[int, tuple[int, ...] | None] = {}
+    stack: list[tuple[int, tuple[int, ...] | None]] = []
+    for answer in history:
+        if answer.undo:
+            hit = next((k for k in range(len(stack) - 1, -1, -1) if stack[k][0] == answer.id), None)
+            if hit is not None:
+                del stack[hit]
+        else:
+            stack.append((answer.id, state.get(answer.id)))
+        state[answer.id] = None if answer.retracted else answer.children
+    return stack
 
 
 def _project_link(path: Path) -> LinkConfig:

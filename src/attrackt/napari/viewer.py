@@ -12,7 +12,8 @@ import numpy as np
 from attrackt.data import Annotations
 from attrackt.errors import InputError
 from attrackt.napari.layers import tracks_from_layer
-from attrackt.napari.session import ProofreadSession, SessionConfig, is_project
+from attrackt.napari.project import is_project, rounds_folder
+from attrackt.napari.session import ProofreadSession, SessionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,10 @@ def open_viewer(
     ``(viewer, widget)``.
 
     ``path``: a project folder (``attrackt run``'s: see :mod:`attrackt.napari.session`; its
-    store's masks are shown), a CTC dataset, sequence, TRA or RES folder, or a geff store;
-    ``None`` opens the widget alone. For CTC and geff input the answers go to ``journal``
-    (default ``./answers.jsonl``) and the tracks layer of ``sequence`` (default: the first) is
+    movie and masks are shown where ``images`` and ``masks`` are not given), a CTC dataset,
+    sequence, TRA or RES folder, or a geff store; ``None`` opens the widget alone. For CTC and
+    geff input the answers go to ``journal`` (default ``./answers.jsonl``), the rounds to
+    ``proofread/`` beside it, and the tracks layer of ``sequence`` (default: the first) is
     proof-read. ``images`` and ``masks`` are added as layers under the tracks.
     """
     import napari
@@ -50,8 +52,6 @@ def open_viewer(
             session = ProofreadSession.open(
                 path, sequence=sequence, journal=journal, checkpoint=checkpoint, config=config
             )
-            if masks is None:
-                masks = session.masks
         elif get_reader(str(path)) is not None:
             layers = read_layers(str(path))
         else:
@@ -71,7 +71,13 @@ def open_viewer(
             layer.data, layer.graph, layer.features, layer.metadata, sequence=layer.name
         )
         session = ProofreadSession(
-            None, found, None, Annotations.load(journal), checkpoint=checkpoint, config=config
+            None,
+            found,
+            None,
+            Annotations.load(journal),
+            checkpoint=checkpoint,
+            config=config,
+            work_dir=rounds_folder(journal.parent, layer.name.removesuffix(" tracks")),
         )
     widget = ProofreadWidget(viewer, session, layer, config=config)
     viewer.window.add_dock_widget(widget, name="attrackt proof-reading", area="right")
