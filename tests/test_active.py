@@ -88,13 +88,22 @@ def test_candidate_links_bound_the_mass_so_a_diffuse_hub_does_not_outrank_an_err
     assert wide["id"].tolist() == everything["id"].tolist()
 
 
+def test_the_oracle_sees_a_swap_that_counting_links_would_miss():
+    det = Detections.from_arrays([0, 0, 1, 1], np.array([[0, 0], [0, 9], [0, 1], [0, 8]]))
+    gt = Tracks(det, np.array([[0, 2], [1, 3]]))
+    swapped = Tracks(det, np.array([[0, 3], [1, 2]]))  # each cell keeps one child: a swap
+    scores = ambiguity_scores(det, swapped, strategy="oracle", gt=gt)
+    assert scores.tolist() == [2.0, 2.0, 0.0, 0.0]  # a wrong child and a missed one, each
+    assert ambiguity_scores(det, gt, strategy="oracle", gt=gt).tolist() == [0.0] * 4
+
+
 def test_oracle_ranks_the_true_error_first_and_needs_ground_truth():
     det, gt, solver, assoc = hand_made()
-    table = rank_cells(det, solver, assoc, RankConfig("optimal"), gt=gt)
+    table = rank_cells(det, solver, assoc, RankConfig("oracle"), gt=gt)
     assert table["id"].iloc[0] == 1  # the one link the solver missed
     assert table["score"].iloc[0] == 1 and (table["score"].iloc[1:] == 0).all()
     with pytest.raises(InputError, match="ground-truth"):
-        rank_cells(det, solver, assoc, RankConfig("optimal"))
+        rank_cells(det, solver, assoc, RankConfig("oracle"))
     with pytest.raises(InputError, match="associations"):
         rank_cells(det, solver, None, RankConfig("confidence"))
 
@@ -256,12 +265,12 @@ def test_cli_ranks_records_checks_and_exports(tmp_path):
         assert result.exit_code == 0, result.output
         assert load_ranking(tmp_path / "h.csv")["id"].iloc[0] == first
     result = run(
-        app, ["rank", *common, "--out", str(tmp_path / "o.json"), "--strategy", "optimal",
+        app, ["rank", *common, "--out", str(tmp_path / "o.json"), "--strategy", "oracle",
               "--gt", str(tmp_path / "gt")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert load_ranking(tmp_path / "o.json")["id"].iloc[0] == 1
-    result = run(app, ["rank", *common, "--out", str(tmp_path / "x.csv"), "--strategy", "optimal"])
+    result = run(app, ["rank", *common, "--out", str(tmp_path / "x.csv"), "--strategy", "oracle"])
     assert result.exit_code == 1 and "ground-truth" in result.output
 
     args = ["answers", str(journal), "--answer", "1:11", "--answer", "2:12,13", "--answer", "0:"]

@@ -187,7 +187,7 @@ def test_oracle_answers_pinned_when_relinking_real_data_fix_those_cells(shared_d
     gt = load_ctc(seq / "01_GT" / "TRA", images=False).tracks
     det = gt.detections
     base = link(det, None, None, LinkConfig(k=3)).tracks
-    ranking = rank_cells(det, base, config=RankConfig("optimal"), gt=gt)
+    ranking = rank_cells(det, base, config=RankConfig("oracle"), gt=gt)
     wrong = int((ranking["score"] > 0).sum())
     want = gt.children()
 

@@ -337,18 +337,30 @@ def test_cli_napari_says_how_to_install_napari(monkeypatch):
     assert "pip install 'attrackt[napari]'" in result.output
 
 
-def test_default_fine_tuning_takes_small_batches_on_a_cpu(monkeypatch):
+def test_default_fine_tuning_takes_small_batches_and_minutes_a_person_waits(monkeypatch):
     import attrackt.train as train_mod
+    from attrackt.cli import napari_session_config
     from attrackt.finetune import FinetuneConfig
-    from attrackt.napari.session import CPU_FINETUNE_BATCH, default_finetune_config
+    from attrackt.napari.session import (
+        CPU_FINETUNE_BATCH,
+        CPU_FINETUNE_MINUTES,
+        GPU_FINETUNE_MINUTES,
+        default_finetune_config,
+    )
 
     monkeypatch.setattr(train_mod.torch.backends.mps, "is_available", lambda: False)
     monkeypatch.setattr(train_mod.torch.cuda, "is_available", lambda: False)
     on_cpu = default_finetune_config()
     assert on_cpu.train.batch_size == CPU_FINETUNE_BATCH < FinetuneConfig().train.batch_size
+    assert on_cpu.minutes == CPU_FINETUNE_MINUTES == 5.0
     assert dataclasses.replace(on_cpu.train, batch_size=8) == FinetuneConfig().train
+    # what `attrackt napari` hands the session: the same, and a --finetune-minutes wins
+    assert napari_session_config("confidence", "", None).finetune == on_cpu
+    assert napari_session_config("confidence", "", 2.0).finetune.minutes == 2.0
     monkeypatch.setattr(train_mod.torch.cuda, "is_available", lambda: True)
-    assert default_finetune_config() == FinetuneConfig()  # a GPU keeps the method's batch
+    on_gpu = default_finetune_config()
+    assert on_gpu.train == FinetuneConfig().train  # a GPU keeps the method's batch
+    assert on_gpu.minutes == GPU_FINETUNE_MINUTES == 1.0
 
 
 def test_a_round_pins_the_answers_it_began_with_and_leaves_later_ones_for_the_next(movie, tmp_path):

@@ -8,9 +8,11 @@ scores high. Given the solver's linking settings (``candidates``), ``sum_out A(v
 the mass on links the solver could choose (its candidate graph): a model's diffuse mass towards
 cells no candidate link joins otherwise dominates the ranking (measured on HeLa 02: of a
 ranking's top 250 cells, 1 was linked wrongly counting all mass, 48 counting candidate links).
-**random** scores are seeded uniform draws (the baseline). **optimal** (an oracle for
-experiments) compares the ground truth's links with the solver's: ``|sum_out G(v) - sum_out
-S(v)|``. Ties are broken in a seeded random order.
+**random** scores are seeded uniform draws (the baseline). **oracle** (for experiments) counts
+the solver's wrong links at ``v`` against the ground truth: the next-frame children the solver
+gave ``v`` and the ground truth does not, plus those the ground truth gives and the solver does
+not (so a swapped child counts, which comparing link counts would miss). Ties are broken in a
+seeded random order.
 
 Only detections that have a next frame in their sequence can be asked about; cells already
 answered are left out of a ranking.
@@ -36,8 +38,8 @@ from attrackt.link.config import LinkConfig
 
 logger = logging.getLogger(__name__)
 
-Strategy = Literal["confidence", "random", "optimal"]
-STRATEGIES: tuple[str, ...] = ("confidence", "random", "optimal")
+Strategy = Literal["confidence", "random", "oracle"]
+STRATEGIES: tuple[str, ...] = ("confidence", "random", "oracle")
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def ambiguity_scores(
 ) -> np.ndarray:
     """One score per row of ``detections`` (higher = look here first); see the module text.
 
-    ``confidence`` needs ``associations``, ``optimal`` needs the ground truth ``gt`` (over the
+    ``confidence`` needs ``associations``, ``oracle`` needs the ground truth ``gt`` (over the
     same detection ids), ``random`` needs neither. ``candidates``: the linking settings of
     ``solver``, whose candidate links bound the association mass counted (all of it if None).
     """
@@ -111,7 +113,7 @@ def ambiguity_scores(
         mass = associations.outgoing_mass(detections.ids, dt=1).astype(np.float64)
         return np.abs(mass - chosen)
     if gt is None:
-        raise InputError("ground truth", "the optimal (oracle) strategy needs ground-truth tracks")
+        raise InputError("ground truth", "the oracle strategy needs ground-truth tracks")
     known = gt.detections.has_ids(detections.ids)
     if not known.all():
         logger.warning(
@@ -119,7 +121,26 @@ def ambiguity_scores(
             int((~known).sum()),
             len(detections),
         )
-    return np.abs(next_frame_degree(detections, gt) - chosen).astype(np.float64)
+    return wrong_links(detections, solver, gt).astype(np.float64)
+
+
+def wrong_links(detections: Detections, solver: Tracks, gt: Tracks) -> np.ndarray:
+    """Per row of ``detections``: the solver's next-frame links from it that the ground truth
+    lacks plus the ground truth's that the solver lacks."""
+
+    def next_frame(tracks: Tracks) -> set[tuple[int, int]]:
+        edges = tracks.edges
+        if not len(edges):
+            return set()
+        det = tracks.detections
+        known = det.has_ids(edges).all(axis=1)
+        edges = edges[known]
+        dt = det.times[det.rows_of(edges[:, 1])] - det.times[det.rows_of(edges[:, 0])]
+        return set(map(tuple, edges[dt == 1].tolist()))
+
+    differ = next_frame(solver) ^ next_frame(gt)
+    counts = pd.Series([p for p, _ in differ], dtype=np.int64).value_counts()
+    return counts.reindex(detections.ids, fill_value=0).to_numpy()
 
 
 # --------------------------------------------------------------------------------------------

@@ -716,10 +716,10 @@ def rank_command(
     associations: Annotated[
         Path | None, typer.Option(help="The model's associations parquet (confidence).")
     ] = None,
-    strategy: Annotated[str, typer.Option(help="confidence, random or optimal (needs --gt).")] = (
+    strategy: Annotated[str, typer.Option(help="confidence, random or oracle (needs --gt).")] = (
         "confidence"
     ),
-    gt: Annotated[Path | None, typer.Option(help="Ground-truth tracks folder (optimal).")] = None,
+    gt: Annotated[Path | None, typer.Option(help="Ground-truth tracks folder (oracle).")] = None,
     annotations: Annotated[
         Path | None, typer.Option(help="Answers journal: answered cells are left out.")
     ] = None,
@@ -893,6 +893,7 @@ def finetune_command(
     """Fine-tune the association model on proof-reading answers (LoRA by default)."""
     from attrackt.data import Annotations, Associations, Tracks
     from attrackt.finetune import finetune_checkpoint, pseudo_labels
+    from attrackt.link import LinkConfig
 
     with _reported():
         config = _finetune_config(
@@ -909,7 +910,7 @@ def finetune_command(
                 )
             pseudo = pseudo_labels(
                 dets, Tracks.load(tracks), Associations.load(associations), answers,
-                pseudo_fraction,
+                pseudo_fraction, candidates=LinkConfig(),
             )  # fmt: skip
         result = finetune_checkpoint(
             checkpoint, dets, answers, config, out, pseudo=pseudo, resume=resume
@@ -940,7 +941,7 @@ def loop_command(
     budget: Annotated[str, typer.Option(help="Cumulative answered cells per round.")] = (
         "10,100,1000"
     ),
-    strategy: Annotated[str, typer.Option(help="confidence, random or optimal.")] = "confidence",
+    strategy: Annotated[str, typer.Option(help="confidence, random or oracle.")] = "confidence",
     tta: Annotated[bool, typer.Option(help="Test-time augmentation when predicting.")] = True,
     learn_weights: Annotated[
         bool, typer.Option(help="Re-learn the linking weights from the answers each round.")
@@ -1188,6 +1189,19 @@ def plot_budget_command(
 # ---- viewer --------------------------------------------------------------------------------
 
 
+def napari_session_config(strategy: str, author: str, finetune_minutes: float | None):
+    """The proof-reading session's settings from ``attrackt napari``'s options; fine-tuning
+    takes the session's defaults for this machine (``default_finetune_config``)."""
+    from attrackt.active import RankConfig
+    from attrackt.napari.session import SessionConfig, default_finetune_config
+
+    return SessionConfig(
+        rank=RankConfig(strategy=strategy),  # type: ignore[arg-type]
+        finetune=default_finetune_config(finetune_minutes),
+        author=author,
+    )
+
+
 @app.command("napari")
 def napari_command(
     path: Annotated[
@@ -1214,7 +1228,8 @@ def napari_command(
     strategy: Annotated[str, typer.Option(help="Ranking: confidence or random.")] = "confidence",
     author: Annotated[str, typer.Option(help="Who answers (kept with each answer).")] = "",
     finetune_minutes: Annotated[
-        float | None, typer.Option(help="Cap each fine-tuning at this many minutes.")
+        float | None,
+        typer.Option(help="Cap each fine-tuning at this many minutes [1 on a GPU, 5 on a CPU]."),
     ] = None,
 ) -> None:
     """Open napari with the data and the proof-reading widget."""
@@ -1223,17 +1238,10 @@ def napari_command(
     except ImportError as err:
         typer.echo("ERROR napari is not installed: pip install 'attrackt[napari]'", err=True)
         raise typer.Exit(1) from err
-    from attrackt.active import RankConfig
-    from attrackt.finetune import FinetuneConfig
-    from attrackt.napari.session import SessionConfig
     from attrackt.napari.viewer import open_viewer
 
     with _reported():
-        config = SessionConfig(
-            rank=RankConfig(strategy=strategy),  # type: ignore[arg-type]
-            finetune=FinetuneConfig(minutes=finetune_minutes),
-            author=author,
-        )
+        config = napari_session_config(strategy, author, finetune_minutes)
         open_viewer(
             path,
             journal=journal,

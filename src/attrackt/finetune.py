@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from attrackt.model.associations import valid_pairs
 from attrackt.model.lora import LoRAConfig
 from attrackt.model.windows import WindowBatch, WindowSet
 from attrackt.train import TrainConfig
+
+if TYPE_CHECKING:
+    from attrackt.link.config import LinkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +179,13 @@ def pseudo_labels(
     associations: Associations,
     annotations: Annotations | None = None,
     fraction: float = 0.1,
+    candidates: LinkConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of the ``fraction`` least ambiguous askable cells (confidence scores), and the
+    """The ids of the ``fraction`` least ambiguous askable cells (confidence scores, counted as
+    the ranking counts them: on the ``candidates`` links of the solver's settings), and the
     solver's links leaving them: ``(parents, links)``. Answered cells are left out, and so is a
     cell whose solver child an answer gives to another parent (the answer wins)."""
-    scores = ambiguity_scores(detections, solver, associations, "confidence")
+    scores = ambiguity_scores(detections, solver, associations, "confidence", candidates=candidates)
     candidates = askable(detections)
     edges = solver.edges[detections.has_ids(solver.edges).all(axis=1)]
     if annotations is not None and len(annotations):

@@ -165,7 +165,10 @@ def simulate(
         )
         new = select(ranking, max(0, budget - len(journal)))
         proofread(new, gt, journal)
-        pseudo = pseudo_labels(detections, tracks, assoc, journal, config.finetune.pseudo_fraction)
+        pseudo = pseudo_labels(
+            detections, tracks, assoc, journal, config.finetune.pseudo_fraction,
+            candidates=config.link or LinkConfig(),
+        )  # fmt: skip
         result = finetune_checkpoint(
             checkpoint, detections, journal, config.finetune, folder / "finetune", pseudo=pseudo
         )

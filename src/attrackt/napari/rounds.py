@@ -200,6 +200,7 @@ class RoundJob:
                 self.associations,
                 self.answers,
                 config.pseudo_fraction,
+                candidates=self.config.link,
             )
         finetune_checkpoint(
             self.checkpoint,

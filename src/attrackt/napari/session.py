@@ -81,18 +81,27 @@ class SessionConfig:
 #: windows per fine-tuning step on a CPU where the session's config leaves it open: there,
 #: attention with dropout keeps every attention map (~200 MiB per layer for 2,048 cells)
 CPU_FINETUNE_BATCH = 2
+#: minutes a fine-tuning round may take by default: a person waits for it
+GPU_FINETUNE_MINUTES = 1.0
+CPU_FINETUNE_MINUTES = 5.0
 
 
-def default_finetune_config() -> Any:
-    """The method's fine-tuning settings, with :data:`CPU_FINETUNE_BATCH` windows a step where
-    training would run on the CPU (a laptop); a ``FinetuneConfig``."""
+def default_finetune_config(minutes: float | None = None) -> Any:
+    """The method's fine-tuning settings for a person who waits: at most ``minutes`` a round
+    (default :data:`GPU_FINETUNE_MINUTES` on a GPU, :data:`CPU_FINETUNE_MINUTES` on the CPU),
+    and :data:`CPU_FINETUNE_BATCH` windows a step on the CPU (a laptop's memory); a
+    ``FinetuneConfig``."""
     import dataclasses
 
     from attrackt.finetune import FinetuneConfig
     from attrackt.train import resolve_device
 
     config = FinetuneConfig()
-    if resolve_device(config.train.device).type != "cpu":
+    on_cpu = resolve_device(config.train.device).type == "cpu"
+    if minutes is None:
+        minutes = CPU_FINETUNE_MINUTES if on_cpu else GPU_FINETUNE_MINUTES
+    config = dataclasses.replace(config, minutes=minutes)
+    if not on_cpu:
         return config
     logger.info("fine-tuning on the CPU: %d windows a step to bound memory", CPU_FINETUNE_BATCH)
     train = dataclasses.replace(config.train, batch_size=CPU_FINETUNE_BATCH)
