@@ -157,3 +157,19 @@ def test_predicting_one_sequence_of_several_keeps_its_ids():
     assert not any((s < 100) != (t < 100) for s, t in together)  # never across sequences
     for pair, score in alone.items():
         assert together[pair] == pytest.approx(score, abs=1e-5)
+
+
+def test_a_model_without_appearance_in_its_input_predicts_cells_without_an_embedding():
+    det = chain(5, cells=3, seed=2)
+    torch.manual_seed(0)
+    shape = TransformerConfig(
+        feature_dim=1, embedding_dim=4, d_model=32, n_heads=2, encoder_layers=1,
+        decoder_layers=1, dropout=0.0, window=3,
+    )  # fmt: skip
+    model = AssociationModel(AssociationModelConfig(shape)).eval()
+    windows = WindowConfig(window=3, embedding="embedding")  # as the checkpoint recorded it
+    config = PredictConfig(tta=False, threshold=0.0)
+    bare = Detections(det.table)  # no embedding, as in a project with a new segmentation
+    assert as_dict(predict_associations(model, bare, windows, config)) == pytest.approx(
+        as_dict(predict_associations(model, det, windows, config))
+    )

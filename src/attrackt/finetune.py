@@ -448,6 +448,8 @@ def finetune_checkpoint(
         model = AssociationModel(model.config).to(device)
         config = dataclasses.replace(config, lora=None)
     window_config = windows_from_extra(extra)
+    if config.unsupervised_weight == 0 and not model.config.transformer.use_embedding:
+        window_config = dataclasses.replace(window_config, embedding=None)  # z is not needed
     windows = WindowSet.build(detections, None, window_config, device=device)
     supervised = LinkLabels.from_annotations(detections, annotations, device)
     pseudo_labels_ = None

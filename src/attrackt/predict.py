@@ -151,6 +151,9 @@ def predict_associations(
     device = resolve_device(config.device)
     start_time = time.perf_counter()
     window_config = dataclasses.replace(windows, stride=1)
+    shape = getattr(model, "config", None)
+    if shape is not None and not shape.transformer.use_embedding:  # z only taught the model
+        window_config = dataclasses.replace(window_config, embedding=None)
     if config.max_dt >= window_config.window:
         raise InputError(
             "prediction",

@@ -44,6 +44,7 @@ __all__ = [
     "build_problem",
     "candidate_links",
     "check_associations",
+    "guarded",
     "compute_costs",
     "learn_weights",
     "link",
@@ -104,6 +105,17 @@ def solve(problem: LinkProblem, config: LinkConfig | None = None) -> Solution:
     return solve_motile(problem, config)
 
 
+def guarded(
+    detections: Detections, associations: Associations | None, config: LinkConfig
+) -> tuple[Associations | None, GuardVerdict | None]:
+    """The associations the linker may use under ``config`` (with ``config.guard``, only those of
+    the sequences the label-free guard passes) and the guard's verdict (``None``: not run)."""
+    if associations is None or not config.guard:
+        return associations, None
+    verdict = check_associations(detections, associations, config)
+    return verdict.apply(associations), verdict
+
+
 def link(
     detections: Detections,
     associations: Associations | None = None,
@@ -118,10 +130,7 @@ def link(
     """
     config = config or LinkConfig()
     start = time.perf_counter()
-    verdict = None
-    if associations is not None and config.guard:
-        verdict = check_associations(detections, associations, config)
-        associations = verdict.apply(associations)
+    associations, verdict = guarded(detections, associations, config)
     problem = build_problem(detections, associations, annotations, config)
     solution = solve(problem, config)
     kept = solution.selection.nodes

@@ -133,16 +133,18 @@ def learn_weights(
     """Weights of ``config`` learned from the answers in ``annotations`` (see the module text).
 
     The candidate graph, features and normalisation are the ones :func:`attrackt.link.link`
-    builds with ``config``; learning always uses the fast solver. Returns ``config`` with the
-    learned weights, ready for :func:`attrackt.link.link` with the same answers.
+    builds with ``config`` (the associations too: with ``config.guard``, those the guard
+    passes); learning always uses the fast solver. Returns ``config`` with the learned weights,
+    ready for :func:`attrackt.link.link` with the same answers.
     """
-    from attrackt.link import build_problem
+    from attrackt.link import build_problem, guarded
 
     config = config or LinkConfig()
     learn = learn or LearnConfig()
     if not len(annotations):
         raise InputError("annotations", "there are no answers to learn weights from")
     start = time.perf_counter()
+    associations, _ = guarded(detections, associations, config)
     solver_config = replace(config, solver="fast", threads=1)
     problem = build_problem(detections, associations, annotations, config)
     graph = problem.graph

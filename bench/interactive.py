@@ -1,0 +1,409 @@
+"""What learning from answers adds beyond pinning them: HeLa 02 and DIC 02.
+
+A simulated proof-reader (the ground truth) answers the top ``B`` cells of a ranking of the base
+model's linking; each answer pins that cell's children. Arms, per ranking and budget:
+
+- ``pin``: link again with the answers pinned (the base model's associations);
+- ``pin+lora``: fine-tune LoRA adapters on the answers (plus the solver's links of the 10 %
+  least ambiguous cells as pseudo-labels), predict, and link with the answers pinned;
+- ``pin+ssvm``: learn the linker's cost weights from the answers (structured SVM,
+  :mod:`attrackt.link.learn`), then link with the answers pinned;
+- ``pin+both``: both.
+
+Rankings: ``confidence`` (the method's), ``random`` and ``oracle`` (every cell the base
+linking gets wrong, a swapped child included, first). Figures: AOGM of the whole movie, and
+``errors_outside``: wrong links (false and missed, by identity) that leave cells nobody
+answered; the learning's steps and seconds. Seeds vary the ranking's tie-breaks (random: the
+order) and the fine-tuning's randomness; the base model is the accuracy benchmark's seed-0
+unsupervised model of that dataset (``bench/accuracy.py``).
+
+Fine-tuning here has no unsupervised term: the accuracy run kept the base models but not their
+auto-encoders, so there is no embedding for the Attrackt loss's heads (supervised + pseudo +
+transitive terms, a fixed step plan for every case).
+
+    python bench/interactive.py prepare --carry .gpu/interactive --base DIR   # CPU
+    PYTHONPATH=src python3 bench/interactive.py gpu --carry .gpu/interactive --out $OUT
+    python bench/interactive.py evaluate --carry .gpu/interactive --gpu-results DIR   # CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
+from accuracy import link_config, load_scores, save_scores  # noqa: E402
+
+log = logging.getLogger("interactive")
+
+DATASETS = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
+RANKINGS = ("confidence", "random", "oracle")
+BUDGETS = (10, 100, 250, 1000)
+ARMS = ("pin", "pin+lora", "pin+ssvm", "pin+both")
+#: the fine-tuning plan of every case: the method's 100 steps per answered cell, capped
+STEPS_PER_CELL, MIN_STEPS, MAX_STEPS = 100, 100, 200
+
+
+def case_name(dataset: str, ranking: str, budget: int, seed: int) -> str:
+    return f"{dataset}_{ranking}_{budget}_s{seed}"
+
+
+def guarded_link_config():
+    """How every arm links: the benchmark's linker with the label-free guard (attrackt's
+    default)."""
+    return dataclasses.replace(link_config(), guard=True)
+
+
+# --------------------------------------------------------------------------------------------
+# phase 1: prepare (CPU)
+# --------------------------------------------------------------------------------------------
+
+
+def _base_associations(base: Path, dataset: str, detections):
+    """The accuracy run's seed-0 unsupervised associations of movie 02."""
+    member = "assoc_unsupervised-best_s0_02.npz"
+    for part in sorted(base.glob(f"{dataset}*.tar")):
+        with tarfile.open(part) as tar, tempfile.TemporaryDirectory() as tmp:
+            if member in tar.getnames():
+                tar.extract(member, tmp, filter="data")
+                return load_scores(Path(tmp) / member, detections)
+    raise SystemExit(f"{base}: no {member} for {dataset}")
+
+
+def prepare_phase(args: argparse.Namespace) -> None:
+    from attrackt.active import RankConfig, proofread, rank_cells, select
+    from attrackt.data import Detections
+    from attrackt.finetune import pseudo_labels
+    from attrackt.link import link
+    from attrackt.store import Store
+
+    carry, base = Path(args.carry), Path(args.base)
+    (carry / "cases").mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    config = guarded_link_config()
+    plan = {"seeds": seeds, "budgets": list(BUDGETS), "rankings": list(RANKINGS), "cases": []}
+    for dataset in DATASETS:
+        store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select(["02"])
+        detections = Detections(store.detections.table, {}, store.detections.meta)
+        gt = store.tracks[store.sequences[0]]
+        assoc = _base_associations(base, dataset, detections)
+        shutil.copy(base / f"{dataset}.pt", carry / f"{dataset}.pt")
+        detections.save(carry / f"{dataset}.parquet")
+        save_scores(carry / f"{dataset}_base.npz", detections, assoc)
+        tracks = link(detections, assoc, None, config).tracks
+        tracks.save(carry / f"{dataset}_base_tracks")
+        for ranking in RANKINGS:
+            for seed in seeds:
+                order = rank_cells(
+                    detections, tracks, assoc, RankConfig(ranking, seed), gt=gt,
+                    candidates=config,
+                )  # fmt: skip
+                for budget in BUDGETS:
+                    name = case_name(dataset, ranking, budget, seed)
+                    answers = proofread(select(order, budget), gt)
+                    answers.save(carry / "cases" / f"{name}.jsonl")
+                    parents, links = pseudo_labels(
+                        detections, tracks, assoc, answers, 0.1, candidates=config
+                    )
+                    np.savez(carry / "cases" / f"{name}_pseudo.npz", parents=parents, links=links)
+                    plan["cases"].append(
+                        {"name": name, "dataset": dataset, "ranking": ranking,
+                         "budget": budget, "seed": seed, "answered": len(answers.latest())}
+                    )  # fmt: skip
+        print(f"{dataset}: {len(detections)} cells, cases written", flush=True)
+    (carry / "plan.json").write_text(json.dumps(plan, indent=1))
+
+
+# --------------------------------------------------------------------------------------------
+# phase 2: GPU
+# --------------------------------------------------------------------------------------------
+
+
+def finetune_config(seed: int, device: str):
+    from attrackt.finetune import FinetuneConfig
+    from attrackt.train import TrainConfig
+
+    return FinetuneConfig(
+        steps_per_cell=STEPS_PER_CELL, min_steps=MIN_STEPS, max_steps=MAX_STEPS,
+        unsupervised_weight=0.0,
+        train=TrainConfig(
+            lr=1e-4, batch_size=8, warmup_steps=0.05, checkpoint_every=0, checkpoint_seconds=0,
+            log_every=25, seed=seed, device=device, progress=False,
+        ),
+    )  # fmt: skip
+
+
+def run_case(carry: Path, out: Path, case: dict, device: str) -> dict:
+    """Fine-tune the base model on one case's answers, predict movie 02, export the scores."""
+    from attrackt.data import Annotations, Detections
+    from attrackt.finetune import finetune_checkpoint
+    from attrackt.predict import PredictConfig, predict_from_checkpoint
+
+    name, dataset = case["name"], case["dataset"]
+    detections = Detections.load(carry / f"{dataset}.parquet")
+    answers = Annotations.load(carry / "cases" / f"{name}.jsonl")
+    saved = np.load(carry / "cases" / f"{name}_pseudo.npz")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = finetune_checkpoint(
+            carry / f"{dataset}.pt", detections, answers, finetune_config(case["seed"], device),
+            tmp, pseudo=(saved["parents"], saved["links"]), resume=False,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        predicted = predict_from_checkpoint(
+            Path(tmp) / "model.pt", detections,
+            PredictConfig(tta=False, device=device, progress=False),
+        )  # fmt: skip
+    save_scores(out / f"{name}.npz", detections, predicted)
+    return {"steps": result.steps, "seconds": round(seconds, 2),
+            "predict_seconds": round(predicted.meta["seconds"], 2)}  # fmt: skip
+
+
+def worker(args: argparse.Namespace) -> None:
+    carry, out = Path(args.carry), Path(args.export)
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = float(args.deadline)
+    records = {}
+    for case in json.loads(args.cases):
+        if time.time() > deadline:
+            records[case["name"]] = {"status": "not run: out of time"}
+            continue
+        try:
+            records[case["name"]] = {"status": "ok", **run_case(carry, out, case, args.device)}
+        except Exception:
+            records[case["name"]] = {"status": "error", "error": traceback.format_exc()[-2000:]}
+        print(case["name"], records[case["name"]], flush=True)
+        (out / f"records_{args.index}.json").write_text(json.dumps(records, indent=1))
+
+
+def gpu_phase(args: argparse.Namespace) -> None:
+    carry, out = Path(args.carry).resolve(), Path(args.out).resolve()
+    plan = json.loads((carry / "plan.json").read_text())
+    export = Path(tempfile.mkdtemp(prefix="interactive_"))
+    start = time.time()
+    deadline = start + 60 * args.wall_minutes
+    queues: list[list[dict]] = [[] for _ in range(args.workers)]
+    heavy = [c for c in plan["cases"] if c["dataset"] == DATASETS[0]]
+    light = [c for c in plan["cases"] if c["dataset"] != DATASETS[0]]
+    half = max(1, args.workers // 2)
+    for k, case in enumerate(heavy):
+        queues[k % half].append(case)
+    for k, case in enumerate(light):
+        queues[half + k % (args.workers - half)].append(case)
+    procs = []
+    for index, queue in enumerate(queues):
+        env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        command = [
+            sys.executable, str(Path(__file__).resolve()), "worker", "--carry", str(carry),
+            "--export", str(export), "--cases", json.dumps(queue), "--deadline", str(deadline),
+            "--device", args.device, "--index", str(index),
+        ]  # fmt: skip
+        log_file = open(export / f"worker{index}.log", "w")  # noqa: SIM115 (closed below)
+        procs.append(
+            (subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file), log_file)
+        )
+    for proc, log_file in procs:
+        try:
+            proc.wait(timeout=max(1.0, deadline + 90 - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log_file.close()
+    records = {}
+    for path in sorted(export.glob("records_*.json")):
+        records.update(json.loads(path.read_text()))
+    summary = {
+        "provenance": provenance(), "commit": args.commit,
+        "wall_seconds": round(time.time() - start, 1),
+        "finetune": {"steps_per_cell": STEPS_PER_CELL, "min_steps": MIN_STEPS,
+                     "max_steps": MAX_STEPS, "unsupervised_weight": 0.0, "batch_size": 8},
+        "records": records,
+    }  # fmt: skip
+    with tarfile.open(out / "scores.tar", "w") as tar:
+        for path in sorted(export.glob("*.npz")):
+            tar.add(path, arcname=path.name)
+    with tarfile.open(out / "logs.tar", "w") as tar:
+        for path in sorted(export.glob("worker*.log")):
+            tar.add(path, arcname=path.name)
+    (out / "gpu.json").write_text(json.dumps(summary, indent=1))
+    done = sum(r.get("status") == "ok" for r in records.values())
+    print(f"{done} of {len(plan['cases'])} cases fine-tuned in {summary['wall_seconds']} s")
+
+
+# --------------------------------------------------------------------------------------------
+# phase 3: evaluate (CPU)
+# --------------------------------------------------------------------------------------------
+
+
+def errors_outside(tracks, gt, answered: set[int]) -> int:
+    """Wrong links (false and missed, by identity) whose parent nobody answered."""
+    ours = {tuple(e) for e in tracks.edges.tolist() if e[0] not in answered}
+    true = {tuple(e) for e in gt.edges.tolist() if e[0] not in answered}
+    return len(ours ^ true)
+
+
+def score_case(carry: str, scores: str, case: dict, record: dict) -> dict:
+    """Every arm of one case: AOGM, errors outside the answered cells, steps, seconds."""
+    from attrackt.data import Annotations, Detections
+    from attrackt.evaluate import evaluate
+    from attrackt.link import learn_weights, link
+    from attrackt.store import Store
+
+    carry_path = Path(carry)
+    dataset, name = case["dataset"], case["name"]
+    detections = Detections.load(carry_path / f"{dataset}.parquet")
+    store = Store.load(Path(case["store"]), masks=False).select(["02"])
+    gt = store.tracks[store.sequences[0]]
+    answers = Annotations.load(carry_path / "cases" / f"{name}.jsonl")
+    answered = set(answers.latest())
+    config = guarded_link_config()
+    sources = {"base": load_scores(carry_path / f"{dataset}_base.npz", detections)}
+    tuned = Path(scores) / f"{name}.npz"
+    if record.get("status") == "ok" and tuned.is_file():
+        sources["lora"] = load_scores(tuned, detections)
+    out = {}
+    for arm in ARMS:
+        source = "lora" if arm in ("pin+lora", "pin+both") else "base"
+        if source not in sources:
+            continue
+        start = time.perf_counter()
+        weights = config
+        if arm in ("pin+ssvm", "pin+both"):
+            weights = learn_weights(detections, answers, sources[source], config).config
+        learn_seconds = time.perf_counter() - start
+        tracks = link(detections, sources[source], answers, weights).tracks
+        steps = record.get("steps", 0) if source == "lora" else 0
+        seconds = (record.get("seconds", 0.0) if source == "lora" else 0.0) + (
+            learn_seconds if arm in ("pin+ssvm", "pin+both") else 0.0
+        )
+        out[arm] = {
+            "aogm": evaluate(tracks, gt, chota=False)["AOGM"],
+            "errors_outside": errors_outside(tracks, gt, answered),
+            "steps": steps,
+            "seconds": round(seconds, 2),
+        }
+    return out
+
+
+def evaluate_phase(args: argparse.Namespace) -> None:
+    from attrackt.data import Tracks
+    from attrackt.evaluate import evaluate
+    from attrackt.store import Store
+
+    carry, results = Path(args.carry), Path(args.gpu_results)
+    plan = json.loads((carry / "plan.json").read_text())
+    gpu = json.loads((results / "gpu.json").read_text())
+    scores = Path(tempfile.mkdtemp(prefix="interactive_scores_"))
+    with tarfile.open(results / "scores.tar") as tar:
+        tar.extractall(scores, filter="data")
+    cases = [dict(c, store=str(Path(args.stores) / f"{c['dataset']}.npz")) for c in plan["cases"]]
+    found: dict[str, dict] = {}
+    with ProcessPoolExecutor(args.processes) as pool:
+        futures = {
+            c["name"]: pool.submit(
+                score_case, str(carry), str(scores), c, gpu["records"].get(c["name"], {})
+            )
+            for c in cases
+        }
+        for name, future in futures.items():
+            found[name] = future.result()
+            print(name, found[name], flush=True)
+    datasets: dict = {}
+    for case in cases:
+        arms = found[case["name"]]
+        budget = datasets.setdefault(case["dataset"], {}).setdefault(case["ranking"], {})
+        for arm, figures in arms.items():
+            entry = budget.setdefault(str(case["budget"]), {}).setdefault(
+                arm, {"aogm": [], "errors_outside": [], "steps": [], "seconds": []}
+            )
+            for key in entry:
+                entry[key].append(figures[key])
+    base = {}
+    for dataset in DATASETS:
+        store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select(["02"])
+        tracks = Tracks.load(carry / f"{dataset}_base_tracks")
+        base[dataset] = evaluate(tracks, store.tracks[store.sequences[0]], chota=False)["AOGM"]
+    report = {
+        "benchmark": "interactive",
+        "provenance": provenance(),
+        "gpu_provenance": gpu["provenance"],
+        "gpu_commit": gpu.get("commit"),
+        "seeds": plan["seeds"],
+        "finetune": gpu["finetune"],
+        "link_config": guarded_link_config().to_dict(),
+        "base_aogm": base,
+        "protocol": "GT detections, test movie 02; answers from the ground truth for the top "
+        "B cells of each ranking of the base model's linking; every arm links with the answers "
+        "pinned and the guard on",
+        "not_run": sorted(n for n, r in gpu["records"].items() if r.get("status") != "ok"),
+        "datasets": datasets,
+    }
+    out = Path(args.json) if args.json else RESULTS / "interactive.json"
+    write_results(out, report)
+    print_table(report)
+    print(f"wrote {out}")
+
+
+def print_table(report: dict) -> None:
+    for dataset, rankings in report["datasets"].items():
+        print(f"\n{dataset} 02 (base AOGM {report['base_aogm'][dataset]}); errors outside")
+        for ranking, budgets in rankings.items():
+            for budget, arms in budgets.items():
+                cells = []
+                for arm in ARMS:
+                    if arm in arms:
+                        m, s = mean_sd(arms[arm]["errors_outside"])
+                        a, _ = mean_sd(arms[arm]["aogm"])
+                        cells.append(f"{arm} {m:.1f}±{s:.1f} (AOGM {a:.1f})")
+                print(f"  {ranking:>10} {budget:>5}: " + "; ".join(cells))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="phase", required=True)
+    p = sub.add_parser("prepare", help="CPU: base linking, rankings, answers, pseudo-labels")
+    p.add_argument("--carry", required=True)
+    p.add_argument("--base", required=True, help="the accuracy benchmark's gpu output folder")
+    p.add_argument("--stores", default=".gpu/accuracy", help="the accuracy benchmark's stores")
+    p.add_argument("--seeds", default="0,1,2")
+    g = sub.add_parser("gpu", help="GPU: fine-tune every case, predict, export the scores")
+    g.add_argument("--carry", required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--workers", type=int, default=8)
+    g.add_argument("--wall-minutes", type=float, default=8.0)
+    g.add_argument("--device", default="auto")
+    g.add_argument("--commit", help="the commit the device runs (it has no git)")
+    w = sub.add_parser("worker", help=argparse.SUPPRESS)
+    for name in ("--carry", "--export", "--cases", "--deadline", "--device", "--index"):
+        w.add_argument(name, required=True)
+    e = sub.add_parser("evaluate", help="CPU: link and score every arm; write the JSON")
+    e.add_argument("--carry", required=True)
+    e.add_argument("--gpu-results", required=True)
+    e.add_argument("--stores", default=".gpu/accuracy")
+    e.add_argument("--processes", type=int, default=2)
+    e.add_argument("--json", help="where to write [bench/results/interactive.json]")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    {"prepare": prepare_phase, "gpu": gpu_phase, "worker": worker,
+     "evaluate": evaluate_phase}[args.phase](args)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
