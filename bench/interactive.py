@@ -192,8 +192,11 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def gpu_phase(args: argparse.Namespace) -> None:
+    import torch
+
     carry, out = Path(args.carry).resolve(), Path(args.out).resolve()
     plan = json.loads((carry / "plan.json").read_text())
+    gpus = torch.cuda.device_count()
     export = Path(tempfile.mkdtemp(prefix="interactive_"))
     start = time.time()
     deadline = start + 60 * args.wall_minutes
@@ -208,6 +211,8 @@ def gpu_phase(args: argparse.Namespace) -> None:
     procs = []
     for index, queue in enumerate(queues):
         env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        if gpus > 1:  # HeLa's queues on the first GPU, DIC's on the second
+            env["CUDA_VISIBLE_DEVICES"] = str(0 if index < half else 1)
         command = [
             sys.executable, str(Path(__file__).resolve()), "worker", "--carry", str(carry),
             "--export", str(export), "--cases", json.dumps(queue), "--deadline", str(deadline),
