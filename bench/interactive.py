@@ -6,8 +6,8 @@ model's linking; each answer pins that cell's children. Arms, per ranking and bu
 - ``pin``: link again with the answers pinned (the base model's associations);
 - ``pin+lora``: fine-tune LoRA adapters on the answers (plus the solver's links of the 10 %
   least ambiguous cells as pseudo-labels), predict, and link with the answers pinned;
-- ``pin+ssvm``: learn the linker's cost weights from the answers (structured SVM,
-  :mod:`attrackt.link.learn`), then link with the answers pinned;
+- ``pin+ssvm``: learn the linker's cost weights from the answers and the same pseudo-labels
+  (structured SVM, :mod:`attrackt.link.learn`), then link with the answers pinned;
 - ``pin+both``: both.
 
 Rankings: ``confidence`` (the method's), ``random`` and ``oracle`` (every cell the base
@@ -274,6 +274,8 @@ def score_case(carry: str, scores: str, case: dict, record: dict) -> dict:
     store = Store.load(Path(case["store"]), masks=False).select(["02"])
     gt = store.tracks[store.sequences[0]]
     answers = Annotations.load(carry_path / "cases" / f"{name}.jsonl")
+    saved = np.load(carry_path / "cases" / f"{name}_pseudo.npz")
+    pseudo = (saved["parents"], saved["links"])  # the fine-tuning's, also the weights'
     answered = set(answers.latest())
     config = guarded_link_config()
     sources = {"base": load_scores(carry_path / f"{dataset}_base.npz", detections)}
@@ -288,7 +290,9 @@ def score_case(carry: str, scores: str, case: dict, record: dict) -> dict:
         start = time.perf_counter()
         weights = config
         if arm in ("pin+ssvm", "pin+both"):
-            weights = learn_weights(detections, answers, sources[source], config).config
+            weights = learn_weights(
+                detections, answers, sources[source], config, pseudo=pseudo
+            ).config
         learn_seconds = time.perf_counter() - start
         tracks = link(detections, sources[source], answers, weights).tracks
         steps = record.get("steps", 0) if source == "lora" else 0

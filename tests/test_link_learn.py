@@ -308,3 +308,24 @@ def test_the_loss_is_the_brute_force_one() -> None:
     assert result.record[0]["objective"] == pytest.approx(consistent - augmented, abs=1e-9)
     assert consistent - augmented > 0  # the answers disagree with the starting weights
     assert graph.num_hyper > 0
+
+
+def test_pseudo_labels_join_the_answers_and_never_override_them() -> None:
+    from attrackt.link.learn import with_pseudo_answers
+
+    det, assoc, truth, ids = carousel()
+    config = LinkConfig(association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    asked = {ids[(4, 1)]: (ids[(4, 2)],), ids[(6, 3)]: (ids[(6, 4)],)}
+    journal = answers(asked)
+    current = link(det, assoc, None, config).tracks  # what the solver does now
+    parents = np.unique(current.edges[:, 0])
+    merged = with_pseudo_answers(journal, parents, current.edges)
+    assert merged.latest()[ids[(4, 1)]] == (ids[(4, 2)],)  # the answer stands
+    claimed = {c for kids in asked.values() for c in kids}
+    kept = [p for p in parents if not claimed & set(current.edges[current.edges[:, 0] == p, 1])]
+    assert set(merged.latest()) == set(kept) | set(asked) and len(journal) == 2
+    # pseudo-labels from links that are right teach the weights as answers would
+    edges = np.array(sorted(truth))
+    right = learn_weights(det, journal, assoc, config, pseudo=(np.unique(edges[:, 0]), edges))
+    assert right.sizes["answered"] > len(asked) and right.converged
+    assert outside_errors(link(det, assoc, journal, right.config).tracks, truth, set(asked)) == 0

@@ -65,6 +65,7 @@ def _solve_and_score(
     annotations: Annotations | None,
     gt: Tracks,
     config: LoopConfig,
+    pseudo: tuple | None = None,
 ) -> tuple[Tracks, dict[str, float]]:
     from attrackt.evaluate import evaluate
     from attrackt.link import link
@@ -73,7 +74,9 @@ def _solve_and_score(
     if config.learn is not None and annotations is not None and len(annotations):
         from attrackt.link.learn import learn_weights
 
-        fit = learn_weights(detections, annotations, associations, link_config, config.learn)
+        fit = learn_weights(
+            detections, annotations, associations, link_config, config.learn, pseudo
+        )
         link_config = fit.config
         learned = {
             "learned_weights": fit.weights,
@@ -179,7 +182,7 @@ def simulate(
             dataclasses.replace(predict_config, device=config.finetune.train.device),
         )
         predicted = time.perf_counter() - start
-        tracks, scores = _solve_and_score(detections, assoc, journal, gt, config)
+        tracks, scores = _solve_and_score(detections, assoc, journal, gt, config, pseudo)
         record = {
             "round": number,
             "budget": budget,

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from attrackt.data import Annotations, Associations, Detections
+from attrackt.data import Annotations, Answer, Associations, Detections
 from attrackt.errors import InputError, SolverError
 from attrackt.link.candidates import CandidateGraph
 from attrackt.link.config import LinkConfig
@@ -123,14 +123,41 @@ class LearnResult:
         }
 
 
+def with_pseudo_answers(
+    annotations: Annotations, parents: np.ndarray, links: np.ndarray
+) -> Annotations:
+    """``annotations`` and, for each of ``parents`` nobody answered, its ``links`` as an answer
+    (in memory; nothing is written). A parent whose link reaches a child an answer gives to
+    another cell is left out: the answer wins."""
+    out = Annotations(answers=annotations.history)
+    latest = annotations.latest()
+    claimed = {child for kids in latest.values() for child in kids}
+    children: dict[int, list[int]] = {}
+    for parent, child in np.asarray(links, np.int64).reshape(-1, 2).tolist():
+        children.setdefault(parent, []).append(child)
+    for parent in np.asarray(parents, np.int64).tolist():
+        kids = tuple(children.get(parent, ()))
+        if parent not in latest and not claimed.intersection(kids):
+            out.add(Answer(parent, kids, author="pseudo-label"))
+    return out
+
+
 def learn_weights(
     detections: Detections,
     annotations: Annotations,
     associations: Associations | None = None,
     config: LinkConfig | None = None,
     learn: LearnConfig | None = None,
+    pseudo: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> LearnResult:
     """Weights of ``config`` learned from the answers in ``annotations`` (see the module text).
+
+    ``pseudo``: ``(parents, links)`` of cells whose current links count as answers too (the
+    least ambiguous cells, :func:`attrackt.finetune.pseudo_labels`, as in fine-tuning). The
+    answers a person gives are the cells the ranking found doubtful, divisions more than their
+    share: learned from them alone, the weights favoured divisions everywhere (HeLa 02, 100
+    answers: AOGM 187.5 pinned, 324.5 with weights learned from the answers, 179.0 with the
+    pseudo-labels too; ``bench/interactive.py``).
 
     The candidate graph, features and normalisation are the ones :func:`attrackt.link.link`
     builds with ``config`` (the associations too: with ``config.guard``, those the guard
@@ -145,6 +172,8 @@ def learn_weights(
         raise InputError("annotations", "there are no answers to learn weights from")
     start = time.perf_counter()
     associations, _ = guarded(detections, associations, config)
+    if pseudo is not None:
+        annotations = with_pseudo_answers(annotations, *pseudo)
     solver_config = replace(config, solver="fast", threads=1)
     problem = build_problem(detections, associations, annotations, config)
     graph = problem.graph
