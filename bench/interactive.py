@@ -86,9 +86,8 @@ def _base_associations(base: Path, dataset: str, detections):
 
 
 def prepare_phase(args: argparse.Namespace) -> None:
-    from attrackt.active import RankConfig, proofread, rank_cells, select
+    from attrackt.active import RankConfig, proofread, pseudo_labels, rank_cells, select
     from attrackt.data import Detections
-    from attrackt.finetune import pseudo_labels
     from attrackt.link import link
     from attrackt.store import Store
 

@@ -67,9 +67,7 @@ def render_accuracy(data: dict) -> list[str]:
         "",
     ]
     names = list(data["datasets"])
-    header = "| arm | " + " | ".join(
-        f"{n} ({data['datasets'][n]['kind']})" for n in names
-    ) + " |"
+    header = "| arm | " + " | ".join(f"{n} ({data['datasets'][n]['kind']})" for n in names) + " |"
     lines += [header, "|---" * (len(names) + 1) + "|"]
     for arm, label in ACCURACY_ARMS.items():
         cells = []
@@ -78,9 +76,7 @@ def render_accuracy(data: dict) -> list[str]:
             if values is None:
                 cells.append("–")
                 continue
-            cells.append(
-                f"{_cell(values['aogm'], 1)} (F1 {_cell(values['division_f1'], 2)})"
-            )
+            cells.append(f"{_cell(values['aogm'], 1)} (F1 {_cell(values['division_f1'], 2)})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "AOGM (lower is better) and, in brackets, division F1.", ""]
     lines += ["Ablations (AOGM on 02):", ""]

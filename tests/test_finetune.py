@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from attrackt.active import proofread
+from attrackt.active import proofread, pseudo_labels
 from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.finetune import (
@@ -18,7 +18,6 @@ from attrackt.finetune import (
     MixedSampler,
     finetune,
     labelled_windows,
-    pseudo_labels,
 )
 from attrackt.losses import objective
 from attrackt.model import TransformerConfig, WindowConfig, WindowSet

@@ -49,7 +49,7 @@ def test_gpu_path_imports_without_the_cpu_only_packages(tmp_path):
         for name in {GPU_PATH!r}:
             importlib.import_module(name)
         sys.path.insert(0, {str(REPO / "bench")!r})
-        import accuracy, attrackt_hela, interactive, peer_trackastra  # benchmarks' GPU phases
+        import accuracy, interactive  # the benchmarks' GPU phases
         from typer.testing import CliRunner
         from attrackt.cli import app
         for command in ("prepare", "embed", "train", "predict"):

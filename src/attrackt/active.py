@@ -272,6 +272,32 @@ def load_ranking(path: str | Path) -> pd.DataFrame:
     return flat
 
 
+def pseudo_labels(
+    detections: Detections,
+    solver: Tracks,
+    associations: Associations,
+    annotations: Annotations | None = None,
+    fraction: float = 0.1,
+    candidates: LinkConfig | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of the ``fraction`` least ambiguous askable cells (confidence scores, counted as
+    the ranking counts them: on the ``candidates`` links of the solver's settings), and the
+    solver's links leaving them: ``(parents, links)``. Answered cells are left out, and so is a
+    cell whose solver child an answer gives to another parent (the answer wins)."""
+    scores = ambiguity_scores(detections, solver, associations, "confidence", candidates=candidates)
+    candidates = askable(detections)
+    edges = solver.edges[detections.has_ids(solver.edges).all(axis=1)]
+    if annotations is not None and len(annotations):
+        candidates &= ~np.isin(detections.ids, np.fromiter(annotations.latest(), np.int64))
+        taken = edges[np.isin(edges[:, 1], annotations.links()[:, 1]), 0]
+        candidates &= ~np.isin(detections.ids, taken)
+    rows = np.flatnonzero(candidates)
+    count = int(round(fraction * int(askable(detections).sum())))
+    chosen = rows[np.argsort(scores[rows], kind="stable")[:count]]
+    parents = detections.ids[chosen]
+    return parents, edges[np.isin(edges[:, 0], parents)]
+
+
 # --------------------------------------------------------------------------------------------
 # the simulated proof-reader
 # --------------------------------------------------------------------------------------------

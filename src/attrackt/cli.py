@@ -259,6 +259,13 @@ def link_command(
             "and the learning record to this JSON file.",
         ),
     ] = None,
+    pseudo_fraction: Annotated[
+        float,
+        typer.Option(
+            help="With --learn-weights: the share of least ambiguous cells whose current links "
+            "count as answers too (0: the answers alone)."
+        ),
+    ] = 0.1,
 ) -> None:
     """Link detections into tracks: candidate graph, costs, and the method's ILP."""
     from attrackt.data import Annotations, Associations
@@ -302,7 +309,7 @@ def link_command(
         assoc = Associations.load(associations) if associations is not None else None
         answers = Annotations.load(annotations) if annotations is not None else None
         if learn_weights is not None:
-            config = _learned_config(dets, assoc, answers, config, learn_weights)
+            config = _learned_config(dets, assoc, answers, config, learn_weights, pseudo_fraction)
         try:
             result = link(dets, assoc, answers, config)
         except SolverError as err:
@@ -338,16 +345,24 @@ def _learned_config(
     answers: Annotations | None,
     config: LinkConfig,
     out: Path,
+    fraction: float,
 ) -> LinkConfig:
-    """``config`` with the weights learned from ``answers``, the learning written to ``out``."""
+    """``config`` with the weights learned from ``answers`` (and, with associations, from the
+    least ambiguous cells' links as pseudo-labels), the learning written to ``out``."""
     import json
 
+    from attrackt.active import pseudo_labels
     from attrackt.io.atomic import atomic_write_text
+    from attrackt.link import link
     from attrackt.link.learn import learn_weights
 
     if answers is None:
         raise InputError("--learn-weights", "needs --annotations (the answers to learn from)")
-    learned = learn_weights(dets, answers, assoc, config)
+    pseudo = None
+    if assoc is not None and fraction > 0:
+        current = link(dets, assoc, answers, config).tracks
+        pseudo = pseudo_labels(dets, current, assoc, answers, fraction, config)
+    learned = learn_weights(dets, answers, assoc, config, pseudo=pseudo)
     atomic_write_text(out, json.dumps(learned.to_dict(), indent=1))
     return learned.config
 
@@ -891,8 +906,9 @@ def finetune_command(
     resume: Annotated[bool, typer.Option(help="Continue a fine-tuning left in OUT.")] = True,
 ) -> None:
     """Fine-tune the association model on proof-reading answers (LoRA by default)."""
+    from attrackt.active import pseudo_labels
     from attrackt.data import Annotations, Associations, Tracks
-    from attrackt.finetune import finetune_checkpoint, pseudo_labels
+    from attrackt.finetune import finetune_checkpoint
     from attrackt.link import LinkConfig
 
     with _reported():
@@ -1302,9 +1318,16 @@ def run_command(
     gt_detections: Annotated[
         bool, typer.Option(help="Full cells: TRA markers painted over the silver truth.")
     ] = False,
-    quick: Annotated[bool, typer.Option(help="Small models, short training (CPU).")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="Small models, a few hundred training steps (the demo's).")
+    ] = False,
+    minutes: Annotated[
+        float | None,
+        typer.Option(help="About this long for the whole job [10 on a CPU, 15 on a GPU]."),
+    ] = None,
     train_minutes: Annotated[
-        float | None, typer.Option(help="Train the association model for about this long.")
+        float | None,
+        typer.Option(help="Train both models for about this long in all (probes included)."),
     ] = None,
     k: Annotated[int, typer.Option(help="Candidate parents per cell for linking.")] = 10,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
@@ -1318,22 +1341,25 @@ def run_command(
 
     A stage runs again when its settings or inputs changed (answers added to the project's
     answers.jsonl run linking again), and so does every stage after it that reads its output;
-    the others are reused. Stopped by Ctrl-C or SIGTERM, the same command goes on.
+    the others are reused. Stopped by Ctrl-C or SIGTERM, the same command goes on. Before it
+    starts it says its plan for this machine (how long each model trains); the learned
+    associations change the links only where the label-free guard passes them.
     """
     import dataclasses
 
     from attrackt.pipeline import PipelineConfig, plan_pipeline, run_pipeline
+    from attrackt.plan import apply_plan, plan_run
+    from attrackt.progress import JobProgress
 
     with _reported():
-        config = PipelineConfig.quick(seed, device) if quick else PipelineConfig()
+        plan = None
+        if quick:
+            config = PipelineConfig.quick(seed, device)
+        else:
+            plan = plan_run(device, minutes, train_minutes)
+            config = apply_plan(PipelineConfig(), plan, seed)
         config.prepare = dataclasses.replace(config.prepare, gt_detections=gt_detections)
         config.link = dataclasses.replace(config.link, k=k)
-        if not quick:
-            config.embed.train.device = config.train.train.device = device
-            config.predict = dataclasses.replace(config.predict, device=device)
-            config.train.train.seed = config.embed.train.seed = seed
-        if train_minutes is not None:
-            config.train.minutes = train_minutes
         if masks is not None and points is not None:
             raise InputError("--points", "give the cells either as --masks or as --points")
         if dry_run:
@@ -1342,7 +1368,12 @@ def run_command(
                 typer.echo(f"{name}: {why}")
             typer.echo(f"{len(plan)} stage(s) to run" if plan else "every stage is current")
             return
-        result = run_pipeline(sources, project, config, masks=masks, points=points, force=force)
+        if plan is not None:
+            typer.echo(plan.describe())
+        with JobProgress(60 * (plan.minutes if plan else 5), enabled=plan is not None) as bar:
+            result = run_pipeline(
+                sources, project, config, masks=masks, points=points, force=force, progress=bar
+            )
     _report_pipeline(result)
 
 

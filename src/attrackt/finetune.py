@@ -23,24 +23,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Sampler
 
-from attrackt.active import ambiguity_scores, askable
-from attrackt.data import Annotations, Associations, Detections, Tracks
+from attrackt.data import Annotations, Detections
 from attrackt.errors import InputError
 from attrackt.losses import attrackt_loss, supervised_loss, transitive_loss
 from attrackt.model.associations import valid_pairs
 from attrackt.model.lora import LoRAConfig
 from attrackt.model.windows import WindowBatch, WindowSet
 from attrackt.train import TrainConfig
-
-if TYPE_CHECKING:
-    from attrackt.link.config import LinkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -171,32 +167,6 @@ class LinkLabels:
         col_known = known[:, None, :] & (t[:, :, None] == parent_t[:, None, :])
         valid = (row_known | col_known | target) & valid_pairs(t, mask)
         return (target & valid).to(torch.float32), valid
-
-
-def pseudo_labels(
-    detections: Detections,
-    solver: Tracks,
-    associations: Associations,
-    annotations: Annotations | None = None,
-    fraction: float = 0.1,
-    candidates: LinkConfig | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of the ``fraction`` least ambiguous askable cells (confidence scores, counted as
-    the ranking counts them: on the ``candidates`` links of the solver's settings), and the
-    solver's links leaving them: ``(parents, links)``. Answered cells are left out, and so is a
-    cell whose solver child an answer gives to another parent (the answer wins)."""
-    scores = ambiguity_scores(detections, solver, associations, "confidence", candidates=candidates)
-    candidates = askable(detections)
-    edges = solver.edges[detections.has_ids(solver.edges).all(axis=1)]
-    if annotations is not None and len(annotations):
-        candidates &= ~np.isin(detections.ids, np.fromiter(annotations.latest(), np.int64))
-        taken = edges[np.isin(edges[:, 1], annotations.links()[:, 1]), 0]
-        candidates &= ~np.isin(detections.ids, taken)
-    rows = np.flatnonzero(candidates)
-    count = int(round(fraction * int(askable(detections).sum())))
-    chosen = rows[np.argsort(scores[rows], kind="stable")[:count]]
-    parents = detections.ids[chosen]
-    return parents, edges[np.isin(edges[:, 0], parents)]
 
 
 # --------------------------------------------------------------------------------------------

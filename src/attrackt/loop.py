@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attrackt.active import RankConfig, Strategy, proofread, rank_cells, select
+from attrackt.active import RankConfig, Strategy, proofread, pseudo_labels, rank_cells, select
 from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
-from attrackt.finetune import FinetuneConfig, finetune_checkpoint, pseudo_labels
+from attrackt.finetune import FinetuneConfig, finetune_checkpoint
 from attrackt.io.jsonfile import plain, write_json
 from attrackt.link.config import LinkConfig
 

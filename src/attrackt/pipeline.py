@@ -55,6 +55,7 @@ from attrackt.link.config import LinkConfig
 from attrackt.model.transformer import TransformerConfig
 from attrackt.predict import PredictConfig
 from attrackt.prepare import PrepareConfig
+from attrackt.progress import JobProgress
 from attrackt.stages import (
     StageRecord,
     StageRecords,
@@ -419,6 +420,7 @@ def run_pipeline(
     masks: str | Path | Any | None = None,
     points: str | Path | None = None,
     force: bool = False,
+    progress: JobProgress | None = None,
 ) -> PipelineResult:
     """Run every stage on ``sources`` into the folder ``project``; reuse what is current.
 
@@ -430,7 +432,8 @@ def run_pipeline(
     ``force`` runs every stage from the start. A stage that a signal stopped goes on where it
     stopped when run again with the same inputs and settings. The outputs of the stages that
     will run are removed first (those of a stage that goes on are kept), so that ``config.json``
-    describes every output on disk. The last step writes ``report.html``.
+    describes every output on disk. The last step writes ``report.html``. ``progress`` (one
+    bar over the whole run) is told each stage as it starts.
     """
     from attrackt.report import write_report
 
@@ -454,6 +457,8 @@ def run_pipeline(
             continue
         logger.info("%s: %s ...", stage.name, stale[stage.name])
         clock.lap(stage.name)
+        if progress is not None:
+            progress.stage(stage.name)
         records.start(stage.name, _record(stage, run, records))
         stage.run(run)
         records.finish(stage.name, _outputs(stage, root))

@@ -153,7 +153,7 @@ def learn_weights(
     """Weights of ``config`` learned from the answers in ``annotations`` (see the module text).
 
     ``pseudo``: ``(parents, links)`` of cells whose current links count as answers too (the
-    least ambiguous cells, :func:`attrackt.finetune.pseudo_labels`, as in fine-tuning). The
+    least ambiguous cells, :func:`attrackt.active.pseudo_labels`, as in fine-tuning). The
     answers a person gives are the cells the ranking found doubtful, divisions more than their
     share: learned from them alone, the weights favoured divisions everywhere (HeLa 02, 100
     answers: AOGM 187.5 pinned, 324.5 with weights learned from the answers, 179.0 with the

@@ -188,7 +188,8 @@ class RoundJob:
         return result.tracks, associations, model
 
     def _finetune(self, out: Path, tick: Callable[[int, int], None]) -> Path:
-        from attrackt.finetune import finetune_checkpoint, pseudo_labels
+        from attrackt.active import pseudo_labels
+        from attrackt.finetune import finetune_checkpoint
         from attrackt.napari.session import default_finetune_config
 
         config = self.config.finetune or default_finetune_config()
