@@ -101,9 +101,119 @@ def render_accuracy(data: dict) -> list[str]:
     return lines
 
 
+def render_input_ablation(data: dict) -> list[str]:
+    lines = [
+        "### The appearance vector in the model's input (`results/accuracy_run_a.json`)",
+        "",
+        "An earlier run of `bench/accuracy.py` (commit "
+        f"{data['gpu_commit']}, {len(data['seeds'])} seeds, each model "
+        f"{_minutes(data['budgets_minutes']['unsupervised'])} of a GPU shared by "
+        f"{len(data['training'])} jobs) trained the unsupervised model twice per seed: with the "
+        "appearance vector in the transformer's input and without it (the method's choice, "
+        "attrackt's default). AOGM on 02, best checkpoint:",
+        "",
+        "| dataset | appearance in the input | appearance out (default) | position only |",
+        "|---|---|---|---|",
+    ]
+    for name, found in data["datasets"].items():
+        arms = found["arms"]
+        if "embedding_input" not in arms:
+            continue
+        lines.append(
+            f"| {name} | {_cell(arms['embedding_input']['aogm'], 1)} | "
+            f"{_cell(arms['unsupervised']['aogm'], 1)} | {_cell(arms['position']['aogm'], 1)} |"
+        )
+    return lines
+
+
+def render_interactive(data: dict) -> list[str]:
+    ft = data["finetune"]
+    lines = [
+        "### Learning from answers, apart from pinning them (`bench/interactive.py` → "
+        "`results/interactive.json`)",
+        "",
+        "The base model's linking of 02 (the accuracy run's seed-0 unsupervised model, guarded) "
+        "is proof-read from the ground truth at the top B cells of each ranking; every arm links "
+        "with those answers pinned. *Errors outside*: wrong links (false and missed) leaving "
+        "cells nobody answered, mean ± sd over seeds "
+        f"({', '.join(map(str, data['seeds']))}); AOGM of the whole movie in brackets. LoRA: "
+        f"{ft['max_steps']} steps at most ({ft['steps_per_cell']} per answered cell, batch "
+        f"{ft['batch_size']}), supervised + pseudo-labels + transitive terms (the run kept no "
+        "embedding for the unsupervised term); SSVM: the linker's weights learned from the "
+        "answers and the same pseudo-labels.",
+        "",
+    ]
+    arms = ("pin", "pin+lora", "pin+ssvm", "pin+both")
+    for name, rankings in data["datasets"].items():
+        lines += [
+            f"**{name} 02** (base AOGM {data['base_aogm'][name]:g})",
+            "",
+            "| ranking | answers | " + " | ".join(arms) + " |",
+            "|---" * (len(arms) + 2) + "|",
+        ]
+        for ranking, budgets in rankings.items():
+            for budget, found in budgets.items():
+                cells = []
+                for arm in arms:
+                    if arm not in found:
+                        cells.append("–")
+                        continue
+                    figures = found[arm]
+                    aogm, _ = mean_sd(figures["aogm"])
+                    cells.append(f"{_cell(figures['errors_outside'], 1)} ({aogm:.1f})")
+                lines.append(f"| {ranking} | {budget} | " + " | ".join(cells) + " |")
+        seconds = [
+            s
+            for budgets in rankings.values()
+            for found in budgets.values()
+            for s in found.get("pin+lora", {}).get("seconds", [])
+        ]
+        if seconds:
+            median = sorted(seconds)[len(seconds) // 2]
+            lines += [
+                "",
+                f"A LoRA fine-tuning took {median:.0f} s (median; {min(seconds):.0f}-"
+                f"{max(seconds):.0f} s; GPUs shared by the jobs, as the gpu_provenance says).",
+            ]
+        lines.append("")
+    return lines
+
+
+def render_run_cpu(data: dict) -> list[str]:
+    lines = [
+        "### `attrackt run` and `attrackt demo` on a CPU (`bench/run_cpu.py` → "
+        "`results/run_cpu.json`)",
+        "",
+        f"{data['provenance']['machine']['cpu_count']} CPU cores, no GPU; a fresh project per "
+        f"seed ({', '.join(map(str, data['seeds']))}); the whole command timed.",
+        "",
+        "| command | minutes | AOGM | AOGM position only | the guard |",
+        "|---|---|---|---|---|",
+    ]
+    names = {
+        "run": f"`attrackt run {data['movie']} --gt-detections` (default plan)",
+        "demo": "`attrackt demo` (synthetic movie)",
+    }
+    for key, label in names.items():
+        found = data["runs"][key]
+        minutes = [r["seconds"] / 60 for r in found]
+        guards = ", ".join(sorted({r["guard"] for r in found}))
+        lines.append(
+            f"| {label} | {_cell(minutes, 1)} | {_cell([r['aogm'] for r in found], 1)} | "
+            f"{_cell([r['aogm_position'] for r in found], 1)} | {guards} |"
+        )
+    plan = data["runs"]["run"][0].get("plan")
+    if plan:
+        lines += ["", f"The plan `attrackt run` stated: *{plan}*"]
+    return lines
+
+
 #: result file -> its renderer, in the order of the section
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy.json": render_accuracy,
+    "accuracy_run_a.json": render_input_ablation,
+    "interactive.json": render_interactive,
+    "run_cpu.json": render_run_cpu,
 }
 
 
