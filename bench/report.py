@@ -208,11 +208,41 @@ def render_run_cpu(data: dict) -> list[str]:
     return lines
 
 
+def render_ssvm(data: dict) -> list[str]:
+    lines = [
+        "### Learning the linker's weights (`bench/ssvm_convergence.py` → "
+        "`results/ssvm_convergence.json`)",
+        "",
+        "The structured SVM on the cases of the interactive benchmark (confidence ranking, seed "
+        "0): bundle iterations over all completion rounds, the latent objective at the start of "
+        "the first and the last round, and the weights that moved most.",
+        "",
+        "| dataset | answers | iterations | rounds | converged | objective first → last | "
+        "seconds | weights moved most |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in data["runs"].values():
+        rounds = run["rounds"]
+        first = rounds[0]["latent_objective"] if rounds else float("nan")
+        last = rounds[-1]["latent_objective"] if rounds else float("nan")
+        moved = sorted(run["weights"], key=lambda k: -abs(run["weights"][k] - run["initial"][k]))[
+            :2
+        ]
+        change = ", ".join(f"{k} {run['initial'][k]:g} → {run['weights'][k]:.2f}" for k in moved)
+        lines.append(
+            f"| {run['dataset']} | {run['budget']} | {run['iterations']} | {len(rounds)} | "
+            f"{'yes' if run['converged'] else 'no'} | {first:.4g} → {last:.4g} | "
+            f"{run['seconds']:.0f} | {change} |"
+        )
+    return lines
+
+
 #: result file -> its renderer, in the order of the section
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy.json": render_accuracy,
     "accuracy_run_a.json": render_input_ablation,
     "interactive.json": render_interactive,
+    "ssvm_convergence.json": render_ssvm,
     "run_cpu.json": render_run_cpu,
 }
 
