@@ -265,7 +265,7 @@ def link_command(
             help="With --learn-weights: the share of least ambiguous cells whose current links "
             "count as answers too (0: the answers alone)."
         ),
-    ] = 0.1,
+    ] = 0.0,
 ) -> None:
     """Link detections into tracks: candidate graph, costs, and the method's ILP."""
     from attrackt.data import Annotations, Associations

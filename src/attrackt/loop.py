@@ -65,7 +65,6 @@ def _solve_and_score(
     annotations: Annotations | None,
     gt: Tracks,
     config: LoopConfig,
-    pseudo: tuple | None = None,
 ) -> tuple[Tracks, dict[str, float]]:
     from attrackt.evaluate import evaluate
     from attrackt.link import link
@@ -74,9 +73,7 @@ def _solve_and_score(
     if config.learn is not None and annotations is not None and len(annotations):
         from attrackt.link.learn import learn_weights
 
-        fit = learn_weights(
-            detections, annotations, associations, link_config, config.learn, pseudo
-        )
+        fit = learn_weights(detections, annotations, associations, link_config, config.learn)
         link_config = fit.config
         learned = {
             "learned_weights": fit.weights,
@@ -182,7 +179,7 @@ def simulate(
             dataclasses.replace(predict_config, device=config.finetune.train.device),
         )
         predicted = time.perf_counter() - start
-        tracks, scores = _solve_and_score(detections, assoc, journal, gt, config, pseudo)
+        tracks, scores = _solve_and_score(detections, assoc, journal, gt, config)
         record = {
             "round": number,
             "budget": budget,

@@ -153,11 +153,10 @@ def learn_weights(
     """Weights of ``config`` learned from the answers in ``annotations`` (see the module text).
 
     ``pseudo``: ``(parents, links)`` of cells whose current links count as answers too (the
-    least ambiguous cells, :func:`attrackt.active.pseudo_labels`, as in fine-tuning). The
-    answers a person gives are the cells the ranking found doubtful, divisions more than their
-    share: learned from them alone, the weights favoured divisions everywhere (HeLa 02, 100
-    answers: AOGM 187.5 pinned, 324.5 with weights learned from the answers, 179.0 with the
-    pseudo-labels too; ``bench/interactive.py``).
+    least ambiguous cells, :func:`attrackt.active.pseudo_labels`, as in fine-tuning), a
+    counterweight to answers that are mostly divisions. On the training movies (HeLa 01, DIC
+    01; 10, 100 and 250 confidence-ranked answers) they did not help and cost 3-15 times the
+    time, so they are not the default; ``bench/interactive.py`` reports them apart.
 
     The candidate graph, features and normalisation are the ones :func:`attrackt.link.link`
     builds with ``config`` (the associations too: with ``config.guard``, those the guard
