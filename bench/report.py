@@ -35,7 +35,6 @@ ACCURACY_ABLATIONS = {
     "embedding_affinity": "embedding as an affinity exp(-d / median d)",
     "unsupervised_last": "unsupervised, last checkpoint instead of the best",
     "supervised_last": "supervised, last checkpoint instead of the best",
-    "embedding_input": "unsupervised with the appearance vector in the model's input",
     "ensemble": "mean association of the seeds' unsupervised models (one value)",
 }
 
@@ -60,10 +59,11 @@ def render_accuracy(data: dict) -> list[str]:
         f"GT detections; linked by the exact ILP with k = {data['link_config']['k']} nearest "
         "candidates, every node pinned; test movie 02; unsupervised models trained on 01 + 02 "
         f"without labels, supervised on 01; {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
-        f"mean ± sd; each model {_minutes(budgets['unsupervised'])} of a shared "
-        f"{', '.join(data['gpu_provenance']['machine'].get('gpus', ['CPU']))} "
-        f"(auto-encoder {_minutes(budgets['ae'])}), batch {data['batch_size']}, checkpoint with "
-        "the lowest validation loss. The guard's settings were chosen on the 01 movies.",
+        f"mean ± sd; each model trained {_minutes(budgets['unsupervised'])} (auto-encoder "
+        f"{_minutes(budgets['ae'])}) while {len(data['training'])} jobs shared one "
+        f"{', '.join(data['gpu_provenance']['machine'].get('gpus', ['CPU']))}, batch "
+        f"{data['batch_size']}, checkpoint with the lowest validation loss. The guard's "
+        "settings were chosen on the 01 movies.",
         "",
     ]
     names = list(data["datasets"])

@@ -216,7 +216,8 @@ class MixedSampler(Sampler[int]):
 
 class FinetuneObjective:
     """``loss_fn(model, batch)`` for :func:`attrackt.train.fit` over an
-    :class:`~attrackt.training.AssociationModel` (``model.associations(batch)``, ``model.heads``).
+    :class:`~attrackt.model.network.AssociationModel` (``model.associations(batch)``,
+    ``model.heads``).
     """
 
     def __init__(
@@ -366,10 +367,10 @@ def finetune(
 
 def save_merged(model: nn.Module, path: str | Path, extra: dict[str, Any]) -> None:
     """Write ``model`` with its adapters merged as a plain association-model checkpoint (what
-    ``attrackt predict`` and :func:`~attrackt.training.load_association_model` read). The
+    ``attrackt predict`` and :func:`~attrackt.model.network.load_association_model` read). The
     model itself is left as it is."""
+    from attrackt.checkpoints import CHECKPOINT_FORMAT, model_identity, save_checkpoint
     from attrackt.model.lora import merge_lora
-    from attrackt.train import CHECKPOINT_FORMAT, model_identity, save_checkpoint
 
     merged = merge_lora(copy.deepcopy(model)).cpu()
     kind, model_config = model_identity(merged)
@@ -408,8 +409,9 @@ def finetune_checkpoint(
     merged model as a plain checkpoint for prediction. ``on_step``: see
     :func:`attrackt.train.fit`.
     """
-    from attrackt.train import resolve_device, seed_everything
-    from attrackt.training import AssociationModel, load_association_model, windows_from_extra
+    from attrackt.checkpoints import resolve_device
+    from attrackt.model.network import AssociationModel, load_association_model, windows_from_extra
+    from attrackt.train import seed_everything
 
     device = resolve_device(config.train.device)
     model, extra = load_association_model(checkpoint, device)

@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from attrackt.checkpoints import resolve_device
 from attrackt.data import Associations, Detections
 from attrackt.errors import InputError
 from attrackt.model import WindowBatch, WindowConfig, WindowSet
-from attrackt.train import resolve_device
-from attrackt.training import AssociationModel, load_association_model, windows_from_extra
+from attrackt.model.network import AssociationModel, load_association_model, windows_from_extra
 
 logger = logging.getLogger(__name__)
 
