@@ -684,6 +684,7 @@ def test_a_round_is_summarised_keeps_the_project_current_and_exports(
     assert "round001: 1 links changed (+1, −0) with 1 answers pinned" in text
     assert "Answered 1 of the top" in text and "cells left with score ≥ 0.5" in text
     assert "tracks.geff" in text and "s_RES" in text
+    assert "the model's associations are" in text  # the guard's verdict, in words
     assert read_geff(project / "tracks.geff").edges.tolist() == opened.tracks.edges.tolist()
     assert (project / "result" / "s_RES" / "res_track.txt").is_file()
 

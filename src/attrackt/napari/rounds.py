@@ -85,6 +85,7 @@ class RoundOutcome:
     pinned: dict[int, tuple[int, ...]]
     exported: list[Path] = field(default_factory=list)
     export_error: str = ""
+    guard: str = ""  # the label-free guard's verdict, in words
 
 
 class RoundJob:
@@ -129,7 +130,7 @@ class RoundJob:
         partial = self.folder.with_name(f".{self.folder.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         try:
-            tracks, associations, model = self._steps(partial, report)
+            tracks, associations, model, guard = self._steps(partial, report)
             self._check()
             partial.rename(self.folder)
         except BaseException:
@@ -141,6 +142,7 @@ class RoundJob:
             associations=associations,
             model=None if model is None else self.folder / model.relative_to(partial),
             pinned=self.answers.latest(),
+            guard=guard,
         )
         if self.project is not None:
             stage = len(self.labels)
@@ -156,7 +158,7 @@ class RoundJob:
 
     def _steps(
         self, partial: Path, report: Callable[[Progress], None]
-    ) -> tuple[Tracks, Associations | None, Path | None]:
+    ) -> tuple[Tracks, Associations | None, Path | None, str]:
         from attrackt.link import link
 
         stages = len(self.labels)
@@ -185,7 +187,8 @@ class RoundJob:
         result = link(self.detections, associations, self.answers, self.config.link)
         self._check()
         result.tracks.save(partial / "tracks")
-        return result.tracks, associations, model
+        guard = "" if result.guard is None else result.guard.message()
+        return result.tracks, associations, model, guard
 
     def _finetune(self, out: Path, tick: Callable[[int, int], None]) -> Path:
         from attrackt.active import pseudo_labels
@@ -240,6 +243,7 @@ class RoundSummary:
     ranked: int
     exported: tuple[Path, ...]
     export_error: str = ""
+    guard: str = ""  # the label-free guard's verdict on the round's associations
 
     def text(self) -> str:
         lines = [
@@ -261,6 +265,8 @@ class RoundSummary:
             + (f"; updated {', '.join(p.name for p in self.exported)}" if self.exported else "")
             + ".",
         ]
+        if self.guard:
+            lines.append(self.guard)
         if self.export_error:
             lines.append(self.export_error)
         return "\n".join(lines)

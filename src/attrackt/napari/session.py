@@ -618,6 +618,7 @@ class ProofreadSession:
             ranked=len(self.ranking),
             exported=tuple(outcome.exported),
             export_error=outcome.export_error,
+            guard=outcome.guard,
         )
 
     def resolve(self) -> RoundSummary:
