@@ -232,8 +232,8 @@ def test_bad_input_is_clear() -> None:
         LearnConfig(weights=("speed",))
     with pytest.raises(InputError, match="regularizer must be positive"):
         LearnConfig(regularizer=0)
-    with pytest.raises(InputError, match="below their bounds: \\['appear'\\]"):
-        learn_weights(det, answers({0: ()}), config=LinkConfig(appear=-1))
+    with pytest.raises(InputError, match="below their bounds: \\['distance_weight'\\]"):
+        learn_weights(det, answers({0: ()}), config=LinkConfig(distance_weight=0.001))
 
 
 def test_link_command_learns_weights(tmp_path: Path) -> None:
