@@ -26,11 +26,10 @@ _COSTS = (
 class LinkConfig:
     """How to build the candidate graph, price it and solve it.
 
-    The defaults follow the method's reference linker: 3 nearest neighbours backwards in time,
-    division hyper-edges, features normalised per sequence
-    (mean/std, regular and hyper-edges apart), distance weight 1, association weight -1 (an
-    affinity lowers the cost), bias 0, appear and disappear 1, every detection pinned (kept in
-    the result).
+    The defaults follow the method: its candidate graph of the 10 nearest neighbours backwards
+    in time, division hyper-edges, features normalised per sequence (mean/std, regular and
+    hyper-edges apart), distance weight 1, association weight -1 (an affinity lowers the cost),
+    bias 0, appear and disappear 1, every detection pinned (kept in the result).
 
     An edge costs ``distance_weight * norm(distance) + association_weight * norm(association)
     + edge_bias + gap_weight * (dt - 1)``; a division hyper-edge (parent; two children) has its
@@ -49,7 +48,7 @@ class LinkConfig:
     """
 
     # candidate graph
-    k: int = 3
+    k: int = 10
     max_distance: float | None = None
     max_gap: int = 1
     divisions: bool = True
