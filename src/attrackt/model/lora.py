@@ -4,8 +4,9 @@ An adapted layer computes ``x W^T + b + (alpha / rank) * B A dropout(x)``, with 
 a linear layer's weight and ``B`` zero, so a freshly adapted model computes exactly what the
 base model does. :func:`apply_lora` puts peft's LoRA layers (``peft.inject_adapter_in_model``
 with a ``peft.LoraConfig``) in place of the target ``nn.Linear`` modules, in place: the model
-stays the same object of the same class (it is not a transformers model, and peft's
-``PeftModel`` wrapper would hide its type and configuration from the checkpoints). Around
+stays the same object of the same class (it is not a transformers model; peft's ``PeftModel``
+wrapper would put it under ``base_model.model``, renaming every parameter and replacing the
+object that training, checkpoints and callers hold). Around
 peft, this module adds what the method needs and peft does not do on a plain module: targets
 as ``fnmatch`` patterns over module names, base parameters that keep training
 (``LoRAConfig.trainable``, the Attrackt heads), a seeded start of ``A``, the train/eval mode of
