@@ -188,6 +188,21 @@ def _movie(tmp_path):
     return images, det
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"beta": -1e-3}, "beta"),
+        ({"val_fraction": 1.0}, "val_fraction"),
+        ({"intensity_jitter": -0.1}, "intensity_jitter"),
+        ({"low": 99.9, "high": 1.0}, "percentiles"),
+        ({"minutes": 0.0}, "minutes"),
+    ],
+)
+def test_bad_embedding_settings_are_refused_where_they_are_made(bad, message):
+    with pytest.raises(InputError, match=message):
+        EmbedConfig(**bad)
+
+
 def test_embed_detections_trains_then_reuses_the_checkpoint(tmp_path):
     images, det = _movie(tmp_path)
     cfg = _config(_small((16, 16)), 5)

@@ -245,3 +245,67 @@ def test_real_markers_agree_with_the_ctc_reader(shared_data):
     assert crops.shape == (len(det), 32, 32) and np.isfinite(crops).all()
     # a marker's centroid lies on bright nucleus: the crop centre outshines the crop corners
     assert np.median(crops[:, 16, 16]) > np.median(crops[:, :4, :4])
+
+
+def _synthetic_movie(shape: tuple[int, ...]):
+    """A synthetic movie (3 frames) plus a one-pixel-thin line (label 999) in frame 0."""
+    from attrackt.synthetic import SyntheticConfig, generate
+
+    movie = generate(SyntheticConfig(shape=shape, frames=3, density=10, radius=5, seed=4))
+    masks = movie.masks.copy()
+    line = (0,) * (len(shape) - 1) + (1, slice(1, 7))
+    assert not masks[line].any()
+    masks[line] = 999
+    position = [[0] * (len(shape) - 2) + [1, 3.5]]
+    thin = Detections.from_arrays([0], position, ids=[10**6], labels=[999])
+    det = Detections.concat([movie.tracks().detections, thin])
+    return movie.images, masks, det
+
+
+# Per feature, sum(value_i * (1 + (i % 7) / 7)) over the detections of _synthetic_movie,
+# recorded with the hand-written moments this package had before it used regionprops_table.
+REFERENCE_FEATURES = {
+    "2d": {
+        "area": 3682.285714285714,
+        "intensity_mean": 30666.771154478345,
+        "intensity_std": 12796.18374390293,
+        "intensity_min": 3960.285714285714,
+        "intensity_max": 55720.999999999985,
+        "equivalent_diameter_area": 485.11926529143165,
+        "axis_major_length": 548.7575746761453,
+        "axis_minor_length": 433.13959153202023,
+        "eccentricity": 29.00371379690626,
+        "axis_ratio": 40.911112866274784,
+        "gyration_radius": 175.88336141683737,
+        "extent": 42.04731315421792,
+    },
+    "3d": {
+        "area": 10324.857142857143,
+        "intensity_mean": 8433.097694044875,
+        "intensity_std": 3900.0561653704253,
+        "intensity_min": 397.42857142857144,
+        "intensity_max": 17836.0,
+        "equivalent_diameter_area": 166.44348623366477,
+        "axis_major_length": 277.5722319892501,
+        "axis_intermediate_length": 151.16164235646585,
+        "axis_minor_length": 111.50840208705667,
+        "eccentricity": 14.885444282384132,
+        "axis_ratio": 6.314359430371061,
+        "gyration_radius": 75.78892688537938,
+        "extent": 10.121412054533748,
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("shape", "scale"), [((96, 96), None), ((12, 64, 64), (2.0, 1.0, 1.0))], ids=["2d", "3d"]
+)
+def test_features_of_a_synthetic_movie_match_the_recorded_ones(shape, scale, caplog):
+    images, masks, det = _synthetic_movie(shape)
+    with caplog.at_level(logging.WARNING):
+        table = regionprops_features(images, masks, det, scale=scale).table
+    weights = 1 + (np.arange(len(table)) % 7) / 7
+    got = {c: float(table[c].to_numpy(float) @ weights) for c in feature_names(len(shape))}
+    assert len(table) == (37 if len(shape) == 2 else 12) and "too thin" not in caplog.text
+    want = REFERENCE_FEATURES[f"{len(shape)}d"]
+    assert got == pytest.approx(want, rel=1e-9)

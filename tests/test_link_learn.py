@@ -24,7 +24,8 @@ from attrackt.link.learn import LearnConfig, learn_weights
 def carousel(frames: int = 8, cells: int = 12, turn: float = 0.6, seed: int = 0):
     """Cells on a circle turning 0.6 of their spacing a frame: each cell's nearest cell in the
     previous frame is the one ahead of it, so distance alone links every cell wrongly. The
-    associations know better (0.9 on true links, 0.1 on the other candidate links). Position
+    associations know better (0.9 on true links, 0.1 on the other candidate links of the k = 3
+    graph that the tests of this file link with: their premises were measured on it). Position
     is wrong even where it looks obvious, so the label-free guard, which trusts it there, is
     off in the tests that link with these associations.
 
@@ -40,7 +41,7 @@ def carousel(frames: int = 8, cells: int = 12, turn: float = 0.6, seed: int = 0)
     arr = np.array(rows)
     det = Detections.from_arrays(arr[:, 0].astype(int), arr[:, 1:])
     truth = {(ids[(c, t - 1)], ids[(c, t)]) for (c, t) in ids if t > 0}
-    pairs = candidate_links(det, LinkConfig())
+    pairs = candidate_links(det, LinkConfig(k=3))
     score = np.array([0.9 if tuple(p) in truth else 0.1 for p in pairs.tolist()])
     return det, Associations.from_arrays(pairs[:, 0], pairs[:, 1], score), truth, ids
 
@@ -91,8 +92,9 @@ def outside_errors(tracks: Tracks, truth: set, answered: set) -> int:
 
 def test_costs_are_the_basis_times_the_weights() -> None:
     det, assoc, _, _ = carousel()
-    graph = build_candidates(det, assoc)
+    graph = build_candidates(det, assoc, LinkConfig(k=3))
     config = LinkConfig(
+        k=3,
         distance_weight=0.7,
         association_weight=-2.0,
         edge_bias=0.3,
@@ -117,7 +119,7 @@ def test_costs_are_the_basis_times_the_weights() -> None:
 @pytest.mark.parametrize("subgraph", [True, False])
 def test_answers_that_need_the_associations_teach_the_other_cells(subgraph: bool) -> None:
     det, assoc, truth, ids = carousel()
-    config = LinkConfig(association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
     asked = {ids[(4, 1)]: (ids[(4, 2)],), ids[(6, 3)]: (ids[(6, 4)],), ids[(5, 5)]: (ids[(5, 6)],)}
     journal = answers(asked)
     pinned = link(det, assoc, journal, config).tracks
@@ -134,7 +136,7 @@ def test_answers_that_need_the_associations_teach_the_other_cells(subgraph: bool
 
 def test_answers_with_missed_divisions_make_divisions_cheaper() -> None:
     det, truth, divisions = dividing_movie()
-    config = LinkConfig(hyper_bias=3.0)
+    config = LinkConfig(k=3, hyper_bias=3.0)
     asked = {p: divisions[p] for p in sorted(divisions)[:3]}
     journal = answers(asked)
     pinned = link(det, None, journal, config).tracks
@@ -154,7 +156,7 @@ def test_answers_with_missed_divisions_make_divisions_cheaper() -> None:
 
 def test_the_objective_converges() -> None:
     det, assoc, _, ids = carousel()
-    config = LinkConfig(association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
     journal = answers({ids[(c, c % 6)]: (ids[(c, c % 6 + 1)],) for c in range(0, 12, 2)})
     learn = LearnConfig(eps=1e-4)
     result = learn_weights(det, journal, assoc, config, learn)
@@ -176,7 +178,8 @@ def test_answers_the_solution_already_gets_right_leave_the_weights() -> None:
     for parent, child in truth:
         children.setdefault(parent, []).append(child)
     cells = [ids[key] for key in [(1, 2), (2, 4), (3, 6), (0, 4), (5, 3)]]
-    result = learn_weights(det, answers({c: tuple(children.get(c, [])) for c in cells}))
+    journal = answers({c: tuple(children.get(c, [])) for c in cells})
+    result = learn_weights(det, journal, config=LinkConfig(k=3))
     moved = np.array([result.weights[n] - result.initial[n] for n in WEIGHTS])
     assert np.abs(moved).max() < 1e-6
     assert result.wrong == {"before": 0, "after": 0}
@@ -185,7 +188,7 @@ def test_answers_the_solution_already_gets_right_leave_the_weights() -> None:
 def test_appear_and_disappear_stay_non_negative() -> None:
     det, _, ids = clean_movie()
     ends = [(1, 2), (2, 4), (3, 6), (4, 4), (5, 3), (1, 6), (2, 7)]  # contradicted tracks
-    config = LinkConfig(appear=0.2, disappear=0.2)
+    config = LinkConfig(k=3, appear=0.2, disappear=0.2)
     result = learn_weights(
         det, answers({ids[key]: () for key in ends}), None, config, LearnConfig(regularizer=1.0)
     )
@@ -200,7 +203,7 @@ def test_appear_and_disappear_stay_non_negative() -> None:
 def test_learning_is_deterministic() -> None:
     det, assoc, _, ids = carousel(seed=3)
     journal = answers({ids[(3, 2)]: (ids[(3, 3)],), ids[(8, 4)]: (ids[(8, 5)],)})
-    config = LinkConfig(association_weight=-0.2, guard=False)
+    config = LinkConfig(k=3, association_weight=-0.2, guard=False)
     runs = [learn_weights(det, journal, assoc, config) for _ in range(2)]
 
     def strip(result) -> list[dict]:
@@ -214,7 +217,7 @@ def test_learning_is_deterministic() -> None:
 def test_learn_only_some_weights() -> None:
     det, assoc, _, ids = carousel()
     journal = answers({ids[(4, 1)]: (ids[(4, 2)],), ids[(6, 3)]: (ids[(6, 4)],)})
-    config = LinkConfig(association_weight=-0.2, guard=False)
+    config = LinkConfig(k=3, association_weight=-0.2, guard=False)
     result = learn_weights(
         det, journal, assoc, config, LearnConfig(weights=("association_weight",))
     )
@@ -232,8 +235,8 @@ def test_bad_input_is_clear() -> None:
         LearnConfig(weights=("speed",))
     with pytest.raises(InputError, match="regularizer must be positive"):
         LearnConfig(regularizer=0)
-    with pytest.raises(InputError, match="below their bounds: \\['appear'\\]"):
-        learn_weights(det, answers({0: ()}), config=LinkConfig(appear=-1))
+    with pytest.raises(InputError, match="below their bounds: \\['distance_weight'\\]"):
+        learn_weights(det, answers({0: ()}), config=LinkConfig(distance_weight=0.001))
 
 
 def test_link_command_learns_weights(tmp_path: Path) -> None:
@@ -245,7 +248,7 @@ def test_link_command_learns_weights(tmp_path: Path) -> None:
         journal.add(Answer(ids[(c, t)], (ids[(c, t + 1)],)))
     # the carousel's current links are all wrong: they cannot serve as pseudo-labels
     args = ["link", str(tmp_path / "det.parquet"), "--out", str(tmp_path / "tracks"), "--no-guard"]
-    args += ["--pseudo-fraction", "0"]
+    args += ["--pseudo-fraction", "0", "--k", "3"]
     args += ["--associations", str(tmp_path / "assoc.parquet"), "--association-weight", "-0.2"]
     args += ["--annotations", str(tmp_path / "answers.jsonl")]
     runner = CliRunner()
@@ -267,7 +270,7 @@ def test_a_loop_round_relearns_the_weights_from_every_answer() -> None:
     det, assoc, truth, ids = carousel()
     gt = Tracks(det, np.array(sorted(truth)))
     journal = answers({ids[(c, 2)]: (ids[(c, 3)],) for c in (1, 5, 9)})
-    config = LinkConfig(association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
     _, fixed = loop._solve_and_score(det, assoc, journal, gt, loop.LoopConfig(link=config))
     tracks, learned = loop._solve_and_score(
         det, assoc, journal, gt, loop.LoopConfig(link=config, learn=LearnConfig())
@@ -318,7 +321,7 @@ def test_pseudo_labels_join_the_answers_and_never_override_them() -> None:
     from attrackt.link.learn import with_pseudo_answers
 
     det, assoc, truth, ids = carousel()
-    config = LinkConfig(association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
     asked = {ids[(4, 1)]: (ids[(4, 2)],), ids[(6, 3)]: (ids[(6, 4)],)}
     journal = answers(asked)
     current = link(det, assoc, None, config).tracks  # what the solver does now

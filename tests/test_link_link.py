@@ -142,6 +142,12 @@ def test_an_answer_two_frames_ahead_is_pinned_when_the_linker_reaches_that_far()
         ({"time_limit": 0}, "time_limit"),
         ({"threads": 0}, "threads"),
         ({"on_time_limit": "ignore"}, "on_time_limit"),
+        ({"appear": -1.0}, r"appear must be >= 0 .*motile.*appear=-1\.0"),
+        ({"disappear": -0.1, "appear": -2.0}, "appear and disappear must be >= 0"),
+        ({"edge_bias": float("nan")}, "costs must be finite numbers: edge_bias"),
+        ({"hyper_distance_weight": float("inf")}, "finite.*hyper_distance_weight"),
+        ({"border_margin": float("nan")}, "border_margin"),
+        ({"voxel_size": (1.0, float("inf"))}, "voxel_size"),
     ],
 )
 def test_bad_config_is_refused_clearly(kwargs: dict, message: str) -> None:

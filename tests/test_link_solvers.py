@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 
 from attrackt.data import Annotations, Answer, Associations, Detections
-from attrackt.errors import SolverError
+from attrackt.errors import InputError, SolverError
 from attrackt.link import LinkConfig, build_problem, solve
 from attrackt.link.fast_solver import solve_fast
 from attrackt.link.greedy import solve_greedy
@@ -78,11 +79,27 @@ def test_fast_equals_motile_on_random_instances(seed: int) -> None:
     )
 
 
+def test_motile_refuses_negative_appear_costs_that_the_fast_solver_takes_exactly() -> None:
+    """motile 1.0.1 lets a linked cell count as appearing too; with a negative appear cost it
+    reports a wrong optimum (here, unchecked: a selection worth -6.47 against the optimum -9,
+    reported as -12.47), so a problem with one is refused on that path."""
+    rng = np.random.default_rng(2)
+    t = np.array([0, 0, 1, 1, 1, 2])
+    det = Detections.from_arrays(t, rng.uniform(0, 20, (6, 2)))
+    config = LinkConfig(k=2, pin_nodes=False)
+    problem = build_problem(det, config=config)
+    costs = dataclasses.replace(problem.costs, appear=np.where(problem.costs.appear_free, 0, -3.0))
+    rewarded = dataclasses.replace(problem, costs=costs)
+    assert solve_fast(rewarded, config).objective == pytest.approx(brute_force(rewarded))
+    with pytest.raises(InputError, match="negative appear or disappear costs"):
+        solve_motile(rewarded, config)
+
+
 @pytest.mark.parametrize(("seed", "per_frame"), [(33, 12), (45, 8), (50, 12), (57, 8)])
 def test_fast_equals_motile_where_the_lp_relaxation_is_fractional(seed: int, per_frame: int):
     rng = np.random.default_rng(seed)
     det = random_detections(rng, frames=4, per_frame=per_frame)
-    config = LinkConfig(pin_nodes=seed % 2 == 0, **COST_SETTINGS[seed % 3])
+    config = LinkConfig(k=3, pin_nodes=seed % 2 == 0, **COST_SETTINGS[seed % 3])
     problem = build_problem(det, config=config)
     fast = solve_fast(problem, config)
     assert fast.details["components"]["mip"] >= 1  # branch and bound was needed

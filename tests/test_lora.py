@@ -13,7 +13,6 @@ from attrackt.losses import AttracktHeads
 from attrackt.model import AssociationTransformer, TransformerConfig
 from attrackt.model.lora import (
     LoRAConfig,
-    LoRALinear,
     apply_lora,
     load_adapters,
     lora_layers,
@@ -50,6 +49,11 @@ def inputs(seed: int = 1, n: int = 12):
     return coords, mask, torch.randn(1, n, 1, generator=g), torch.randn(1, n, 4, generator=g)
 
 
+def is_adapter(name: str) -> bool:
+    """A LoRA matrix, as peft names it."""
+    return ".lora_A.default." in name or ".lora_B.default." in name
+
+
 CONFIG = LoRAConfig(rank=4, alpha=8.0, dropout=0.1, trainable=("heads.*",))
 
 
@@ -74,20 +78,20 @@ def test_only_adapters_and_heads_train_and_the_base_stays_bit_identical():
     assert len(names) == 8 and all(n.split(".")[-1] in ("q_proj", "k_proj", "v_proj", "out_proj")
                                    for n in names)  # fmt: skip
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
-    adapters = {n for n in trainable if n.endswith((".lora_a", ".lora_b"))}
+    adapters = {n for n in trainable if is_adapter(n)}
     assert len(adapters) == 16
     assert trainable - adapters == {n for n, _ in net.heads.named_parameters(prefix="heads")}
     # a fresh adapter changes nothing (B starts at zero)
     with torch.no_grad():
         assert torch.equal(net(*inputs()), Wrapped()(*inputs()))
     train_briefly(net)
-    state = net.state_dict()
-    for key, value in base.items():  # the base keys keep their names
+    state = remove_lora(copy.deepcopy(net)).state_dict()  # the base, under its own names
+    for key, value in base.items():
         if key.startswith("heads."):
             assert not torch.equal(state[key], value), f"{key} did not train"
         else:
             assert torch.equal(state[key], value), f"{key} changed"
-    assert any(not torch.equal(m.lora_b, torch.zeros_like(m.lora_b))
+    assert any(not torch.equal(b := m.lora_B["default"].weight, torch.zeros_like(b))
                for m in lora_layers(net).values())  # fmt: skip
 
 
@@ -114,8 +118,8 @@ def test_adapters_saved_apart_reload_onto_a_fresh_base(tmp_path):
     path = tmp_path / "adapters.pt"
     save_adapters(path, net, CONFIG, extra={"cells": 3})
     saved = torch.load(path, weights_only=True)["adapters"]
-    assert all(k.endswith((".lora_a", ".lora_b")) or k.startswith("heads.") for k in saved)
-    assert not any(k.endswith("q_proj.weight") for k in saved)  # the base is not copied
+    assert all(is_adapter(k) or k.startswith("heads.") for k in saved)
+    assert not any("base_layer" in k for k in saved)  # the base is not copied
     fresh = Wrapped().eval()
     config = load_adapters(path, fresh)
     assert config == CONFIG
@@ -135,7 +139,6 @@ def test_bad_configurations_and_foreign_files_are_clear_errors(tmp_path):
         apply_lora(net, LoRAConfig(targets=("*nonexistent",)))
     apply_lora(net, LoRAConfig(rank=2, targets=("model.encoder.*q_proj",)))
     assert list(lora_layers(net)) == ["model.encoder.0.attn.q_proj"]
-    assert isinstance(net.model.encoder[0].attn.q_proj, LoRALinear)
     with pytest.raises(InputError, match="already carries"):
         apply_lora(net, CONFIG)
     save_adapters(tmp_path / "a.pt", net, LoRAConfig(rank=2, targets=("model.encoder.*q_proj",)))
@@ -146,3 +149,23 @@ def test_bad_configurations_and_foreign_files_are_clear_errors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not torch")
     with pytest.raises(InputError, match="junk.pt"):
         load_adapters(tmp_path / "junk.pt", Wrapped())
+
+
+def test_adapting_keeps_the_train_mode_the_global_random_state_and_a_seeded_start():
+    net = Wrapped().eval()
+    state = torch.random.get_rng_state()
+    apply_lora(net, CONFIG)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert not any(m.training for m in net.modules())  # peft's new layers start in train mode
+    with torch.no_grad():  # so LoRA's dropout is off: the same output twice
+        torch.testing.assert_close(net(*inputs()), net(*inputs()), rtol=0, atol=0)
+    again, other = Wrapped(), Wrapped()
+    apply_lora(again, CONFIG)
+    apply_lora(other, LoRAConfig(rank=4, alpha=8.0, seed=1))
+
+    def starts(m: nn.Module) -> list[torch.Tensor]:
+        return [layer.lora_A["default"].weight for layer in lora_layers(m).values()]
+
+    assert all(torch.equal(a, b) for a, b in zip(starts(net), starts(again), strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(starts(net), starts(other), strict=True))
+    assert not any(m.training for m in merge_lora(net).modules())

@@ -304,6 +304,14 @@ def test_bad_inputs_raise_clear_errors():
         WindowSet.build(det, np.array([[0, 3], [1, 3]]))
     with pytest.raises(InputError, match="window must be at least 2"):
         WindowConfig(window=1)
+    for bad, message in [
+        ({"scale": (0.0, 1.1)}, "scale"),
+        ({"scale": (1.2, 0.9)}, "scale"),
+        ({"drop": 1.0}, "drop"),
+        ({"feature_jitter": float("nan")}, "feature_jitter"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            AugmentConfig(**bad)
     ws = WindowSet.build(det, edges)
     with pytest.raises(InputError, match="out of range"):
         ws.batch([len(ws)])

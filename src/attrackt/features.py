@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from skimage.measure import regionprops_table
 
 from attrackt.data import Detections
 from attrackt.errors import InputError
@@ -99,67 +100,52 @@ def feature_names(ndim: int) -> list[str]:
     ]
 
 
+#: the columns of :func:`feature_names` that ``skimage.measure.regionprops_table`` computes
+_REGIONPROPS = (
+    "area",
+    "intensity_mean",
+    "intensity_std",
+    "intensity_min",
+    "intensity_max",
+    "equivalent_diameter_area",
+    "axis_major_length",
+    "axis_minor_length",
+    "extent",
+)
+
+
 def _label_stats(
     image: np.ndarray, mask: np.ndarray, scale: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features of every label of one frame: ``(labels (L,), features (L, F))``."""
+    """Features of every label of one frame: ``(labels (L,), features (L, F))``.
+
+    ``regionprops_table`` gives all but four: the 3D intermediate axis (regionprops has the
+    major and minor only), eccentricity (2D only there), the axis ratio and the gyration radius.
+    Those come from its inertia-tensor eigenvalues ``e`` (descending): the intermediate axis
+    as regionprops derives the other two, ``sqrt(10 (e0 - e1 + e2))``; eccentricity as
+    ``sqrt(1 - (minor / major)^2)`` (in 2D what regionprops computes); the gyration radius as
+    ``sqrt(sum(e) / (ndim - 1))``, the inertia tensor's trace being ``ndim - 1`` times the sum
+    of the second central moments.
+    """
     ndim = mask.ndim
-    fg = np.flatnonzero(mask)
-    labels, inv = np.unique(mask.reshape(-1)[fg], return_inverse=True)
-    n = len(labels)
-    counts = np.bincount(inv, minlength=n).astype(np.float64)
-    values = image.reshape(-1)[fg].astype(np.float64)
-
-    def mean_of(x: np.ndarray) -> np.ndarray:
-        return np.bincount(inv, weights=x, minlength=n) / counts
-
-    mean = mean_of(values)
-    std = np.sqrt(mean_of((values - mean[inv]) ** 2))
-    order = np.argsort(inv, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts[:-1]).astype(np.int64)])
-    vmin = np.minimum.reduceat(values[order], starts) if n else np.zeros(0)
-    vmax = np.maximum.reduceat(values[order], starts) if n else np.zeros(0)
-
-    index = np.unravel_index(fg, mask.shape)
-    extent_box = np.ones(n)
-    centred = []
-    for axis in range(ndim):
-        coord = index[axis]
-        if n:
-            lo = np.minimum.reduceat(coord[order], starts)
-            hi = np.maximum.reduceat(coord[order], starts)
-            extent_box *= hi - lo + 1
-        phys = coord * scale[axis]
-        centred.append(phys - mean_of(phys)[inv])
-    cov = np.empty((n, ndim, ndim))
-    for i in range(ndim):
-        for j in range(i, ndim):
-            cov[:, i, j] = cov[:, j, i] = mean_of(centred[i] * centred[j])
-    eig = np.clip(np.linalg.eigvalsh(cov)[:, ::-1], 0, None)  # descending
-
-    size = counts * float(np.prod(scale))
-    if ndim == 2:
-        diameter = np.sqrt(4 * size / np.pi)
-    else:
-        diameter = np.cbrt(6 * size / np.pi)
-    lengths = 2 * np.sqrt((ndim + 2) * eig)  # the full axes of an ellipse / ellipsoid
+    props = regionprops_table(
+        mask,
+        image,
+        properties=("label", *_REGIONPROPS, "inertia_tensor_eigvals"),
+        spacing=scale,
+    )
+    columns = {name: np.asarray(props[name], dtype=np.float64) for name in _REGIONPROPS}
+    eig = np.stack([props[f"inertia_tensor_eigvals-{i}"] for i in range(ndim)], axis=1)
+    if ndim == 3:
+        middle = 10 * (eig[:, 0] - eig[:, 1] + eig[:, 2])
+        columns["axis_intermediate_length"] = np.sqrt(np.clip(middle, 0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
-        eccentricity = np.sqrt(1 - eig[:, -1] / eig[:, 0])
-        ratio = lengths[:, -1] / lengths[:, 0]
-    columns = [
-        size,
-        mean,
-        std,
-        vmin,
-        vmax,
-        diameter,
-        *lengths.T,
-        eccentricity,
-        ratio,
-        np.sqrt(eig.sum(axis=1)),
-        counts / extent_box,
-    ]
-    return labels, np.stack(columns, axis=1) if n else np.zeros((0, len(columns)))
+        ratio = columns["axis_minor_length"] / columns["axis_major_length"]
+    columns["eccentricity"] = np.sqrt(1 - ratio**2)
+    columns["axis_ratio"] = ratio
+    columns["gyration_radius"] = np.sqrt(eig.sum(axis=1) / (ndim - 1))
+    stats = np.stack([columns[name] for name in feature_names(ndim)], axis=1)
+    return np.asarray(props["label"]), stats
 
 
 def regionprops_features(

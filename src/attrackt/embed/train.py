@@ -55,6 +55,21 @@ class EmbedConfig:
     mask_others: bool = False
     minutes: float | None = None
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 <= self.beta < float("inf"):
+            problems.append(f"beta must be >= 0, got {self.beta}")
+        if not 0 <= self.val_fraction < 1 or self.max_val_crops < 0:
+            problems.append("val_fraction must lie in [0, 1) and max_val_crops be >= 0")
+        if not 0 <= self.intensity_jitter < 1:
+            problems.append(f"intensity_jitter must lie in [0, 1), got {self.intensity_jitter}")
+        if not 0 <= self.low < self.high <= 100:
+            problems.append(f"percentiles need 0 <= low < high <= 100, got {self.low}, {self.high}")
+        if self.minutes is not None and not self.minutes > 0:
+            problems.append(f"minutes must be positive, got {self.minutes}")
+        if problems:
+            raise InputError("embedding configuration", "; ".join(problems))
+
 
 def augment_crops(x: torch.Tensor, flip: bool, rotate: bool, jitter: float) -> torch.Tensor:
     """Per crop: random flips of every spatial axis, 90-degree Y-X rotations, gain and offset.

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from attrackt.errors import SolverError
+from attrackt.errors import InputError, SolverError
 from attrackt.link.config import LinkConfig
 from attrackt.link.problem import (
     OFF,
@@ -141,7 +141,19 @@ def _link_data(cost: float, pin: int) -> dict[str, Any]:
 
 
 def build_solver(problem: LinkProblem):
-    """A motile solver with the model of :mod:`attrackt.link.problem`."""
+    """A motile solver with the model of :mod:`attrackt.link.problem`.
+
+    Negative appear or disappear costs are refused: motile 1.0.1 bounds its appear/disappear
+    indicators only from below and would count a linked cell as a start or end to earn them
+    (see :class:`~attrackt.link.config.LinkConfig`).
+    """
+    c = problem.costs
+    if (c.appear[~c.appear_free] < 0).any() or (c.disappear[~c.disappear_free] < 0).any():
+        raise InputError(
+            "link problem",
+            "has negative appear or disappear costs, which motile's solver does not model "
+            "exactly; solve it with the fast solver",
+        )
     m = _motile()
     solver = m["HyperSolver"](track_graph(problem))
     solver.add_cost(m["LinkCost"]())

@@ -1,18 +1,23 @@
-"""LoRA: low-rank adapters on chosen linear layers, for fine-tuning on a few corrections.
+"""LoRA through peft: low-rank adapters on chosen linear layers, for fine-tuning on a few answers.
 
-An adapted layer computes ``x W^T + b + (alpha / rank) * dropout(x) A^T B^T`` with ``A``
-(rank x in) drawn like a linear layer's weight and ``B`` (out x rank) zero, so a freshly adapted
-model computes exactly what the base model does. :func:`apply_lora` swaps each target
-``nn.Linear`` for a :class:`LoRALinear` that *shares* the base weight and bias tensors (their
-names in the state dict stay the same, so a base checkpoint loads into an adapted model) and
-freezes every base parameter except those named in ``LoRAConfig.trainable``.
+An adapted layer computes ``x W^T + b + (alpha / rank) * B A dropout(x)``, with ``A`` drawn like
+a linear layer's weight and ``B`` zero, so a freshly adapted model computes exactly what the
+base model does. :func:`apply_lora` puts peft's LoRA layers (``peft.inject_adapter_in_model``
+with a ``peft.LoraConfig``) in place of the target ``nn.Linear`` modules, in place: the model
+stays the same object of the same class (it is not a transformers model; peft's ``PeftModel``
+wrapper would put it under ``base_model.model``, renaming every parameter and replacing the
+object that training, checkpoints and callers hold). Around
+peft, this module adds what the method needs and peft does not do on a plain module: targets
+as ``fnmatch`` patterns over module names, base parameters that keep training
+(``LoRAConfig.trainable``, the Attrackt heads), a seeded start of ``A``, the train/eval mode of
+the replaced layers (peft's new layers start in train mode, dropout on, inside a model in eval
+mode), saving the adapters apart from the base checkpoint (:func:`save_adapters`, one
+``torch.load``-safe file with the trainable base parameters too), loading them onto a fresh base
+model (:func:`load_adapters`) and merging them into its weights (:func:`merge_lora`), after
+which the model is a plain model again.
 
-Why a module swap and not ``torch.nn.utils.parametrize`` or peft: a weight parametrization
-``W + BA`` cannot apply LoRA's dropout, which acts on the layer's *input*; peft would add a
-dependency (and its transformers-oriented stack) for some eighty lines of code. The adapters
-alone (plus any extra trainable parameters) are saved apart from the base checkpoint
-(:func:`save_adapters`), can be loaded onto a fresh base model (:func:`load_adapters`) and
-merged into its weights (:func:`merge_lora`), after which the model is a plain transformer again.
+peft is imported only where adapters are made or found: importing it loads transformers
+(about 4 s on a busy CPU machine), which prediction and linking do not need.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from attrackt.errors import InputError
 from attrackt.io.atomic import atomic_path
 
-ADAPTER_FORMAT = "attrackt-lora-1"
+ADAPTER_FORMAT = "attrackt-lora-2"  # 2: peft's parameter names (1: the hand-written LoRA's)
+_ADAPTER = "default"  # the name of the one peft adapter a model carries
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,8 @@ class LoRAConfig:
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise InputError("LoRA config", f"rank must be >= 1, got {self.rank}")
-        if not self.alpha > 0:
-            raise InputError("LoRA config", f"alpha must be > 0, got {self.alpha}")
+        if not 0 < self.alpha < math.inf:
+            raise InputError("LoRA config", f"alpha must be positive and finite, got {self.alpha}")
         if not 0 <= self.dropout < 1:
             raise InputError("LoRA config", f"dropout must lie in [0, 1), got {self.dropout}")
         if not self.targets:
@@ -73,73 +78,21 @@ class LoRAConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
-class LoRALinear(nn.Linear):
-    """An ``nn.Linear`` (sharing the base layer's weight and bias) plus a low-rank update."""
+def lora_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The adapted layers of ``model`` (peft LoRA layers) by module name."""
+    from peft.tuners.lora import LoraLayer
 
-    def __init__(
-        self,
-        base: nn.Linear,
-        rank: int,
-        alpha: float,
-        dropout: float,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(
-            base.in_features, base.out_features, bias=base.bias is not None, device="meta"
-        )
-        self.weight = base.weight
-        self.bias = base.bias
-        like = {"device": base.weight.device, "dtype": base.weight.dtype}
-        start = torch.empty(rank, base.in_features)
-        nn.init.kaiming_uniform_(start, a=math.sqrt(5), generator=generator)
-        self.lora_a = nn.Parameter(start.to(**like))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, **like))
-        self.lora_dropout = nn.Dropout(dropout)
-        self.scale = alpha / rank
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        low_rank = F.linear(F.linear(self.lora_dropout(x), self.lora_a), self.lora_b)
-        return super().forward(x) + self.scale * low_rank
-
-    def delta_weight(self) -> torch.Tensor:
-        """The update ``(alpha / rank) * B A`` that merging adds to the weight."""
-        return self.scale * (self.lora_b @ self.lora_a)
-
-    def merged(self) -> nn.Linear:
-        """A plain ``nn.Linear`` whose weight is the base weight plus the update."""
-        plain = nn.Linear(
-            self.in_features, self.out_features, bias=self.bias is not None, device="meta"
-        )
-        plain.weight = nn.Parameter(
-            (self.weight + self.delta_weight()).detach(), requires_grad=self.weight.requires_grad
-        )
-        plain.bias = self.bias
-        return plain
-
-    def unadapted(self) -> nn.Linear:
-        """A plain ``nn.Linear`` holding the base weight and bias (the update dropped)."""
-        plain = nn.Linear(
-            self.in_features, self.out_features, bias=self.bias is not None, device="meta"
-        )
-        plain.weight = self.weight
-        plain.bias = self.bias
-        return plain
-
-
-def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
-    """Put ``new`` in place of the module ``name``, in the same train/eval mode."""
-    new.train(model.get_submodule(name).training)
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
-
-
-def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
-    """The adapted layers of ``model`` by module name."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+    return {n: m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
 
 
 def _is_adapter(name: str) -> bool:
-    return name.endswith((".lora_a", ".lora_b"))
+    return f".lora_A.{_ADAPTER}." in name or f".lora_B.{_ADAPTER}." in name
+
+
+def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` in place of the module ``name``."""
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
 
 
 def apply_lora(model: nn.Module, config: LoRAConfig | None = None) -> list[str]:
@@ -148,6 +101,8 @@ def apply_lora(model: nn.Module, config: LoRAConfig | None = None) -> list[str]:
     After this, exactly the adapter matrices and the base parameters matching
     ``config.trainable`` require gradients. Returns the names of the adapted layers.
     """
+    from peft import LoraConfig, inject_adapter_in_model
+
     config = config or LoRAConfig()
     if lora_layers(model):
         raise InputError("model", "already carries LoRA adapters; merge or remove them first")
@@ -160,28 +115,52 @@ def apply_lora(model: nn.Module, config: LoRAConfig | None = None) -> list[str]:
         raise InputError(
             "LoRA config", f"no linear layer of the model matches the targets {config.targets}"
         )
-    for name, param in model.named_parameters():
-        param.requires_grad_(any(fnmatch.fnmatch(name, p) for p in config.trainable))
+    training = {name: model.get_submodule(name).training for name in names}
+    peft_config = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=names,  # full names: peft matches them exactly
+    )
+    with torch.random.fork_rng(devices=[]):  # peft draws its own start of A: not from ours
+        inject_adapter_in_model(peft_config, model, adapter_name=_ADAPTER)
     generator = torch.Generator().manual_seed(config.seed)
     for name in names:
-        base = model.get_submodule(name)
-        adapted = LoRALinear(base, config.rank, config.alpha, config.dropout, generator)
-        _swap(model, name, adapted)
+        layer = model.get_submodule(name)
+        layer.train(training[name])
+        start = layer.lora_A[_ADAPTER].weight
+        with torch.no_grad():  # peft's own start, drawn from the seeded generator
+            fresh = torch.empty(start.shape)
+            nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=generator)
+            start.copy_(fresh)
+    for name, param in model.named_parameters():
+        trainable = _is_adapter(name) or any(fnmatch.fnmatch(name, p) for p in config.trainable)
+        param.requires_grad_(trainable)
     return names
+
+
+def _unload(model: nn.Module, merge: bool) -> nn.Module:
+    for name, layer in lora_layers(model).items():
+        if merge and not layer.merged:
+            layer.merge()
+        elif not merge and layer.merged:
+            layer.unmerge()
+        base = layer.get_base_layer()
+        base.train(layer.training)
+        _swap(model, name, base)
+    if hasattr(model, "peft_config"):  # set by peft's injection
+        del model.peft_config
+    return model
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
     """Fold every adapter into its layer's weight (in place); the model has no adapters after."""
-    for name, layer in lora_layers(model).items():
-        _swap(model, name, layer.merged())
-    return model
+    return _unload(model, merge=True)
 
 
 def remove_lora(model: nn.Module) -> nn.Module:
     """Drop every adapter without merging (in place): the base model is back."""
-    for name, layer in lora_layers(model).items():
-        _swap(model, name, layer.unadapted())
-    return model
+    return _unload(model, merge=False)
 
 
 def adapter_state(model: nn.Module, config: LoRAConfig) -> dict[str, torch.Tensor]:
@@ -222,7 +201,13 @@ def read_adapters(path: str | Path) -> tuple[LoRAConfig, dict[str, torch.Tensor]
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         raise InputError(path, f"not a readable adapter file ({err})") from err
     if not isinstance(state, dict) or state.get("format") != ADAPTER_FORMAT:
-        raise InputError(path, "not an attrackt LoRA adapter file")
+        found = state.get("format") if isinstance(state, dict) else None
+        hint = (
+            "; it was written before attrackt used peft: use the merged model.pt beside it"
+            if found == "attrackt-lora-1"
+            else ""
+        )
+        raise InputError(path, f"not an attrackt LoRA adapter file ({ADAPTER_FORMAT}){hint}")
     return LoRAConfig.from_dict(state["config"]), state["adapters"], state.get("extra", {})
 
 

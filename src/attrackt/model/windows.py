@@ -44,6 +44,17 @@ class AugmentConfig:
     feature_jitter: float = 0.1
     drop: float = 0.05
 
+    def __post_init__(self) -> None:
+        low, high = self.scale
+        if not 0 < low <= high < float("inf"):
+            raise InputError(
+                None, f"augment scale must be a range 0 < low <= high, got {self.scale}"
+            )
+        if not 0 <= self.feature_jitter < float("inf"):
+            raise InputError(None, f"feature_jitter must be >= 0, got {self.feature_jitter}")
+        if not 0 <= self.drop < 1:
+            raise InputError(None, f"drop must lie in [0, 1), got {self.drop}")
+
 
 @dataclass(frozen=True)
 class WindowConfig:
