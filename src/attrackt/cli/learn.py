@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -248,91 +252,112 @@ def predict_command(
     )
 
 
-def finetune_config(
-    full: bool,
-    rank: int,
-    alpha: float,
-    dropout: float,
-    targets: str,
-    pseudo_fraction: float,
-    steps_per_cell: int,
-    max_steps: int | None,
-    minutes: float | None,
-    lr: float,
-    batch_size: int,
-    device: str,
-    seed: int,
-):
-    from attrackt.finetune import FinetuneConfig
-    from attrackt.model.lora import LoRAConfig
-    from attrackt.train import TrainConfig
-
-    lora = None
-    if not full:
-        patterns = tuple(t.strip() for t in targets.split(",") if t.strip())
-        lora = LoRAConfig(rank=rank, alpha=alpha, dropout=dropout, targets=patterns, seed=seed)
-    return FinetuneConfig(
-        lora=lora,
-        pseudo_fraction=pseudo_fraction,
-        steps_per_cell=steps_per_cell,
-        min_steps=min(100, max_steps or 100),
-        max_steps=max_steps,
-        minutes=minutes,
-        train=TrainConfig(
-            lr=lr,
-            batch_size=batch_size,
-            warmup_steps=0.05,
-            checkpoint_every=200,
-            log_every=25,
-            device=device,
-            seed=seed,
-        ),
-    )
-
-
 FullOption = Annotated[bool, typer.Option(help="Train every parameter instead of LoRA adapters.")]
-
-
 RankOption = Annotated[int, typer.Option(help="LoRA rank.")]
-
-
 AlphaOption = Annotated[
     float, typer.Option(help="LoRA alpha (the update is scaled by alpha/rank).")
 ]
-
-
 DropoutOption = Annotated[float, typer.Option(help="LoRA dropout on the adapted layers' input.")]
-
-
 TargetsOption = Annotated[
     str, typer.Option(help="Layers to adapt (name patterns, comma-separated).")
 ]
-
-
 PseudoFractionOption = Annotated[
     float, typer.Option(help="Share of cells whose solver links are pseudo-labels (0: none).")
 ]
-
-
 StepsPerCellOption = Annotated[int, typer.Option(help="Optimiser steps per answered cell.")]
-
-
 MaxStepsOption = Annotated[int | None, typer.Option(help="At most this many steps.")]
-
-
 MinutesOption = Annotated[float | None, typer.Option(help="At most this long (steps measured).")]
-
-
 LrOption = Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up + cosine).")]
-
-
 BatchOption = Annotated[int, typer.Option(help="Windows per step.")]
 
 
-LORA_TARGETS = ",".join(LoRAConfig().targets)
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """The fine-tuning options of a command, as given."""
+
+    full: bool
+    rank: int
+    alpha: float
+    dropout: float
+    targets: str
+    pseudo_fraction: float
+    steps_per_cell: int
+    max_steps: int | None
+    minutes: float | None
+    lr: float
+    batch_size: int
+
+    def config(self, device: str, seed: int) -> FinetuneConfig:
+        """The fine-tuning these options ask for, on ``device`` with ``seed``."""
+        from attrackt.train import TrainConfig
+
+        lora = None
+        if not self.full:
+            patterns = tuple(t.strip() for t in self.targets.split(",") if t.strip())
+            lora = LoRAConfig(
+                rank=self.rank, alpha=self.alpha, dropout=self.dropout, targets=patterns, seed=seed
+            )
+        return FinetuneConfig(
+            lora=lora,
+            pseudo_fraction=self.pseudo_fraction,
+            steps_per_cell=self.steps_per_cell,
+            min_steps=min(100, self.max_steps or 100),
+            max_steps=self.max_steps,
+            minutes=self.minutes,
+            train=TrainConfig(
+                lr=self.lr,
+                batch_size=self.batch_size,
+                warmup_steps=0.05,
+                checkpoint_every=200,
+                log_every=25,
+                device=device,
+                seed=seed,
+            ),
+        )
+
+
+_FINETUNE_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+    for name, kind, default in (
+        ("full", FullOption, False),
+        ("rank", RankOption, LORA.rank),
+        ("alpha", AlphaOption, LORA.alpha),
+        ("dropout", DropoutOption, LORA.dropout),
+        ("targets", TargetsOption, ",".join(LORA.targets)),
+        ("pseudo_fraction", PseudoFractionOption, FINETUNE.pseudo_fraction),
+        ("steps_per_cell", StepsPerCellOption, FINETUNE.steps_per_cell),
+        ("max_steps", MaxStepsOption, None),
+        ("minutes", MinutesOption, None),
+        ("lr", LrOption, FINETUNE.train.lr),
+        ("batch_size", BatchOption, FINETUNE.train.batch_size),
+    )
+]
+
+
+def with_finetune_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the fine-tuning options in place of its ``tuning: FinetuneOptions``
+    parameter (declared once here for every command that fine-tunes)."""
+    signature = inspect.signature(command, eval_str=True)
+    names = [p.name for p in _FINETUNE_OPTIONS]
+    parameters = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "tuning":
+            parameters += _FINETUNE_OPTIONS
+        else:
+            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(command)
+    def wrapper(**options: Any) -> None:
+        tuning = FinetuneOptions(**{name: options.pop(name) for name in names})
+        command(**options, tuning=tuning)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
 
 
 @app.command("finetune")
+@with_finetune_options
 def finetune_command(
     checkpoint: Annotated[Path, typer.Argument(help="The base model (attrackt train).")],
     detections: DetectionsFile,
@@ -344,17 +369,8 @@ def finetune_command(
     associations: Annotated[
         Path | None, typer.Option(help="The model's associations (for pseudo-labels).")
     ] = None,
-    full: FullOption = False,
-    rank: RankOption = LORA.rank,
-    alpha: AlphaOption = LORA.alpha,
-    dropout: DropoutOption = LORA.dropout,
-    targets: TargetsOption = LORA_TARGETS,
-    pseudo_fraction: PseudoFractionOption = FINETUNE.pseudo_fraction,
-    steps_per_cell: StepsPerCellOption = FINETUNE.steps_per_cell,
-    max_steps: MaxStepsOption = None,
-    minutes: MinutesOption = None,
-    lr: LrOption = FINETUNE.train.lr,
-    batch_size: BatchOption = FINETUNE.train.batch_size,
+    *,
+    tuning: FinetuneOptions,
     device: DeviceOption = "auto",
     seed: SeedOption = 0,
     resume: Annotated[bool, typer.Option(help="Continue a fine-tuning left in OUT.")] = True,
@@ -366,21 +382,18 @@ def finetune_command(
     from attrackt.link import LinkConfig
 
     with reported():
-        config = finetune_config(
-            full, rank, alpha, dropout, targets, pseudo_fraction, steps_per_cell, max_steps,
-            minutes, lr, batch_size, device, seed,
-        )  # fmt: skip
+        config = tuning.config(device, seed)
         dets = Detections.load(detections)
         answers = Annotations.load(annotations)
         pseudo = None
-        if pseudo_fraction > 0:
+        if tuning.pseudo_fraction > 0:
             if tracks is None or associations is None:
                 raise InputError(
                     "--pseudo-fraction", "pseudo-labels need --tracks and --associations (or 0)"
                 )
             pseudo = pseudo_labels(
                 dets, Tracks.load(tracks), Associations.load(associations), answers,
-                pseudo_fraction, candidates=LinkConfig(),
+                tuning.pseudo_fraction, candidates=LinkConfig(),
             )  # fmt: skip
         result = finetune_checkpoint(
             checkpoint, dets, answers, config, out, pseudo=pseudo, resume=resume

@@ -19,23 +19,7 @@ from attrackt.cli.common import (
     reported,
     training_data,
 )
-from attrackt.cli.learn import (
-    FINETUNE,
-    LORA,
-    LORA_TARGETS,
-    AlphaOption,
-    BatchOption,
-    DropoutOption,
-    FullOption,
-    LrOption,
-    MaxStepsOption,
-    MinutesOption,
-    PseudoFractionOption,
-    RankOption,
-    StepsPerCellOption,
-    TargetsOption,
-    finetune_config,
-)
+from attrackt.cli.learn import FinetuneOptions, with_finetune_options
 from attrackt.data import Detections
 from attrackt.errors import InputError
 from attrackt.io.tiff import read_movie
@@ -141,6 +125,7 @@ def answers_command(
 
 
 @app.command("loop")
+@with_finetune_options
 def loop_command(
     checkpoint: Annotated[Path, typer.Argument(help="The base model (attrackt train).")],
     data: Annotated[
@@ -162,17 +147,8 @@ def loop_command(
     learn_weights: Annotated[
         bool, typer.Option(help="Re-learn the linking weights from the answers each round.")
     ] = False,
-    full: FullOption = False,
-    rank: RankOption = LORA.rank,
-    alpha: AlphaOption = LORA.alpha,
-    dropout: DropoutOption = LORA.dropout,
-    targets: TargetsOption = LORA_TARGETS,
-    pseudo_fraction: PseudoFractionOption = FINETUNE.pseudo_fraction,
-    steps_per_cell: StepsPerCellOption = FINETUNE.steps_per_cell,
-    max_steps: MaxStepsOption = None,
-    minutes: MinutesOption = None,
-    lr: LrOption = FINETUNE.train.lr,
-    batch_size: BatchOption = FINETUNE.train.batch_size,
+    *,
+    tuning: FinetuneOptions,
     device: DeviceOption = "auto",
     seed: SeedOption = 0,
 ) -> None:
@@ -189,21 +165,7 @@ def loop_command(
             strategy=strategy,  # type: ignore[arg-type]
             seed=seed,
             learn=LearnConfig() if learn_weights else None,
-            finetune=finetune_config(
-                full,
-                rank,
-                alpha,
-                dropout,
-                targets,
-                pseudo_fraction,
-                steps_per_cell,
-                max_steps,
-                minutes,
-                lr,
-                batch_size,
-                device,
-                seed,
-            ),  # fmt: skip
+            finetune=tuning.config(device, seed),
             predict=PredictConfig(tta=tta, device=device),
         )
         dets, edges = training_data(data, sequence)
