@@ -44,7 +44,7 @@ def run_command(
         typer.Option(
             help="Instance segmentation of the single image source: a folder of label images "
             "(CTC mask000.tif, Cellpose NAME_masks.tif/.png, StarDist), a label stack (.tif, "
-            ".npy) or a zarr array (store.zarr[/path/to/array])."
+            ".npy) or a zarr array (store.zarr or store.zarr/path/to/array)."
         ),
     ] = None,
     points: Annotated[
