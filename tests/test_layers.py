@@ -28,3 +28,15 @@ def test_the_check_finds_a_climbing_import(tmp_path):
     assert import_graph.violations(edges)[:1] == [
         "attrackt.train (learning) imports attrackt.link (tracking)"
     ]
+
+
+def test_the_architecture_page_shows_todays_graph():
+    sys.path.insert(0, str(REPO / "docs"))
+    try:
+        import import_graph
+    finally:
+        sys.path.pop(0)
+    page = (REPO / "docs" / "architecture.md").read_text()
+    assert import_graph.mermaid(import_graph.graph()).strip() in page, (
+        "docs/architecture.md's diagram is stale: python docs/import_graph.py --mermaid"
+    )
