@@ -37,9 +37,11 @@ import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import provenance, write_results  # noqa: E402
+
 from attrackt import distributed
 from attrackt.data import Detections
-from attrackt.io.atomic import atomic_write_text
 from attrackt.losses import AttracktHeads, objective
 from attrackt.model import AssociationTransformer, TransformerConfig, WindowConfig, WindowSet
 from attrackt.train import TrainConfig, fit, resolve_device
@@ -173,13 +175,6 @@ def launch(args: argparse.Namespace, nprocs: int, batch: int, folder: Path) -> d
     }
 
 
-def git_commit() -> str:
-    done = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip() or "unknown"
-
-
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda (NCCL) or cpu (gloo)")
@@ -250,11 +245,7 @@ def main() -> None:
         "scaling_of": f"{counts[-1]} processes over {counts[0]}, global batch {batches[-1]}",
         "card": card,
         "device": args.device,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "git_commit": args.commit or git_commit(),
+        "provenance": dict(provenance(), **({"commit": args.commit} if args.commit else {})),
         "settings": {
             k: getattr(args, k)
             for k in (
@@ -282,8 +273,7 @@ def main() -> None:
         )
     for b, row in by_batch.items():
         print(f"scaling, batch {b} ({counts[-1]} processes over {counts[0]}): {row['scaling']:.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -5,24 +5,23 @@ and transitive losses), and the loss part alone against a per-sample loop versio
 losses (the pattern of the peer's training code: a Python loop over the samples of a batch and
 over frame blocks). Prints a table and writes ``bench/results/model_step.json``.
 
-    python bench/model_step.py [--device auto] [--batch 8] [--tokens 300] [--threads N]
+    python bench/model_step.py [--device auto] [--batch 8] [--tokens 300] [--threads N] [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, provenance, write_results  # noqa: E402
+
 from attrackt.data import Detections
-from attrackt.io.atomic import atomic_write_text
 from attrackt.losses import AttracktHeads, attrackt_loss, objective, transitive_loss
 from attrackt.model import (
     AssociationTransformer,
@@ -114,6 +113,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--json", type=Path, default=RESULTS / "model_step.json")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -173,18 +173,11 @@ def main() -> None:
             f" {r['losses_batched_s']:8.4f} {r['losses_per_sample_loop_s']:8.4f}"
             f" {r['loop_over_batched']:9.2f}"
         )
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     result = {
         "benchmark": "model_step",
-        "platform": platform.platform(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
+        "provenance": provenance(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
-        "git_commit": commit,
         "batch": args.batch,
         "tokens": args.tokens,
         "window": WINDOW,
@@ -193,10 +186,8 @@ def main() -> None:
         "repeats": args.repeats,
         "rows": rows,
     }
-    out = Path(__file__).parent / "results" / "model_step.json"
-    out.parent.mkdir(exist_ok=True)
-    atomic_write_text(out, json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_results(args.json, result)
+    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
