@@ -25,7 +25,9 @@ LEARNING = (
     "attrackt.budget", "attrackt.checkpoints", "attrackt.distributed", "attrackt.embed",
     "attrackt.features",
     "attrackt.finetune", "attrackt.interrupt", "attrackt.losses", "attrackt.model",
-    "attrackt.predict", "attrackt.store", "attrackt.train", "attrackt.training",
+    "attrackt.optim", "attrackt.predict", "attrackt.resume", "attrackt.rng", "attrackt.sampling",
+    "attrackt.schedule", "attrackt.store", "attrackt.train", "attrackt.training",
+    "attrackt.trainlog", "attrackt.validation",
 )  # fmt: skip
 
 

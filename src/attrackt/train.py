@@ -20,29 +20,33 @@ checkpoints (by steps and at least every ``checkpoint_seconds``), a clean stop o
 Launched with several processes (``torchrun --nproc-per-node N``), :func:`fit` trains data-parallel
 with ``DistributedDataParallel`` and no change to the objective (see :func:`fit`); everything that
 writes (log, checkpoints, progress bar) runs on rank 0 only.
+
+The loop's parts live beside it, each in its own module: :mod:`attrackt.optim` (AdamW, autocast,
+one optimiser step), :mod:`attrackt.schedule` (learning rate, re-planning under a time limit),
+:mod:`attrackt.sampling` (which samples each step draws), :mod:`attrackt.rng` (random states),
+:mod:`attrackt.validation` (the held-out set), :mod:`attrackt.trainlog` (``log.jsonl``),
+:mod:`attrackt.resume` (going on from ``last.pt``) and :mod:`attrackt.checkpoints`; this module
+re-exports the names callers use.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DistributedSampler, Sampler
+from torch.utils.data import Sampler
 from tqdm.auto import tqdm
 
 from attrackt import distributed
-from attrackt.checkpoints import (  # noqa: F401 (also this module's public names)
+from attrackt.checkpoints import (
     CHECKPOINT_FORMAT,
     Checkpoint,
     check_plain,
@@ -51,25 +55,34 @@ from attrackt.checkpoints import (  # noqa: F401 (also this module's public name
     resolve_device,
     save_checkpoint,
 )
-from attrackt.distributed import is_main_process as is_main_process  # re-exported
+from attrackt.distributed import is_main_process
 from attrackt.errors import InputError
 from attrackt.interrupt import StopSignals, TrainingInterrupted
 from attrackt.io.atomic import atomic_write_text
 from attrackt.io.jsonfile import strict_json
+from attrackt.optim import LossFn, MakeBatch, OptimiserStep, adamw
+from attrackt.resume import Start, resume_from, should_resume
+from attrackt.rng import rng_state, seed_everything
+from attrackt.sampling import EpochShuffler, epoch_batches, to_device, training_sampler
+from attrackt.schedule import REPLAN_RESERVE, REPLAN_SHARE, Replanner, lr_at, replanned_steps
+from attrackt.trainlog import LOG, LossWindow, append_record, read_log
+from attrackt.validation import Validation, validation_losses
+
+__all__ = [  # the loop's own names, and those of its parts that callers import from here
+    "AGREE_EVERY", "BEST", "CHECKPOINT_FORMAT", "Checkpoint", "EpochShuffler", "FitResult",
+    "LAST", "LOG", "LossFn", "MakeBatch", "REPLAN_RESERVE", "REPLAN_SHARE", "TrainConfig",
+    "Validation", "check_plain", "fit", "is_main_process", "load_checkpoint", "lr_at",
+    "model_identity", "replanned_steps", "resolve_device", "save_checkpoint", "seed_everything",
+    "to_device",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
 LAST = "last.pt"
 BEST = "best.pt"
-LOG = "log.jsonl"
 
-LossFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
-MakeBatch = Callable[[torch.Tensor], Any]
-
-
-# --------------------------------------------------------------------------------------------
-# configuration
-# --------------------------------------------------------------------------------------------
+#: with several processes, the steps at which they agree on a stop signal and a timed checkpoint
+AGREE_EVERY = 16
 
 
 @dataclass
@@ -86,11 +99,12 @@ class TrainConfig:
     disables clipping (the gradient norm is still logged).
 
     ``time_limit`` (seconds of training, usually set by :func:`attrackt.budget.budget_config`)
-    makes :func:`fit` re-plan ``steps`` from its own recent pace every :data:`REPLAN_SHARE` of
-    the limit, so that the run ends near the limit whatever the probe guessed and however the
-    pace changes (on a GPU shared by other jobs it changed several-fold within a run); the
-    warm-up keeps its planned length and the cosine stretches to the new end. A resumed run
-    goes on with the steps it had planned and the training time it had used.
+    makes :func:`fit` re-plan ``steps`` from its own recent pace every
+    :data:`~attrackt.schedule.REPLAN_SHARE` of the limit, so that the run ends near the limit
+    whatever the probe guessed and however the pace changes (on a GPU shared by other jobs it
+    changed several-fold within a run); the warm-up keeps its planned length and the cosine
+    stretches to the new end. A resumed run goes on with the steps it had planned and the
+    training time it had used.
     """
 
     steps: int = 1000
@@ -146,21 +160,6 @@ class TrainConfig:
 
 
 @dataclass
-class Validation:
-    """A held-out set: ``make_batch`` gathers rows ``0..size-1`` (no augmentation, usually).
-
-    It is scored with the training ``loss_fn`` in eval mode without gradients, in batches of
-    ``batch_size`` (the training batch size when ``None``); the reported losses are averages
-    weighted by batch size. Its random draws (dropout, sampling) do not disturb the training
-    random stream.
-    """
-
-    size: int
-    make_batch: MakeBatch
-    batch_size: int | None = None
-
-
-@dataclass
 class FitResult:
     """What a call to :func:`fit` did."""
 
@@ -172,201 +171,19 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (every device)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def lr_at(step: int, config: TrainConfig) -> float:
-    """The learning rate of the update with 0-based index ``step``: linear warm-up, then cosine."""
-    warmup = config.warmup
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    span = max(1, config.steps - 1 - warmup)
-    progress = min(1.0, (step - warmup) / span)
-    return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-#: a run under a time limit re-plans its steps whenever this share of the limit has passed
-#: since its last plan; and keeps this share of the limit in reserve
-REPLAN_SHARE = 0.05
-REPLAN_RESERVE = 0.03
-
-
-def replanned_steps(step: int, seconds_per_step: float, elapsed: float, config: TrainConfig) -> int:
-    """The total step count that makes a run at ``step`` after ``elapsed`` seconds, going on at
-    ``seconds_per_step``, end within ``config.time_limit`` (with a small reserve); at least one
-    step more than ``step``."""
-    left = config.time_limit * (1.0 - REPLAN_RESERVE) - elapsed
-    return step + max(1, int(left / max(seconds_per_step, 1e-9)))
-
-
-class EpochShuffler(Sampler[int]):
-    """Indices ``0..size-1`` in an order fixed by ``seed`` and the epoch (set with ``set_epoch``).
-
-    An epoch's order does not depend on any other random state, so a resumed run sees the same
-    batches, and every process of a data-parallel run draws the same global batches.
-    """
-
-    def __init__(self, size: int, seed: int = 0) -> None:
-        if size < 1:
-            raise InputError("training data", "there is nothing to train on (0 samples)")
-        self.size = size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator()
-        generator.manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.size
-
-
-def _rng_state() -> dict[str, Any]:
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    if torch.backends.mps.is_available():
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    npy = state["numpy"]
-    np.random.set_state(
-        (
-            "MT19937",
-            npy["keys"].numpy().astype(np.uint32),
-            npy["pos"],
-            npy["has_gauss"],
-            npy["cached_gaussian"],
+def _processes(batch_size: int) -> tuple[int, int]:
+    """``(world, rank)``: how many processes train together and which one this is; the global
+    batch must split evenly among them."""
+    parallel = distributed.active()
+    world = distributed.world_size() if parallel else 1
+    rank = distributed.rank() if parallel else 0
+    if batch_size % world:
+        raise InputError(
+            "training configuration",
+            f"batch_size {batch_size} is the global batch and must be a multiple of the "
+            f"{world} processes",
         )
-    )
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "mps" in state and torch.backends.mps.is_available():
-        torch.mps.set_rng_state(state["mps"])
-
-
-def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; no weight decay on biases and norm scales."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise InputError("model", "has no trainable parameters")
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    groups = [g for g in groups if g["params"]]
-    return torch.optim.AdamW(groups, lr=config.lr, fused=device.type == "cuda")
-
-
-def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
-    enabled = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def to_device(indices: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``indices`` on ``device``; to a GPU through pinned memory, without waiting for it."""
-    if device.type != "cuda":
-        return indices.to(device)
-    return indices.pin_memory().to(device, non_blocking=True)
-
-
-def _losses(out: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-    if "loss" not in out:
-        raise KeyError(f"loss_fn must return a dict with the key 'loss'; got {sorted(out)}")
-    return out
-
-
-def _evaluate(
-    model: nn.Module,
-    loss_fn: LossFn,
-    val: Validation,
-    config: TrainConfig,
-    device: torch.device,
-    rank: int = 0,
-    world: int = 1,
-) -> dict[str, float]:
-    """Size-weighted mean losses over ``val``, in eval mode, without gradients.
-
-    With several processes each scores every ``world``-th batch and the sums are combined, so
-    every process returns the same numbers.
-    """
-    batch_size = val.batch_size or config.batch_size
-    sums: dict[str, torch.Tensor] = {}
-    was_training = model.training
-    model.eval()
-    devices = [torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad():
-        for start in range(0, val.size, batch_size)[rank::world]:
-            idx = torch.arange(start, min(start + batch_size, val.size))
-            with _autocast(device, config):
-                out = _losses(loss_fn(model, val.make_batch(idx)))
-            for key, value in out.items():
-                sums[key] = sums.get(key, 0.0) + value.detach().float() * len(idx)
-    model.train(was_training)
-    totals: dict[str, float] = {}
-    for part in distributed.all_gather({k: float(v) for k, v in sums.items()}):
-        for key, value in part.items():
-            totals[key] = totals.get(key, 0.0) + value
-    return {f"val_{k}": v / val.size for k, v in totals.items()}
-
-
-def _read_log(path: Path, up_to_step: int) -> list[dict[str, float]]:
-    """The records of an earlier run's log up to ``up_to_step`` (later ones are being redone)."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if record.get("step", 0) <= up_to_step:
-            records.append(record)
-    return records
-
-
-def _warn_changed(
-    stored: Mapping[str, Any], config: TrainConfig, stored_world: int, world: int
-) -> None:
-    keys = ("steps", "batch_size", "lr", "min_lr", "warmup_steps", "seed", "weight_decay")
-    changed = {
-        k: (stored.get(k), getattr(config, k)) for k in keys if stored.get(k) != getattr(config, k)
-    }
-    if stored_world != world:
-        changed["processes"] = (stored_world, world)
-    if changed:
-        logger.warning(
-            "resuming with a changed configuration %s: the run will not match an uninterrupted one",
-            {k: f"{a} -> {b}" for k, (a, b) in changed.items()},
-        )
-
-
-#: with several processes, the steps at which they agree on a stop signal and a timed checkpoint
-AGREE_EVERY = 16
+    return world, rank
 
 
 def _agree(
@@ -385,6 +202,11 @@ def _agree(
         return None, False, None
     views = distributed.all_gather((signum, due, plan))
     return next((s for s, _, _ in views if s is not None), None), views[0][1], views[0][2]
+
+
+def _due(step: int, every: int) -> bool:
+    """Whether something done every ``every`` steps (0: never) is due at ``step``."""
+    return bool(every) and step % every == 0
 
 
 def fit(
@@ -450,16 +272,8 @@ def fit(
     """
     out_dir = Path(out_dir)
     device = distributed.setup(resolve_device(config.device))
-    parallel = distributed.active()
-    world = distributed.world_size() if parallel else 1
-    rank = distributed.rank() if parallel else 0
+    world, rank = _processes(config.batch_size)
     main = rank == 0
-    if config.batch_size % world:
-        raise InputError(
-            "training configuration",
-            f"batch_size {config.batch_size} is the global batch and must be a multiple of the "
-            f"{world} processes",
-        )
     model.to(device)
     kind, model_config = model_identity(model)
     extra = dict(extra_state or {})
@@ -467,64 +281,28 @@ def fit(
     check_plain(extra, "extra_state")
     if val is not None and val.size < 1:
         raise InputError("validation data", "is empty; pass val=None to train without it")
-
-    sampler = EpochShuffler(data, config.seed) if isinstance(data, int) else data
-    if parallel and isinstance(sampler, DistributedSampler):
-        raise InputError(
-            "training data",
-            "fit shares every global batch among the processes itself: give it a sampler with "
-            "the same order in every process, not a DistributedSampler",
-        )
-    if len(sampler) < world:
-        raise InputError(
-            "training data", f"{len(sampler)} samples are too few to share among {world} processes"
-        )
-    drop_last = len(sampler) >= config.batch_size  # keep every batch full when there is enough
-    batches = BatchSampler(sampler, config.batch_size, drop_last=drop_last)
-    per_epoch = len(batches)
-
-    optimizer = _optimizer(model, config, device)
+    sampler = training_sampler(data, config.seed, world)
+    optimizer = adamw(model, config, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, config) / config.lr)
 
-    step = 0
-    resumed_from = None
-    trained_before = 0.0  # seconds of training in earlier calls (a resumed timed run)
-    best_val: float | None = None
     last_path, best_path, log_path = out_dir / LAST, out_dir / BEST, out_dir / LOG
-    history: list[dict[str, float]] = []
-    resuming = resume and last_path.is_file()
-    if len(set(distributed.all_gather(resuming))) > 1:
-        raise InputError(
-            last_path,
-            "is seen by some processes only: out_dir must lie on a file system all of them share",
-        )
-    if resuming:
-        checkpoint = load_checkpoint(last_path, model)
-        optimizer.load_state_dict(checkpoint.state["optimizer"])
-        schedule.load_state_dict(checkpoint.state["scheduler"])
-        rng_states = checkpoint.state.get("rng_ranks") or [checkpoint.state["rng"]]
-        saved = checkpoint.train_config
-        if config.time_limit is not None and saved.get("time_limit") is not None:
-            # a run under a time limit goes on with its plan and the training time it used
-            config = dataclasses.replace(
-                config, steps=int(saved["steps"]), warmup_steps=saved["warmup_steps"]
+    start, history = Start(config), []
+    if should_resume(resume, last_path):
+        start = resume_from(last_path, model, optimizer, schedule, config, rank, world)
+        if main and start.changed:
+            logger.warning(
+                "resuming with a changed configuration %s: the run will not match an "
+                "uninterrupted one",
+                start.changed,
             )
-            trained_before = float(checkpoint.state.get("elapsed", 0.0))
         if main:
-            _warn_changed(saved, config, len(rng_states), world)
-        step = resumed_from = checkpoint.step
-        best_val = checkpoint.best_val_loss
-        if rank < len(rng_states):
-            _set_rng_state(rng_states[rank])
-        else:  # more processes than the checkpoint knows: a fresh stream for this one
-            seed_everything(config.seed + rank)
-        if main:
-            history = _read_log(log_path, step)
-        logger.info("resuming %s from step %d (%s)", kind, step, last_path)
+            history = read_log(log_path, start.step)
+        logger.info("resuming %s from step %d (%s)", kind, start.step, last_path)
     else:
         seed_everything(config.seed + rank)
         if main:
             best_path.unlink(missing_ok=True)  # an earlier run's best is no longer comparable
+    config, step, best_val = start.config, start.step, start.best_val
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(log_path, "".join(strict_json(r) + "\n" for r in history))
@@ -533,8 +311,8 @@ def fit(
 
     def save(path: Path) -> None:
         """Write a checkpoint on rank 0; every process must call it (it gathers RNG states)."""
-        rng = _rng_state()
-        rng_ranks = distributed.all_gather(rng) if parallel else None
+        rng = rng_state()
+        rng_ranks = distributed.all_gather(rng) if world > 1 else None
         if not main:
             return
         state = {
@@ -549,7 +327,7 @@ def fit(
             "train_config": dataclasses.asdict(config),
             "extra": extra,
             "best_val_loss": best_val,
-            "elapsed": trained_before + time.perf_counter() - t_start,
+            "elapsed": start.trained_before + time.perf_counter() - t_start,
         }
         if rng_ranks is not None:
             state["rng_ranks"] = rng_ranks
@@ -558,23 +336,16 @@ def fit(
     def record(entry: dict[str, float]) -> None:
         history.append(entry)
         if main:
-            with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(strict_json(entry) + "\n")
+            append_record(log_path, entry)
 
-    timed = config.time_limit is not None
-    if timed:  # the warm-up keeps its planned length whatever the new step count
+    if config.time_limit is not None:  # the warm-up keeps its planned length whatever the steps
         config = dataclasses.replace(config, warmup_steps=config.warmup)
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    loss_module = distributed.LossModule(model, loss_fn)
-    trainer: nn.Module = loss_module  # becomes DistributedDataParallel after a first step
+    update = OptimiserStep(model, loss_fn, optimizer, schedule, config, device, world, rank)
+    batches = epoch_batches(sampler, config.batch_size, start=step)
     model.train()
-    sums: dict[str, torch.Tensor] = {}
-    window_steps = window_samples = 0
-    t_start = t_window = t_plan = time.perf_counter()
-    step_plan = step
+    t_start = time.perf_counter()
+    window, replanner = LossWindow(t_start), Replanner(step, t_start)
     t_saved = time.monotonic()
-    batch_iter: Iterator[list[int]] | None = None
     bar = tqdm(
         total=config.steps,
         initial=step,
@@ -585,42 +356,15 @@ def fit(
     signals = StopSignals().install()
     try:
         while step < config.steps:
-            if batch_iter is None or step % per_epoch == 0:
-                if hasattr(sampler, "set_epoch"):
-                    sampler.set_epoch(step // per_epoch)
-                batch_iter = iter(batches)
-                for _ in range(step % per_epoch):  # resuming inside an epoch
-                    next(batch_iter)
-            indices = torch.as_tensor(next(batch_iter), dtype=torch.int64)
-            share = indices.tensor_split(world)[rank] if parallel else indices
-            weight = len(share) / len(indices)  # this process's part of the batch mean
+            indices = torch.as_tensor(next(batches), dtype=torch.int64)
             lr = optimizer.param_groups[0]["lr"]
-            with _autocast(device, config):
-                out = _losses(trainer(make_batch(share)))
-            optimizer.zero_grad(set_to_none=True)
-            if len(share) * world == len(indices):
-                out["loss"].backward()
-            else:  # unequal shares (a batch smaller than batch_size): weigh them by size
-                (out["loss"] * (weight * world)).backward()
-            if parallel and trainer is loss_module:
-                # The first step finds which parameters the loss uses, averages by hand, and
-                # wraps, searching for unused parameters on every step only when needed.
-                every_used = distributed.average_gradients(params)
-                trainer = distributed.wrap(loss_module, find_unused_parameters=not every_used)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in params if p.grad is not None], config.grad_clip or math.inf
-            )
-            optimizer.step()
-            schedule.step()
+            done = update(make_batch, indices)
             step += 1
             bar.update(1)
             if on_step is not None:
                 on_step(step, config.steps)
-            proposal = None
             now = time.perf_counter()
-            if timed and now - t_plan >= REPLAN_SHARE * config.time_limit and step > step_plan:
-                pace = (now - t_plan) / (step - step_plan)
-                proposal = replanned_steps(step, pace, trained_before + now - t_start, config)
+            proposal = replanner.propose(step, now, start.trained_before + now - t_start, config)
             timely = 0 < config.checkpoint_seconds <= time.monotonic() - t_saved
             stop, timely, plan = _agree(
                 signals.received, timely, proposal, step, step == config.steps
@@ -630,44 +374,29 @@ def fit(
                     logger.debug("%s: re-planned to %d steps", kind, plan)
                 config = dataclasses.replace(config, steps=plan)  # rank 0's plan for all
                 bar.total = config.steps
-                t_plan, step_plan = now, step
-
-            for key, value in out.items():
-                sums[key] = sums.get(key, 0.0) + value.detach().float() * weight
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm.detach().float() * weight
-            window_steps += 1
-            window_samples += len(indices)
+                replanner.planned(step, now)
+            window.add(done.losses, done.grad_norm, done.weight, len(indices))
 
             at_end = step == config.steps
-            if at_end or (config.log_every and step % config.log_every == 0):
-                keys = list(sums)
-                totals = distributed.all_reduce_sum(torch.stack([sums[k] for k in keys]))
-                means = dict(zip(keys, (totals / window_steps).tolist(), strict=True))
+            if at_end or _due(step, config.log_every):
+                means = window.means()
                 if not math.isfinite(means["loss"]):
                     raise FloatingPointError(
                         f"training {kind}: the loss became {means['loss']} by step {step}; "
                         f"last good checkpoint: {last_path if last_path.is_file() else 'none'}"
                     )
                 now = time.perf_counter()
-                record(
-                    {
-                        "step": step,
-                        "lr": lr,
-                        **means,
-                        "seconds": now - t_start,
-                        "samples_per_s": window_samples / max(now - t_window, 1e-9),
-                    }
-                )
+                seconds, rate = now - t_start, window.samples_per_second(now)
+                record({"step": step, "lr": lr, **means, "seconds": seconds, "samples_per_s": rate})
                 bar.set_postfix(loss=f"{means['loss']:.4g}")
-                sums, window_steps, window_samples, t_window = {}, 0, 0, now
-            if val is not None and (at_end or (config.val_every and step % config.val_every == 0)):
-                scores = _evaluate(model, loss_fn, val, config, device, rank, world)
+                window = LossWindow(now)
+            if val is not None and (at_end or _due(step, config.val_every)):
+                scores = validation_losses(model, loss_fn, val, config, device, rank, world)
                 record({"step": step, **scores})
                 if config.keep_best and (best_val is None or scores["val_loss"] < best_val):
                     best_val = scores["val_loss"]
                     save(best_path)
-            every = config.checkpoint_every and step % config.checkpoint_every == 0
-            if at_end or stop or timely or every:
+            if at_end or stop or timely or _due(step, config.checkpoint_every):
                 save(last_path)
                 t_saved = time.monotonic()
             if stop:
@@ -683,6 +412,6 @@ def fit(
         last_checkpoint=last_path if last_path.is_file() else None,
         best_checkpoint=best_path if best_path.is_file() else None,
         best_val_loss=best_val,
-        resumed_from=resumed_from,
+        resumed_from=start.resumed_from,
         history=history,
     )

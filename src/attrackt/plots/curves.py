@@ -20,14 +20,14 @@ log = logging.getLogger(__name__)
 
 def read_training_log(path: str | Path) -> list[dict[str, float]]:
     """The records of a training ``log.jsonl`` (or of the ``log.jsonl`` in a training folder)."""
-    from attrackt.train import LOG, _read_log
+    from attrackt.trainlog import LOG, read_log
 
     path = Path(path)
     if path.is_dir():
         path = path / LOG
     if not path.is_file():
         raise InputError(path, "no such training log")
-    records = _read_log(path, up_to_step=math.inf)
+    records = read_log(path, up_to_step=math.inf)
     if not records:
         raise InputError(path, "holds no training records")
     return records
