@@ -17,16 +17,17 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import BatchSampler, Sampler
+from torch.utils.data import Sampler
 
 from attrackt.errors import InputError
-from attrackt.train import EpochShuffler, LossFn, MakeBatch, TrainConfig, resolve_device
+from attrackt.optim import LossFn, MakeBatch, autocast
+from attrackt.sampling import as_sampler, epoch_batches
+from attrackt.train import TrainConfig, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -36,22 +37,6 @@ PROBE_SHARE = 0.05  # of a time budget, at most, spent measuring the step time
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
-    enabled = config.amp == "bf16" or (config.amp == "auto" and device.type == "cuda")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def _batches(data: int | Sampler[int], config: TrainConfig) -> Iterator[list[int]]:
-    sampler = EpochShuffler(data, config.seed) if isinstance(data, int) else data
-    epoch = 0
-    while True:
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        drop_last = len(sampler) >= config.batch_size
-        yield from BatchSampler(sampler, config.batch_size, drop_last=drop_last)
-        epoch += 1
 
 
 def time_step(
@@ -87,7 +72,7 @@ def time_step(
         probe = copy.deepcopy(model).to(device).train()
         params = [p for p in probe.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW(params, lr=config.lr, fused=device.type == "cuda")
-        batches = _batches(data, config)
+        batches = epoch_batches(as_sampler(data, config.seed), config.batch_size)
         timed, t0 = -1, start
         for k in range(warmup + steps):
             if timed < 0 and (k == warmup or time.perf_counter() - start > limit / 2):
@@ -96,7 +81,7 @@ def time_step(
             elif timed > 0 and time.perf_counter() - start > limit:
                 break
             indices = torch.as_tensor(next(batches), dtype=torch.int64)
-            with _autocast(device, config):
+            with autocast(device, config):
                 loss = loss_fn(probe, make_batch(indices))["loss"]
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
