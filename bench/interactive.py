@@ -28,6 +28,10 @@ transitive terms, a fixed step plan for every case).
     python bench/interactive.py prepare --carry .gpu/interactive --base DIR   # CPU
     PYTHONPATH=src python3 bench/interactive.py gpu --carry .gpu/interactive --out $OUT
     python bench/interactive.py evaluate --carry .gpu/interactive --gpu-results DIR   # CPU
+
+``evaluate`` keeps each task's figures under ``CARRY/evaluated`` (delete it after changing the
+code): a stopped run goes on where it was, and ``--arms pin,pin+lora`` scores the linking-only
+arms of every case first.
 """
 
 from __future__ import annotations
@@ -326,6 +330,7 @@ def _answers_key(carry: Path, case: dict) -> tuple:
 def evaluate_phase(args: argparse.Namespace) -> None:
     from attrackt.data import Tracks
     from attrackt.evaluate import evaluate
+    from attrackt.io.jsonfile import write_json
     from attrackt.store import Store
 
     carry, results = Path(args.carry), Path(args.gpu_results)
@@ -342,21 +347,40 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     for case in cases:
         same.setdefault(_answers_key(carry, case), []).append(case["name"])
     by_name = {c["name"]: c for c in cases}
-    with ProcessPoolExecutor(args.processes) as pool:
-        futures = {}
+    wanted = set(args.arms.split(",")) if args.arms else set(ARMS) | {PSEUDO_ARM}
+    # linking-only arms first, the arms that learn weights after: a cut-short run has the
+    # fast figures of every case
+    tasks: list[tuple[list[str], dict, dict, tuple[str, ...]]] = []
+    for learning in (False, True):
         for names in same.values():
             first = by_name[names[0]]
-            arms = ("pin", "pin+ssvm") + ((PSEUDO_ARM,) if first["ranking"] == "confidence" else ())
-            task = (str(carry), str(scores), first, {}, arms)
-            futures[pool.submit(score_case, *task)] = names
+            arms = ("pin+ssvm",) + ((PSEUDO_ARM,) if first["ranking"] == "confidence" else ())
+            tasks.append((names, first, {}, arms if learning else ("pin",)))
         for case in cases:
             record = gpu["records"].get(case["name"], {})
-            task = (str(carry), str(scores), case, record, ("pin+lora", "pin+both"))
-            futures[pool.submit(score_case, *task)] = [case["name"]]
+            tasks.append(([case["name"]], case, record, ("pin+both",) if learning else ("pin+lora",)))
+    cache = Path(args.cache or carry / "evaluated")
+    cache.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(args.processes) as pool:
+        futures = {}
+        for names, case, record, arms in tasks:
+            arms = tuple(a for a in arms if a in wanted)
+            if not arms:
+                continue
+            saved = cache / f"{case['name']}_{'_'.join(arms)}.json"
+            if saved.is_file():
+                for name in names:
+                    found[name].update(json.loads(saved.read_text()))
+                continue
+            task = (str(carry), str(scores), case, record, arms)
+            futures[pool.submit(score_case, *task)] = (names, saved)
         for future in as_completed(futures):
-            for name in futures[future]:
-                found[name].update(future.result())
-            print(futures[future], future.result(), flush=True)
+            names, saved = futures[future]
+            result = future.result()
+            for name in names:
+                found[name].update(result)
+            write_json(saved, result)
+            print(names, result, flush=True)
     datasets: dict = {}
     for case in cases:
         arms = found[case["name"]]
@@ -384,6 +408,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         "protocol": "GT detections, test movie 02; answers from the ground truth for the top "
         "B cells of each ranking of the base model's linking; every arm links with the answers "
         "pinned and the guard on",
+        "arms": sorted(wanted),
         "not_run": sorted(n for n, r in gpu["records"].items() if r.get("status") != "ok"),
         "datasets": datasets,
     }
@@ -434,6 +459,8 @@ def main() -> None:
     e.add_argument("--stores", default=".gpu/accuracy")
     e.add_argument("--processes", type=int, default=2)
     e.add_argument("--json", help="where to write [bench/results/interactive.json]")
+    e.add_argument("--arms", help=f"comma-separated arms to score [all: {ARMS + (PSEUDO_ARM,)}]")
+    e.add_argument("--cache", help="each task's figures, kept across runs [CARRY/evaluated]")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     {"prepare": prepare_phase, "gpu": gpu_phase, "worker": worker,

@@ -172,6 +172,31 @@ def test_the_objective_converges() -> None:
     assert result.record[-1]["weights"] == result.weights
 
 
+def test_a_failing_bundle_qp_keeps_the_best_weights_so_far(monkeypatch, caplog) -> None:
+    from attrackt.errors import SolverError
+    from attrackt.link import learn as learn_module
+
+    det, assoc, _, ids = carousel()
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    journal = answers({ids[(c, c % 6)]: (ids[(c, c % 6 + 1)],) for c in range(0, 12, 2)})
+    solved = learn_module._bundle_qp
+    calls = []
+
+    def flaky(*args):
+        calls.append(1)
+        if len(calls) > 2:
+            raise SolverError("bundle QP: Solve error")
+        return solved(*args)
+
+    monkeypatch.setattr(learn_module, "_bundle_qp", flaky)
+    result = learn_weights(det, journal, assoc, config, LearnConfig(eps=1e-4))
+    assert not result.converged and len(calls) == 3
+    # the weights are the best of the iterations made, not the start's and not a crash
+    assert result.weights == result.record[-1]["weights"]
+    assert result.weights != result.initial
+    assert "keeping the best weights" in caplog.text
+
+
 def test_answers_the_solution_already_gets_right_leave_the_weights() -> None:
     det, truth, ids = clean_movie()
     children: dict[int, list[int]] = {}

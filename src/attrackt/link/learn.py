@@ -415,7 +415,11 @@ class _Learner:
                 self.rounds.append({"round": number, "latent_objective": value})
             if value < best:
                 best_w, best = w, value
-            w, bound = _bundle_qp(a, b, self.w0, self.learn.regularizer, self.lower)
+            try:
+                w, bound = _bundle_qp(a, b, self.w0, self.learn.regularizer, self.lower)
+            except SolverError as error:  # a numerically hard QP: keep what was learned
+                logger.warning("%s; keeping the best weights found so far", error)
+                return best_w, False
             gap = best - bound
             self.record.append(
                 {
