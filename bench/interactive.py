@@ -358,7 +358,8 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             tasks.append((names, first, {}, arms if learning else ("pin",)))
         for case in cases:
             record = gpu["records"].get(case["name"], {})
-            tasks.append(([case["name"]], case, record, ("pin+both",) if learning else ("pin+lora",)))
+            arms = ("pin+both",) if learning else ("pin+lora",)
+            tasks.append(([case["name"]], case, record, arms))
     cache = Path(args.cache or carry / "evaluated")
     cache.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.processes) as pool:
