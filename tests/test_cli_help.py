@@ -20,4 +20,3 @@ def test_help_renders(command):
     assert result.exit_code == 0, result.output or repr(result.exception)
     assert f"attrackt {command}" in result.output
     assert "--help" in result.output
-
