@@ -18,6 +18,7 @@ from attrackt.data import Detections
 from attrackt.errors import InputError
 from attrackt.interrupt import TrainingInterrupted
 from attrackt.io.tiff import read_movie
+from attrackt.voxels import parse_voxel_size
 
 if TYPE_CHECKING:
     from attrackt.data import Annotations, Associations
@@ -195,15 +196,6 @@ def evaluate(
 # ---- linking -----------------------------------------------------------------------------
 
 
-def _voxel_size(text: str | None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError as err:
-        raise InputError("--voxel-size", f"expected Y,X or Z,Y,X numbers, got {text!r}") from err
-
-
 @app.command("link")
 def link_command(
     detections: Annotated[
@@ -272,7 +264,7 @@ def link_command(
             max_distance=max_distance,
             max_gap=max_gap,
             divisions=divisions,
-            voxel_size=_voxel_size(voxel_size),
+            voxel_size=parse_voxel_size(voxel_size),
             distance_weight=distance_weight,
             association_weight=association_weight,
             edge_bias=edge_bias,
@@ -1307,6 +1299,10 @@ def run_command(
         float | None, typer.Option(help="Train the association model for about this long.")
     ] = None,
     k: Annotated[int, typer.Option(help="Candidate parents per cell for linking.")] = 10,
+    voxel_size: Annotated[
+        str | None,
+        typer.Option(help="Voxel size Z,Y,X (or Y,X), any unit, e.g. 2,1,1: planes 2 px apart."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     force: Annotated[bool, typer.Option(help="Run every stage again.")] = False,
@@ -1334,6 +1330,7 @@ def run_command(
             config.train.train.seed = config.embed.train.seed = seed
         if train_minutes is not None:
             config.train.minutes = train_minutes
+        config = config.with_voxel_size(parse_voxel_size(voxel_size))
         if masks is not None and points is not None:
             raise InputError("--points", "give the cells either as --masks or as --points")
         if dry_run:

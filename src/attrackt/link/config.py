@@ -27,6 +27,10 @@ class LinkConfig:
     image border; disappearing likewise with the next frame. With ``guard`` (the default)
     associations count only in the sequences where the label-free guard passes them
     (:mod:`attrackt.link.guard`); elsewhere those sequences link on position alone.
+
+    ``voxel_size`` (``Z,Y,X`` or ``Y,X``, any unit: :mod:`attrackt.voxels`) multiplies the
+    positions before any distance is taken (neighbours, costs, the guard); ``max_distance`` and
+    ``border_margin`` are in its units.
     """
 
     # candidate graph
