@@ -102,6 +102,11 @@ def to_uint8(crops: np.ndarray) -> np.ndarray:
 def crop_cells(images: np.ndarray, detections: Detections, config: PrepareConfig) -> np.ndarray:
     """``uint8`` crops ``(N, *crop_pixels)`` of every detection of one movie (table order)."""
     size, pixels = config.sizes(detections.ndim)
+    logger.info(
+        "crops of %d cells: a field of %s px at %s voxels (voxel size %s)",
+        len(detections), " x ".join(map(str, size)), " x ".join(map(str, pixels)),
+        config.voxel_size or "not given: pixels",
+    )  # fmt: skip
     movie = normalise_movie(images, config.low, config.high)
     out = np.empty((len(detections), *pixels), np.uint8)
     for start in range(0, len(detections), _CHUNK):
