@@ -87,7 +87,8 @@ def test_a_3d_movie_runs_through_attrackt_run_with_its_voxel_size(ran) -> None:
     assert extra["windows"]["voxel_size"] == [2.0, 1.0, 1.0]  # prediction reads it back
     assert len(Associations.load(project / "associations.parquet").table)
     assert Tracks.load(project / "tracks").detections.ndim == 3
-    assert (project / "ranking.csv").is_file() and (project / "report.html").is_file()
+    assert (project / "ranking.csv").is_file()
+    assert "prepare.voxel_size" in (project / "report.html").read_text(encoding="utf-8")
 
     (result_folder,) = (project / "result").rglob("01_RES")
     assert read_movie(result_folder).shape == (6, 8, 64, 64)  # CTC masks in 3D
