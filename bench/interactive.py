@@ -360,6 +360,14 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             record = gpu["records"].get(case["name"], {})
             arms = ("pin+both",) if learning else ("pin+lora",)
             tasks.append(([case["name"]], case, record, arms))
+
+    # the budgets and ranking the criterion reads first (100 and 250 cells, confidence)
+    def priority(task: tuple) -> tuple[bool, bool, bool]:
+        _, case, _, arms = task
+        learns = arms[0] in ("pin+ssvm", "pin+both")
+        return learns, case["budget"] not in (100, 250), case["ranking"] != "confidence"
+
+    tasks.sort(key=priority)
     cache = Path(args.cache or carry / "evaluated")
     cache.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.processes) as pool:

@@ -20,7 +20,10 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "attrackt"
 
-CORE = ("attrackt.data", "attrackt.errors", "attrackt.io.atomic", "attrackt.io.jsonfile")
+CORE = (
+    "attrackt.data", "attrackt.errors", "attrackt.io.atomic", "attrackt.io.jsonfile",
+    "attrackt.voxels",
+)  # fmt: skip
 LEARNING = (
     "attrackt.budget", "attrackt.checkpoints", "attrackt.distributed", "attrackt.embed",
     "attrackt.features",

@@ -109,5 +109,5 @@ def test_with_links_adds_missing_edges_and_hyper_edges() -> None:
 
 
 def test_bad_voxel_size_is_refused() -> None:
-    with pytest.raises(InputError, match="voxel_size has 3 values for 2D"):
+    with pytest.raises(InputError, match="--voxel-size.*a 2D movie needs 2"):
         build_candidates(points(SCENE), config=LinkConfig(voxel_size=(1, 1, 1)))

@@ -19,6 +19,7 @@ from skimage.measure import regionprops_table
 
 from attrackt.data import Detections
 from attrackt.errors import InputError
+from attrackt.voxels import check_voxel_size
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +171,7 @@ def regionprops_features(
     if np.dtype(masks.dtype).kind not in "iu":
         raise InputError("masks", f"must hold integer labels, not {masks.dtype}")
     ndim = detections.ndim
-    scale_arr = np.ones(ndim) if scale is None else np.asarray(scale, dtype=np.float64)
-    if scale_arr.shape != (ndim,) or not (scale_arr > 0).all():
-        raise InputError("scale", f"needs {ndim} positive pixel sizes, got {scale}")
+    scale_arr = check_voxel_size(scale, ndim)
     names = feature_names(ndim)
     out = np.zeros((len(detections), len(names)))
     det_labels = detections.labels

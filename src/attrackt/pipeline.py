@@ -37,7 +37,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -99,7 +99,7 @@ class PipelineConfig:
             d_model=64, n_heads=4, encoder_layers=2, decoder_layers=2, dropout=0.0
         )
         return cls(
-            prepare=PrepareConfig(masks=True, crop_size=32, crop_pixels=32),
+            prepare=PrepareConfig(masks=True, crop_size=32, crop_pixels=32, crop_pixels_3d=16),
             embed=EmbedConfig(
                 model=AutoEncoderConfig(crop_size=(32, 32), base_channels=16), train=short(300, 64)
             ),
@@ -107,6 +107,17 @@ class PipelineConfig:
             predict=PredictConfig(tta=False, device=device),
             link=LinkConfig(k=10),
             rank=RankConfig(seed=seed),
+        )
+
+    def with_voxel_size(self, voxel_size: Sequence[float] | None) -> PipelineConfig:
+        """The same settings for a movie of this voxel size (:mod:`attrackt.voxels`): the crops
+        and shape features, the model's positions and linking use it."""
+        windows = dataclasses.replace(self.train.windows, voxel_size=voxel_size)
+        return dataclasses.replace(
+            self,
+            prepare=dataclasses.replace(self.prepare, voxel_size=voxel_size),
+            train=dataclasses.replace(self.train, windows=windows),
+            link=dataclasses.replace(self.link, voxel_size=voxel_size),
         )
 
     def to_dict(self) -> dict[str, Any]:

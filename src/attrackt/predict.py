@@ -4,7 +4,9 @@ Every window of ``window`` consecutive frames (stride 1; crowded windows split i
 tiles, as in training) is scored by the model. A pair (i at t, j at t + dt), ``dt <= max_dt``,
 gets the mean of its scores over every window (and tile) that holds both, and, with test-time
 augmentation, over the 8 flips and transpositions of the y-x plane, which makes the scores
-invariant to them. Pairs whose mean is below ``threshold`` are dropped.
+invariant to them. In 3D, z is left as it is: swapping it with y or x would not keep the shape
+of a stack whose planes lie further apart than its pixels (a z flip would, at twice the cost).
+Pairs whose mean is below ``threshold`` are dropped.
 
 Scores are accumulated on the device by pair key (``source_row * N + target_row``) with
 ``torch.unique`` and ``index_add_``; windows come in time order, so pairs whose source frame no

@@ -56,15 +56,6 @@ SequenceOption = Annotated[
 ]
 
 
-def parse_voxel_size(text: str | None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError as err:
-        raise InputError("--voxel-size", f"expected Y,X or Z,Y,X numbers, got {text!r}") from err
-
-
 DetectionsFile = Annotated[Path, typer.Argument(help="Detections parquet file.")]
 
 

@@ -11,13 +11,14 @@ import typer
 from attrackt.data import Detections
 from attrackt.errors import InputError
 from attrackt.io.tiff import read_movie
+from attrackt.voxels import parse_voxel_size
 
 if TYPE_CHECKING:
     from attrackt.data import Annotations, Associations
     from attrackt.link import LinkConfig
 
 
-from attrackt.cli.common import app, parse_voxel_size, reported
+from attrackt.cli.common import app, reported
 from attrackt.link.config import LinkConfig
 
 #: every option's default is the configuration's (no value written twice)

@@ -10,6 +10,7 @@ import typer
 from attrackt.cli.common import app, reported
 from attrackt.errors import InputError
 from attrackt.link.config import LinkConfig
+from attrackt.voxels import parse_voxel_size
 
 
 def _report_pipeline(result) -> None:  # result: attrackt.pipeline.PipelineResult
@@ -71,6 +72,10 @@ def run_command(
     k: Annotated[
         int, typer.Option(help="Candidate parents per cell for linking.")
     ] = LinkConfig().k,
+    voxel_size: Annotated[
+        str | None,
+        typer.Option(help="Voxel size Z,Y,X (or Y,X), any unit, e.g. 2,1,1: planes 2 px apart."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     force: Annotated[bool, typer.Option(help="Run every stage again.")] = False,
@@ -101,6 +106,7 @@ def run_command(
             config = apply_plan(PipelineConfig(), plan, seed)
         config.prepare = dataclasses.replace(config.prepare, gt_detections=gt_detections)
         config.link = dataclasses.replace(config.link, k=k)
+        config = config.with_voxel_size(parse_voxel_size(voxel_size))
         if masks is not None and points is not None:
             raise InputError("--points", "give the cells either as --masks or as --points")
         if dry_run:

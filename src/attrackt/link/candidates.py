@@ -16,6 +16,7 @@ from scipy.spatial import cKDTree
 from attrackt.data import Associations, Detections
 from attrackt.errors import InputError
 from attrackt.link.config import LinkConfig
+from attrackt.voxels import check_voxel_size
 
 logger = logging.getLogger(__name__)
 
@@ -178,12 +179,7 @@ def _layout(
     detections: Detections, config: LinkConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Voxel scale, scaled positions, sequence codes and the sequence names."""
-    ndim = detections.ndim
-    scale = np.ones(ndim) if config.voxel_size is None else np.asarray(config.voxel_size)
-    if len(scale) != ndim:
-        raise InputError(
-            "link config", f"voxel_size has {len(scale)} values for {ndim}D detections"
-        )
+    scale = check_voxel_size(config.voxel_size, detections.ndim)
     codes, names = pd.factorize(detections.table["sequence"], sort=True)
     return scale, detections.positions() * scale, codes.astype(np.int64), list(names)
 

@@ -45,6 +45,10 @@ class LinkConfig:
     appearing too (its constraint is ``s - a >= 0``, not ``s - |in| a >= 0``), and likewise
     for disappearing. A positive cost never takes that; a negative one does, and motile then
     reports a wrong optimum (on 50 of 50 random problems with appear in (-2, 0)).
+
+    ``voxel_size`` (``Z,Y,X`` or ``Y,X``, any unit: :mod:`attrackt.voxels`) multiplies the
+    positions before any distance is taken (neighbours, costs, the guard); ``max_distance`` and
+    ``border_margin`` are in its units.
     """
 
     # candidate graph

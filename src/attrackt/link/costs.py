@@ -121,7 +121,9 @@ def _neighbour_frame_empty(graph: CandidateGraph, step: int) -> np.ndarray:
 def near_border(
     graph: CandidateGraph, image_shape: Mapping[str, Sequence[int]] | Sequence[int], margin: float
 ) -> np.ndarray:
-    """Nodes closer than ``margin`` pixels to the image border of their sequence."""
+    """Nodes closer than ``margin`` to the image border of their sequence, in the units of the
+    graph's voxel size (pixels without one): in a thin 3D stack, the z border only counts as
+    near as its planes are far apart."""
     pix = graph.pixel_positions()
     out = np.zeros(graph.num_nodes, bool)
     for code, name in enumerate(graph.sequence_names):
@@ -131,7 +133,7 @@ def near_border(
         shape = np.asarray(shape, np.float64)[-pix.shape[1] :]
         sel = graph.sequence == code
         p = pix[sel]
-        dist = np.minimum(p, shape - 1 - p).min(axis=1)
+        dist = (np.minimum(p, shape - 1 - p) * graph.scale).min(axis=1)
         out[sel] = dist < margin
     return out
 

@@ -83,6 +83,7 @@ def window_extra(config: WindowConfig) -> dict[str, Any]:
         "tile_margin": config.tile_margin,
         "embedding": config.embedding,
         "feature_columns": None if config.feature_columns is None else list(config.feature_columns),
+        "voxel_size": None if config.voxel_size is None else list(config.voxel_size),
     }
 
 

@@ -23,6 +23,7 @@ import torch
 
 from attrackt.data import Detections
 from attrackt.errors import InputError
+from attrackt.voxels import relative_voxel_size
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ class WindowConfig:
     ``embedding``: the name of the vector block holding the appearance embedding ``z`` (``None``
     for none). ``feature_columns``: scalar columns used as token features (``None``: every
     feature column of the table). ``stride``: frames between the starts of consecutive windows.
+    ``voxel_size``: the movie's voxel size (:mod:`attrackt.voxels`); the model sees positions
+    multiplied by it relative to the finest axis (``tile_margin`` is in those units), so a
+    z-step of 2 pixels in y-x is 2 apart in z, not 1.
     """
 
     window: int = 6
@@ -72,6 +76,7 @@ class WindowConfig:
     embedding: str | None = "embedding"
     feature_columns: tuple[str, ...] | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    voxel_size: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.window < 2:
@@ -80,6 +85,12 @@ class WindowConfig:
             raise InputError(None, f"max_tokens must be at least 2, got {self.max_tokens}")
         if self.stride < 1:
             raise InputError(None, f"stride must be at least 1, got {self.stride}")
+        if self.voxel_size is not None:
+            object.__setattr__(self, "voxel_size", tuple(float(v) for v in self.voxel_size))
+
+    def positions(self, detections: Detections) -> np.ndarray:
+        """``(N, ndim)`` positions as the model sees them (see ``voxel_size``)."""
+        return detections.positions(relative_voxel_size(self.voxel_size, detections.ndim))
 
 
 @dataclass
@@ -235,7 +246,7 @@ def _window_rows(
 ) -> tuple[list[np.ndarray], list[int], list[str]]:
     """The rows of every window (tiles included), its first frame and its sequence."""
     groups = detections.table["sequence"].to_numpy()
-    times, pos = detections.times, detections.positions()
+    times, pos = detections.times, config.positions(detections)
     w = config.window
     windows, starts, seqs = [], [], []
     bounds = np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1, len(groups)]
@@ -312,7 +323,7 @@ class WindowSet:
         if len(detections) == 0:
             raise InputError(None, "no detections to build windows from")
         groups = detections.table["sequence"].to_numpy()
-        pos = detections.positions()
+        pos = config.positions(detections)
         feats = _standardise(_feature_block(detections, config.feature_columns), groups)
         if config.embedding is None:
             z = np.zeros((len(detections), 0), np.float32)

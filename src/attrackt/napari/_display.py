@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attrackt.napari.layers import tracks_layer
+from attrackt.napari.layers import layer_scale, tracks_layer
 from attrackt.napari.session import Cell, ProofreadSession
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ class CellView:
                 viewer.layers.remove(name)
         self.image, self.masks = movie_layers(viewer)
         ndim = 1 + session.detections.ndim
+        self.scale = layer_scale(session.detections)  # data in pixels, shown true to shape
+        self.world = np.ones(ndim) if self.scale is None else np.asarray(self.scale)
         if self.image is not None:
             self.field = min(self.field, float(max(self.image.data.shape[-2:])))
         self.tracks.opacity = DIM
@@ -113,11 +115,16 @@ class CellView:
             )
         self._lineage(session.current)  # under the markers
         self.highlights = viewer.add_points(
-            np.zeros((0, ndim)), name=HIGHLIGHTS_NAME, face_color="transparent", border_width=0.14
+            np.zeros((0, ndim)),
+            name=HIGHLIGHTS_NAME,
+            face_color="transparent",
+            border_width=0.14,
+            scale=self.scale,
         )
         self.labels = viewer.add_points(  # one per cell shown, above its marker, none overlap
             np.zeros((0, ndim)),
             name=LABELS_NAME,
+            scale=self.scale,
             size=0,
             features=pd.DataFrame({"label": pd.Series([], dtype=object)}),
             text={"string": "{label}", "color": "white", "size": 10, "anchor": "upper_left"},
@@ -125,6 +132,7 @@ class CellView:
         self.clicks = viewer.add_points(
             np.zeros((0, ndim)),
             name=CLICKS_NAME,
+            scale=self.scale,
             size=session.cell_size() * 0.35,
             face_color="lime",
         )
@@ -153,7 +161,7 @@ class CellView:
                 self._panel(cell)
             self.viewer.dims.set_point(0, cell.t)
             for axis, value in enumerate(cell.position[:-2], start=1):  # z in 3D
-                self.viewer.dims.set_point(axis, value)
+                self.viewer.dims.set_point(axis, value * self.world[axis])
             if zoom:
                 self.zoom(cell)
         self._markers(cell)  # labels are placed for the zoom
@@ -168,7 +176,7 @@ class CellView:
         height, width = canvas_size(self.viewer)
         span = self.field + self.shift
         cam = camera(self.viewer)
-        cam.center = (y, x + self.shift / 2)
+        cam.center = (y * self.world[-2], x * self.world[-1] + self.shift / 2)
         cam.zoom = 0.94 * min(height / self.field, width / span)
 
     def clicked(self) -> np.ndarray:

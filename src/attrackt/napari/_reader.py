@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from attrackt.errors import InputError
-from attrackt.napari.layers import LayerTuple, tracks_layer
+from attrackt.napari.layers import LayerTuple, layer_scale, tracks_layer
 from attrackt.napari.project import is_project
 
 
@@ -51,11 +51,14 @@ def project_layers(path: str | Path) -> list[LayerTuple]:
     layers: list[LayerTuple] = []
     for name, part in parts:
         prefix = "" if len(parts) == 1 else f"{name} "
+        scale = layer_scale(part.detections)
+        scaled = {} if scale is None else {"scale": scale}
         source = None if store is None else image_source(store.meta, name)
         if source is not None:
-            layers.append((read_images(source), {"name": f"{prefix}image"}, "image"))
+            layers.append((read_images(source), {"name": f"{prefix}image", **scaled}, "image"))
         if store is not None and name in store.masks:
-            layers.append((store.masks[name], {"name": f"{prefix}masks", "opacity": 0.4}, "labels"))
+            kwargs = {"name": f"{prefix}masks", "opacity": 0.4, **scaled}
+            layers.append((store.masks[name], kwargs, "labels"))
         data, kwargs, kind = tracks_layer(part, f"{name} tracks")
         kwargs["metadata"]["attrackt"].update(project=str(path), sequence=name)
         layers.append((data, kwargs, kind))

@@ -44,7 +44,7 @@ from attrackt.napari._display import (
 from attrackt.napari._lineage import LineageView
 from attrackt.napari._pyside import keep_none_alive
 from attrackt.napari._worker import JobThread
-from attrackt.napari.layers import tracks_from_layer, tracks_layer
+from attrackt.napari.layers import layer_scale, tracks_from_layer, tracks_layer
 from attrackt.napari.rounds import RoundOutcome
 from attrackt.napari.session import LIKELY_WRONG, ProofreadSession, SessionConfig
 
@@ -421,15 +421,16 @@ class ProofreadWidget(QWidget):
 
     def _add_movie(self, session: ProofreadSession) -> None:
         image, masks = movie_layers(self.viewer)
+        scale = layer_scale(session.detections)
         if image is None and session.images is not None:
             from attrackt.napari.project import read_images
 
             try:
-                self.viewer.add_image(read_images(session.images), name="image")
+                self.viewer.add_image(read_images(session.images), name="image", scale=scale)
             except InputError as err:
                 self._say(f"the movie could not be read: {err}", error=True)
         if masks is None and session.masks is not None:
-            layer = self.viewer.add_labels(session.masks, name="masks", opacity=0.5)
+            layer = self.viewer.add_labels(session.masks, name="masks", opacity=0.5, scale=scale)
             layer.contour = 1  # outlines: the movie stays visible
 
     def _show_tracks(self) -> None:

@@ -3,7 +3,8 @@
 A tracks layer made here carries the detection of each point in its ``features`` (``id``,
 ``label``, ``sequence`` and the feature columns) and the detections' ``meta`` in its
 ``metadata``, so :func:`tracks_from_layer` rebuilds the same :class:`~attrackt.data.Tracks`
-(vector blocks aside) from what napari hands back.
+(vector blocks aside) from what napari hands back. Layers of a 3D movie with a voxel size carry
+napari's ``scale`` (:func:`layer_scale`): data stay in pixels, the view is true to shape.
 """
 
 from __future__ import annotations
@@ -20,9 +21,22 @@ from attrackt.io.napari_tracks import (
     tracks_layer_data,
     tracks_layer_features,
 )
+from attrackt.voxels import check_voxel_size
 
 LayerTuple = tuple[Any, dict[str, Any], str]
 _META_KEY = "attrackt"
+
+
+def layer_scale(detections: Detections) -> tuple[float, ...] | None:
+    """napari's ``scale`` (t, z, y, x) for the layers of a 3D movie whose voxel size is known
+    (``meta["scale"]``, which ``attrackt run --voxel-size`` records): 1 per frame and the voxel
+    size in units of x, so that y-x stay in pixels and z planes lie as far apart as they are.
+    ``None`` (pixels) for 2D movies and where the voxel size is not known."""
+    voxel = detections.meta.get("scale")
+    if voxel is None or detections.ndim != 3:
+        return None
+    values = check_voxel_size(voxel, 3)
+    return (1.0, *(values / values[-1]).tolist())
 
 
 def tracks_layer(tracks: Tracks, name: str = "tracks") -> LayerTuple:
@@ -39,6 +53,9 @@ def tracks_layer(tracks: Tracks, name: str = "tracks") -> LayerTuple:
         "metadata": {_META_KEY: {"meta": tracks.detections.meta}},
         "tail_length": 10,
     }
+    scale = layer_scale(tracks.detections)
+    if scale is not None:
+        kwargs["scale"] = scale
     return data, kwargs, "tracks"
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from attrackt.data import Annotations
 from attrackt.errors import InputError
-from attrackt.napari.layers import tracks_from_layer
+from attrackt.napari.layers import layer_scale, tracks_from_layer
 from attrackt.napari.project import is_project, rounds_folder
 from attrackt.napari.session import ProofreadSession, SessionConfig
 
@@ -57,10 +57,11 @@ def open_viewer(
         else:
             raise InputError(path, "not a project, CTC folder or geff store")
     viewer = napari.Viewer(show=show)
+    scale = None if session is None else layer_scale(session.detections)  # a project's
     if images is not None:
-        viewer.add_image(np.asarray(images), name="image")
+        viewer.add_image(np.asarray(images), name="image", scale=scale)
     if masks is not None:
-        viewer.add_labels(np.asarray(masks), name="masks", opacity=0.4)
+        viewer.add_labels(np.asarray(masks), name="masks", opacity=0.4, scale=scale)
     added = [getattr(viewer, f"add_{kind}")(data, **kwargs) for data, kwargs, kind in layers]
     tracks = [a for a, (_, _, kind) in zip(added, layers, strict=True) if kind == "tracks"]
     if tracks:

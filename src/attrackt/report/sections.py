@@ -22,6 +22,7 @@ SETTINGS = (  # (section, key) of config.json worth a line of their own
     ("prepare", "crop_size"),
     ("prepare", "crop_pixels"),
     ("prepare", "gt_detections"),
+    ("prepare", "voxel_size"),
     ("embed", "train.steps"),
     ("train", "train.steps"),
     ("train", "minutes"),
