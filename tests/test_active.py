@@ -20,7 +20,7 @@ from attrackt.active import (
 )
 from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
 from attrackt.errors import InputError
-from attrackt.link import LinkConfig
+from attrackt.link import LinkConfig, link
 
 
 def hand_made():
@@ -150,6 +150,20 @@ def test_proofreader_answers_with_the_ground_truth_children(tmp_path):
     assert proofread([0], divides).latest() == {0: (10, 11)}
     with pytest.raises(InputError, match=r"\[99\]"):
         proofread([99], gt)
+
+
+def test_proofreader_answers_only_within_the_linkers_reach():
+    det, gt, _, _ = hand_made()
+    gap = Tracks(det, [[0, 20], [1, 11]])  # 0 -> 20 skips frame 1
+    assert proofread([0, 1], gap).latest() == {0: (20,), 1: (11,)}
+    assert proofread([0, 1], gap, max_gap=1).latest() == {0: (), 1: (11,)}
+    assert proofread([0, 1], gap, max_gap=2).latest() == {0: (20,), 1: (11,)}
+    # what it answers, linking takes; the gap answer it refuses
+    config = LinkConfig(k=3, guard=False)
+    tracks = link(det, None, proofread([0, 1], gap, max_gap=1), config).tracks
+    assert [1, 11] in tracks.edges.tolist()
+    with pytest.raises(InputError, match="beyond the linker's reach"):
+        link(det, None, proofread([0, 1], gap), config)
 
 
 # ---- the journal -------------------------------------------------------------------------

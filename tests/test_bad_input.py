@@ -109,3 +109,19 @@ def test_cells_at_the_image_border_go_through_the_whole_chain(tmp_path):
     store = embed_store(store, embed_config, tmp_path / "ae")
     got = _train_and_predict(store.detections, store.edges(), tmp_path / "run", "mixed")
     assert len(got) > 0 and got.table.score.between(0, 1).all()
+
+
+def test_an_input_error_from_a_worker_process_reaches_the_parent_whole() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1) as pool:
+        future = pool.submit(_raise_input_error, "answers.jsonl", "line 3 is not JSON")
+        with pytest.raises(InputError) as caught:
+            future.result()
+    assert caught.value.source == "answers.jsonl"
+    assert caught.value.problem == "line 3 is not JSON"
+    assert str(caught.value) == "answers.jsonl: line 3 is not JSON"
+
+
+def _raise_input_error(source: str, problem: str) -> None:
+    raise InputError(source, problem)

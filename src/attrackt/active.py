@@ -308,13 +308,16 @@ def proofread(
     gt: Tracks,
     annotations: Annotations | None = None,
     author: str = "simulated",
+    max_gap: int | None = None,
 ) -> Annotations:
     """Answer each of ``ids`` with its ground-truth children (its outgoing links in ``gt``).
 
     The answers are added to ``annotations`` (a new in-memory journal when ``None``), which is
     returned. An id the ground truth does not know is an :class:`InputError`. A ground-truth
     cell with more than two children (HeLa 02 has one) cannot be a valid answer: the proof-reader
-    then gives the two children nearest to the cell, with a warning.
+    then gives the two children nearest to the cell, with a warning. With ``max_gap`` (the
+    linker's reach in frames), a child further away than that is left out, as a person must
+    (linking refuses such an answer): a ground-truth gap link reads as "no child within reach".
     """
     ids = np.asarray(ids, np.int64)
     annotations = Annotations() if annotations is None else annotations
@@ -324,8 +327,11 @@ def proofread(
             "ground truth", f"cannot answer for detections it lacks: {unknown[:10].tolist()}"
         )
     det = gt.detections
+    frames = dict(zip(det.ids.tolist(), det.times.tolist(), strict=True))
     for cell, kids in zip(ids.tolist(), _children_lists(ids, gt.edges), strict=True):
         kids = [int(c) for c in kids]
+        if max_gap is not None:
+            kids = [c for c in kids if frames[c] - frames[cell] <= max_gap]
         if len(kids) > 2:
             here = det.positions()[det.rows_of([cell])[0]]
             dist = np.linalg.norm(det.positions()[det.rows_of(kids)] - here, axis=1)

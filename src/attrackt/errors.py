@@ -17,6 +17,10 @@ class InputError(AttracktError, ValueError):
         self.problem = problem
         super().__init__(problem if source is None else f"{source}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str | None, str]]:
+        # rebuilt from both arguments (an error raised in a worker process reaches the parent)
+        return type(self), (self.source, self.problem)
+
 
 class SolverError(AttracktError, RuntimeError):
     """The linking solver failed or stopped without a usable solution."""

@@ -164,7 +164,7 @@ def simulate(
             candidates=config.link or LinkConfig(),
         )
         new = select(ranking, max(0, budget - len(journal)))
-        proofread(new, gt, journal)
+        proofread(new, gt, journal, max_gap=(config.link or LinkConfig()).max_gap)
         pseudo = pseudo_labels(
             detections, tracks, assoc, journal, config.finetune.pseudo_fraction,
             candidates=config.link or LinkConfig(),
