@@ -193,7 +193,7 @@ class RoundJob:
     def _finetune(self, out: Path, tick: Callable[[int, int], None]) -> Path:
         from attrackt.active import pseudo_labels
         from attrackt.finetune import finetune_checkpoint
-        from attrackt.napari.session import default_finetune_config
+        from attrackt.napari.session_config import default_finetune_config
 
         config = self.config.finetune or default_finetune_config()
         pseudo = None
