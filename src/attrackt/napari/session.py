@@ -32,7 +32,6 @@ import dataclasses
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,16 @@ from attrackt.active import RankConfig, rank_cells
 from attrackt.data import Annotations, Answer, Associations, Conflict, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.link import LinkConfig
+from attrackt.napari.cells import (
+    LIKELY_WRONG,
+    Cell,
+    cell_alternatives,
+    cell_highlights,
+    cell_of,
+    check_children,
+    clicked_children,
+    half_spacing,
+)
 from attrackt.napari.project import image_source, is_project, latest, round_folders, rounds_folder
 from attrackt.napari.rounds import (
     RoundJob,
@@ -63,6 +72,7 @@ __all__ = [
     "CPU_FINETUNE_BATCH",
     "CPU_FINETUNE_MINUTES",
     "GPU_FINETUNE_MINUTES",
+    "LIKELY_WRONG",
     "Cell",
     "ProofreadSession",
     "SessionConfig",
@@ -74,25 +84,7 @@ logger = logging.getLogger(__name__)
 
 DETECTION_FILES = ("embedded.npz", "store.npz", "detections.parquet")  # the first found
 CHECKPOINT_FILES = ("model/best.pt", "model/last.pt", "model.pt")
-LIKELY_WRONG = 0.5  #: a score from which a cell is likely tracked wrong
 TOP_CELLS = 100  #: a round's summary counts the answered cells among this many ranked first
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One cell to proof-read, as the viewer shows it. ``rank`` is its place in the ranking
-    (``None`` when reached by id only); ``answer`` its answered children (``None``: not yet)."""
-
-    id: int
-    rank: int | None
-    sequence: str
-    t: int
-    position: tuple[float, ...]
-    score: float
-    solver_children: tuple[int, ...]
-    model_children: tuple[int, ...]
-    model_scores: tuple[float, ...]
-    answer: tuple[int, ...] | None
 
 
 class ProofreadSession:
@@ -289,20 +281,8 @@ class ProofreadSession:
         return self._detour
 
     def _cell(self, id: int, rank: int | None) -> Cell:
-        row = self._table.loc[id]
-        axes = self.detections.spatial_axes
-        return Cell(
-            id=id,
-            rank=rank,
-            sequence=str(row["sequence"]),
-            t=int(row["t"]),
-            position=tuple(float(row[a]) for a in axes),
-            score=float(row["score"]),
-            solver_children=tuple(int(c) for c in row["solver_children"]),
-            model_children=tuple(int(c) for c in row["model_children"]),
-            model_scores=tuple(float(s) for s in row["model_scores"]),
-            answer=self.annotations.latest().get(id),
-        )
+        answer = self.annotations.latest().get(id)
+        return cell_of(self._table, id, rank, self.detections.spatial_axes, answer)
 
     def _require_cell(self) -> Cell:
         cell = self.current
@@ -312,48 +292,14 @@ class ProofreadSession:
 
     # ---- what the viewer shows -------------------------------------------------------------
     def highlights(self, cell: Cell | None = None) -> pd.DataFrame:
-        """Points to draw for ``cell`` (default: the current one): one row per ``role``
-        (``cell``; ``solver``, its solver children; ``model``, the model's best children;
-        ``answer``, the answered children) with ``id``, ``t``, ``[z,] y, x`` and ``score``."""
-        cell = cell or self.current
-        axes = list(self.detections.spatial_axes)
-        columns = ["role", "id", "t", *axes, "score"]
-        if cell is None:
-            return pd.DataFrame(columns=columns)
-        groups = [
-            ("cell", (cell.id,), (cell.score,)),
-            ("solver", cell.solver_children, (np.nan,) * len(cell.solver_children)),
-            ("model", cell.model_children, cell.model_scores),
-            ("answer", cell.answer or (), (np.nan,) * len(cell.answer or ())),
-        ]
-        roles = [r for r, ids, _ in groups for _ in ids]
-        ids = np.asarray([i for _, g, _ in groups for i in g], np.int64)
-        scores = [s for _, _, g in groups for s in g]
-        table = self.detections.table.iloc[self.detections.rows_of(ids)]
-        out = pd.DataFrame({"role": roles, "id": ids, "t": table["t"].to_numpy()})
-        for axis in axes:
-            out[axis] = table[axis].to_numpy()
-        out["score"] = np.asarray(scores, np.float64)
-        return out
+        """Points to draw for ``cell`` (default: the current one), one row per ``role``
+        (:func:`~attrackt.napari.cells.cell_highlights`)."""
+        return cell_highlights(self.detections, cell or self.current)
 
     def alternatives(self, cell: Cell | None = None) -> list[tuple[int, ...]]:
-        """The model's answers for ``cell`` that differ from the solver's, most likely first:
-        its best children as many as its association mass says (rounded, 0 to 2), then each of
-        its best children alone, its best two as a division, and no children."""
-        cell = cell or self.current
-        if cell is None or self.associations is None or not cell.model_children:
-            return []
-        top = list(cell.model_children)
-        mass = float(self.associations.outgoing_mass(np.asarray([cell.id]), dt=1)[0])
-        expected = int(np.clip(round(mass), 0, 2))
-        options = [tuple(top[:expected]), *[(c,) for c in top], tuple(top[:2]), ()]
-        seen = {frozenset(cell.solver_children)}
-        out = []
-        for option in options:
-            if frozenset(option) not in seen:
-                seen.add(frozenset(option))
-                out.append(option)
-        return out
+        """The model's answers for ``cell`` (default: the current one) that differ from the
+        solver's, most likely first (:func:`~attrackt.napari.cells.cell_alternatives`)."""
+        return cell_alternatives(self.associations, cell or self.current)
 
     def cell_size(self) -> float:
         """About how wide a cell is (pixels): the median distance between neighbouring cells,
@@ -454,44 +400,17 @@ class ProofreadSession:
         """The cells nearest to the clicked ``points`` (``(k, 1 + ndim)``: ``t, [z,] y, x``)
         in their frames, each within the snap distance; the frames must follow the cell's."""
         cell = self._require_cell()
-        det = self.detections
-        points = np.asarray(points, np.float64).reshape(-1, 1 + det.ndim)
-        if not 1 <= len(points) <= 2:
-            raise InputError(
-                "clicks", f"click one or two children (got {len(points)}), or answer no children"
-            )
-        snap = self.snap_distance()
-        same = det.table["sequence"].to_numpy() == cell.sequence
-        ids = []
-        for point in points:
-            frame = int(np.rint(point[0]))
-            where = ", ".join(f"{v:.0f}" for v in point[1:])
-            if frame <= cell.t:
-                raise InputError(
-                    "clicks", f"a child must be in a later frame than the cell's ({cell.t}); "
-                    f"the click at ({where}) is in frame {frame}",
-                )  # fmt: skip
-            rows = np.flatnonzero(same & (det.times == frame))
-            dist = np.linalg.norm(det.positions()[rows] - point[1:], axis=1)
-            if not len(rows) or dist.min() > snap:
-                raise InputError(
-                    "clicks", f"no cell within {snap:.1f} px of the click at ({where}) in frame "
-                    f"{frame}",
-                )  # fmt: skip
-            ids.append(int(det.ids[rows[np.argmin(dist)]]))
-        if len(set(ids)) < len(ids):
-            raise InputError("clicks", f"both clicks pick the cell {ids[0]}")
-        return ids
+        return clicked_children(self.detections, cell, points, self.snap_distance())
 
     def snap_distance(self) -> float:
         """How near (pixels) a click must be to a cell's centre to pick it."""
         if self._snap is None:
-            self._snap = _half_spacing(self.detections)
+            self._snap = half_spacing(self.detections)
         return self._snap
 
     def _answer(self, children: tuple[int, ...]) -> Answer:
         cell = self._require_cell()
-        self._check_children(cell, children)
+        check_children(self.detections, cell, children)
         before = self.annotations.latest().get(cell.id)
         answer = Answer(cell.id, children, author=self.config.author)
         self.annotations.add(answer)
@@ -499,25 +418,6 @@ class ProofreadSession:
         self._refresh(cell.id)
         self._validate()
         return answer
-
-    def _check_children(self, cell: Cell, children: tuple[int, ...]) -> None:
-        """Refuse, before anything is written, a child that does not exist or is not later in
-        the cell's sequence (what the journal can never hold)."""
-        det = self.detections
-        known = det.has_ids(children)
-        if not known.all():
-            bad = [c for c, k in zip(children, known, strict=True) if not k]
-            raise InputError("answer", f"there is no detection {bad[0]}")
-        rows = det.rows_of(children)
-        bad = (det.times[rows] <= cell.t) | (
-            det.table["sequence"].to_numpy()[rows] != cell.sequence
-        )
-        if bad.any():
-            raise InputError(
-                "answer",
-                f"detection {children[int(np.argmax(bad))]} is not in a later frame of the "
-                f"sequence of cell {cell.id}",
-            )
 
     def undo(self) -> Answer | None:
         """Take back the latest answer not yet undone, of this session or an earlier one on the
@@ -642,18 +542,3 @@ def _restrict(associations: Associations, detections: Detections) -> Association
     table = associations.table
     keep = np.isin(table["source"].to_numpy(), detections.ids)
     return Associations(table[keep].reset_index(drop=True), dict(associations.meta))
-
-
-def _half_spacing(detections: Detections) -> float:
-    """Half the median distance from a cell to its nearest neighbour in the same frame."""
-    from scipy.spatial import cKDTree
-
-    pos = detections.positions()
-    if len(pos) < 2:
-        return float("inf")
-    span = float(np.ptp(pos, axis=0).max()) + 1.0
-    codes = pd.factorize(detections.table["sequence"])[0]
-    far = np.column_stack([codes * 4 * span, detections.times * 4 * span])
-    dist = cKDTree(np.column_stack([far, pos])).query(np.column_stack([far, pos]), k=2)[0][:, 1]
-    near = dist[dist < span * 2]
-    return float(np.median(near)) / 2 if len(near) else float("inf")
