@@ -51,6 +51,13 @@ from attrackt.napari.cells import (
     clicked_children,
     half_spacing,
 )
+from attrackt.napari.lineage import (
+    LINEAGE_COLUMNS,
+    Links,
+    lineage_table,
+    solver_links,
+    tracks_of_lineage,
+)
 from attrackt.napari.project import image_source, is_project, latest, round_folders, rounds_folder
 from attrackt.napari.rounds import (
     RoundJob,
@@ -126,7 +133,7 @@ class ProofreadSession:
         self._undo = _undo_stack(self.annotations.history)
         self._model: Path | None = None  # the latest fine-tuned model
         self._snap: float | None = self.config.snap
-        self._lineage_cache: tuple[dict, dict, dict] | None = None
+        self._lineage_cache: Links | None = None
         self.masks: np.ndarray | None = None  # the label masks, where a project keeps them
         self.project: Path | None = None  # the project folder, when opened from one
         self.images: Path | None = None  # where the movie is, when known
@@ -309,58 +316,25 @@ class ProofreadSession:
 
     def lineage(self, cell: Cell | None = None, frames: int = 15) -> pd.DataFrame:
         """The solver's lineage of ``cell`` (default: the current one) within ``frames`` frames
-        of it: its ancestors and every descendant of the oldest, one row per detection with
-        ``id``, ``t``, ``parent`` (-1: none shown), ``lane`` (branches side by side, for a tree
-        drawing), ``score`` (``NaN`` where not ranked: last frame), ``answered`` and
-        ``suspect`` (a score of :data:`LIKELY_WRONG` or more, unanswered; confidence ranking
-        only)."""
+        of it: its ancestors and every descendant of the oldest, one row per detection
+        (:func:`~attrackt.napari.lineage.lineage_table`); ``suspect`` only with the confidence
+        ranking."""
         cell = cell or self.current
-        columns = ["id", "t", "parent", "lane", "score", "answered", "suspect"]
         if cell is None:
-            return pd.DataFrame(columns=columns)
-        parents, children, times = self._links()
-        first, last = cell.t - frames, cell.t + frames
-        root = cell.id
-        while root in parents and times[parents[root]] >= first:
-            root = parents[root]
-        rows: list[tuple[int, int, int, int]] = []
-        lanes = [0]
-
-        def walk(node: int, parent: int) -> int:
-            kids = [k for k in children.get(node, []) if times[k] <= last]
-            lane = lanes[0]
-            if kids:
-                lane = walk(kids[0], node)
-                for kid in kids[1:]:
-                    lanes[0] += 1
-                    walk(kid, node)
-            rows.append((node, times[node], parent, lane))
-            return lane
-
-        walk(root, -1)  # as deep as the frames shown (each level is a later frame)
-        out = pd.DataFrame(rows, columns=["id", "t", "parent", "lane"]).sort_values(["lane", "t"])
-        scores = self._table["score"]
-        out["score"] = [float(scores.get(i, np.nan)) for i in out["id"]]
-        answered = self.annotations.latest()
-        out["answered"] = out["id"].isin(list(answered))
+            return pd.DataFrame(columns=LINEAGE_COLUMNS)
+        scores, answered = self._table["score"], self.annotations.latest()
         confident = self.strategy == "confidence"
-        out["suspect"] = confident & (out["score"] >= LIKELY_WRONG) & ~out["answered"]
-        return out.reset_index(drop=True)[columns]
+        return lineage_table(cell, self._links(), scores, answered, confident, frames)
 
     def lineage_tracks(self, lineage: pd.DataFrame) -> Tracks:
         """The solver's tracks restricted to the detections of a :meth:`lineage`."""
-        ids = lineage["id"].to_numpy(np.int64)
-        rows = np.sort(self.tracks.detections.rows_of(ids))
-        edges = lineage.loc[lineage["parent"] >= 0, ["parent", "id"]].to_numpy(np.int64)
-        return Tracks(self.tracks.detections.take(rows), edges.reshape(-1, 2))
+        return tracks_of_lineage(self.tracks, lineage)
 
-    def _links(self) -> tuple[dict[int, int], dict[int, list[int]], dict[int, int]]:
-        """The solver's parent of each child, children of each parent, and the frame of each
-        detection (kept until the tracks change)."""
+    def _links(self) -> Links:
+        """The solver's links (:func:`~attrackt.napari.lineage.solver_links`), kept until the
+        tracks change."""
         if self._lineage_cache is None:
-            det = self.tracks.detections
-            times = dict(zip(det.ids.tolist(), det.times.tolist(), strict=True))
-            self._lineage_cache = (self.tracks.parents, self.tracks.children(), times)
+            self._lineage_cache = solver_links(self.tracks)
         return self._lineage_cache
 
     def summary(self) -> str:
