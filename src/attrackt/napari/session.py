@@ -58,7 +58,14 @@ from attrackt.napari.lineage import (
     solver_links,
     tracks_of_lineage,
 )
-from attrackt.napari.project import image_source, is_project, latest, round_folders, rounds_folder
+from attrackt.napari.project import (
+    DETECTION_FILES,
+    image_source,
+    is_project,
+    latest,
+    read_sequence,
+    round_folders,
+)
 from attrackt.napari.rounds import (
     RoundJob,
     RoundOutcome,
@@ -78,6 +85,7 @@ from attrackt.napari.session_config import (
 __all__ = [
     "CPU_FINETUNE_BATCH",
     "CPU_FINETUNE_MINUTES",
+    "DETECTION_FILES",
     "GPU_FINETUNE_MINUTES",
     "LIKELY_WRONG",
     "Cell",
@@ -89,8 +97,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DETECTION_FILES = ("embedded.npz", "store.npz", "detections.parquet")  # the first found
-CHECKPOINT_FILES = ("model/best.pt", "model/last.pt", "model.pt")
 TOP_CELLS = 100  #: a round's summary counts the answered cells among this many ranked first
 
 
@@ -156,60 +162,25 @@ class ProofreadSession:
         """A session on one sequence of a project folder (see the module text), going on from
         its latest round; ``masks`` holds the sequence's label masks where the project's store
         keeps them. ``journal`` and ``checkpoint`` replace the project's own."""
-        from attrackt.store import Store, resolve_sequences
-
-        folder = Path(folder)
-        if not is_project(folder):
-            raise InputError(folder, "not a project: it holds no tracks/ (attrackt run, link)")
-        tracks = Tracks.load(folder / "tracks")
-        found = next((folder / n for n in DETECTION_FILES if (folder / n).is_file()), None)
-        store = Store.load(found) if found is not None and found.suffix == ".npz" else None
-        if store is not None:
-            detections = store.detections
-        else:
-            detections = Detections.load(found) if found is not None else tracks.detections
-        names = detections.sequences
-        if sequence is None and len(names) > 1:
-            raise InputError(folder, f"holds the sequences {names}; choose one to proof-read")
-        name = names[0] if sequence is None else resolve_sequences(names, [sequence])[0]
-        mine = detections.table["sequence"].to_numpy() == name
-        others = set(detections.ids[~mine].tolist())
-        detections = detections.take(mine)
-        journal = Annotations.load(journal if journal is not None else folder / "answers.jsonl")
-        # one journal for the project: this session sees its sequence's answers, adds to all
-        annotations = Annotations(journal.path, [a for a in journal.history if a.id not in others])
-        work_dir = rounds_folder(folder, name)
-        tracks = Tracks.load(latest(work_dir, "tracks") or folder / "tracks")
-        tracks = dict(tracks.by_sequence()).get(name)
-        if tracks is None:
-            raise InputError(folder / "tracks", f"holds no tracks of the sequence {name!r}")
-        associations = None
-        associations_file = latest(work_dir, "associations.parquet")
-        if associations_file is None and (folder / "associations.parquet").is_file():
-            associations_file = folder / "associations.parquet"
-        if associations_file is not None:
-            associations = _restrict(Associations.load(associations_file), detections)
-        if checkpoint is None:
-            checkpoint = next(
-                (folder / n for n in CHECKPOINT_FILES if (folder / n).is_file()), None
-            )
+        found = read_sequence(folder, sequence, journal, checkpoint)
         config = config or SessionConfig()
-        if config.link is None and (folder / "config.json").is_file():
-            config = dataclasses.replace(config, link=project_link(folder / "config.json"))
+        if config.link is None and (found.folder / "config.json").is_file():
+            config = dataclasses.replace(config, link=project_link(found.folder / "config.json"))
         session = cls(
-            detections,
-            tracks,
-            associations,
-            annotations,
-            checkpoint=checkpoint,
+            found.detections,
+            found.tracks,
+            found.associations,
+            found.annotations,
+            checkpoint=found.checkpoint,
             config=config,
-            work_dir=work_dir,
+            work_dir=found.work_dir,
         )
+        store, name = found.store, found.name
         session.masks = None if store is None else store.masks.get(name)
         session.images = None if store is None else image_source(store.meta, name)
-        session.project = folder
+        session.project = found.folder
         session.sequence = name
-        fine_tuned = latest(work_dir, "finetune/model.pt")
+        fine_tuned = latest(found.work_dir, "finetune/model.pt")
         session._model = fine_tuned
         return session
 
@@ -509,10 +480,3 @@ def _undo_stack(history: Sequence[Answer]) -> list[tuple[int, tuple[int, ...] | 
             stack.append((answer.id, state.get(answer.id)))
         state[answer.id] = None if answer.retracted else answer.children
     return stack
-
-
-def _restrict(associations: Associations, detections: Detections) -> Associations:
-    """The associations leaving ``detections``."""
-    table = associations.table
-    keep = np.isin(table["source"].to_numpy(), detections.ids)
-    return Associations(table[keep].reset_index(drop=True), dict(associations.meta))
