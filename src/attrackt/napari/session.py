@@ -41,14 +41,13 @@ from attrackt.active import RankConfig, rank_cells
 from attrackt.data import Annotations, Answer, Associations, Conflict, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.link import LinkConfig
+from attrackt.napari.answers import check_children, clicked_children, undo_stack
 from attrackt.napari.cells import (
     LIKELY_WRONG,
     Cell,
     cell_alternatives,
     cell_highlights,
     cell_of,
-    check_children,
-    clicked_children,
     half_spacing,
 )
 from attrackt.napari.lineage import (
@@ -136,7 +135,7 @@ class ProofreadSession:
         )
         self.work_dir = None if work_dir is None else Path(work_dir)
         self.conflicts: list[Conflict] = []
-        self._undo = _undo_stack(self.annotations.history)
+        self._undo = undo_stack(self.annotations.history)
         self._model: Path | None = None  # the latest fine-tuned model
         self._snap: float | None = self.config.snap
         self._lineage_cache: Links | None = None
@@ -464,19 +463,3 @@ class ProofreadSession:
             logger.info("re-solved tracks and fine-tuned models go to %s", self.work_dir)
         done = [int(p.name[5:]) for p in round_folders(self.work_dir)]
         return self.work_dir / f"round{max(done, default=0) + 1:03d}"
-
-
-def _undo_stack(history: Sequence[Answer]) -> list[tuple[int, tuple[int, ...] | None]]:
-    """``(id, what it had before)`` of each answer in ``history`` (journal order) that no later
-    ``undo`` line took back, oldest first."""
-    state: dict[int, tuple[int, ...] | None] = {}
-    stack: list[tuple[int, tuple[int, ...] | None]] = []
-    for answer in history:
-        if answer.undo:
-            hit = next((k for k in range(len(stack) - 1, -1, -1) if stack[k][0] == answer.id), None)
-            if hit is not None:
-                del stack[hit]
-        else:
-            stack.append((answer.id, state.get(answer.id)))
-        state[answer.id] = None if answer.retracted else answer.children
-    return stack
