@@ -65,13 +65,7 @@ from attrackt.napari.project import (
     read_sequence,
     round_folders,
 )
-from attrackt.napari.rounds import (
-    RoundJob,
-    RoundOutcome,
-    RoundSummary,
-    answered_of_top,
-    link_changes,
-)
+from attrackt.napari.rounds import RoundJob, RoundOutcome, RoundSummary, summarise_round
 from attrackt.napari.session_config import (
     CPU_FINETUNE_BATCH,
     CPU_FINETUNE_MINUTES,
@@ -404,8 +398,7 @@ class ProofreadSession:
     def apply(self, outcome: RoundOutcome) -> RoundSummary:
         """Take a finished round's tracks (and associations and model) and rank again; returns
         what changed."""
-        added, removed = link_changes(self.tracks, outcome.tracks)
-        before = self._table
+        before, ranked = self.tracks, self._table
         self.tracks = outcome.tracks
         self._lineage_cache = None
         if outcome.associations is not None:
@@ -413,26 +406,10 @@ class ProofreadSession:
         if outcome.model is not None:
             self._model = outcome.model
         latest = self.annotations.latest()
-        meanwhile = sum(latest.get(i) != c for i, c in outcome.pinned.items())
-        meanwhile += len(set(latest) - set(outcome.pinned))
-        answered, top = answered_of_top(before, set(latest), TOP_CELLS)
         self.rerank()
         confident = self.strategy == "confidence"
-        scores = self.ranking["score"].to_numpy()
-        return RoundSummary(
-            folder=outcome.folder,
-            added=added,
-            removed=removed,
-            pinned=len(outcome.pinned),
-            meanwhile=meanwhile,
-            answered_top=answered,
-            top=top,
-            left=int((scores >= LIKELY_WRONG).sum()) if confident else None,
-            threshold=LIKELY_WRONG,
-            ranked=len(self.ranking),
-            exported=tuple(outcome.exported),
-            export_error=outcome.export_error,
-            guard=outcome.guard,
+        return summarise_round(
+            outcome, before, ranked, latest, self.ranking, confident, LIKELY_WRONG, TOP_CELLS
         )
 
     def resolve(self) -> RoundSummary:
