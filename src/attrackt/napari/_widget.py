@@ -36,17 +36,24 @@ from qtpy.QtWidgets import (
 from attrackt.data import Annotations
 from attrackt.errors import InputError
 from attrackt.napari._display import (
-    ROLES,
     TRACKS_NAME,
     CellView,
     movie_layers,
 )
 from attrackt.napari._lineage import LineageView
 from attrackt.napari._pyside import keep_none_alive
+from attrackt.napari._widget_text import (
+    HELP,
+    JOURNAL_NOTE,
+    SCORE_NOTE,
+    cell_text,
+    children_text,
+    legend,
+)
 from attrackt.napari._worker import JobThread
 from attrackt.napari.layers import layer_scale, tracks_from_layer, tracks_layer
 from attrackt.napari.rounds import RoundOutcome
-from attrackt.napari.session import LIKELY_WRONG, ProofreadSession, SessionConfig
+from attrackt.napari.session import ProofreadSession, SessionConfig
 
 __all__ = ["KEYS", "ProofreadWidget"]
 
@@ -68,32 +75,6 @@ KEYS = {
     "beside": ("S", "next frame beside, or not"),
     "back": ("G", "back to the cell (centre and zoom)"),
 }
-HELP = (
-    "<b>Keys</b> N/P next/previous · A accept solver · 1–4 model's answer · 0 no children · "
-    "click children, C use clicks · Esc clear · U undo · S next frame beside · G back to cell<br>"
-    "<b>Score</b> how strongly the model disagrees with the solver at the cell (0: agree; 1: "
-    f"one child more or less); ≥ {LIKELY_WRONG:g}: likely wrong. Answers are saved at once."
-)
-JOURNAL_NOTE = "answers.jsonl (the project's by default)"
-
-
-def _children_text(children: tuple[int, ...] | None, scores: tuple[float, ...] = ()) -> str:
-    if children is None:
-        return "-"
-    if not children:
-        return "none"
-    if scores:
-        return ", ".join(f"{c} ({s:.2f})" for c, s in zip(children, scores, strict=True))
-    return ", ".join(map(str, children))
-
-
-def _legend() -> str:
-    shapes = {"ring": "◯", "diamond": "◇", "square": "□", "star": "☆"}
-    names = {"cell": "cell", "model": "model (M)", "solver": "solver (S)", "answer": "answer (A)"}
-    return " ".join(
-        f'<span style="color:{colour}">{shapes[symbol]} {names[role]}</span>'
-        for role, (symbol, colour, _, _) in ROLES.items()
-    )
 
 
 class ProofreadWidget(QWidget):
@@ -173,8 +154,8 @@ class ProofreadWidget(QWidget):
         column = QVBoxLayout(cell)
         self.cell_label = QLabel("no session: open a project")
         self.cell_label.setWordWrap(True)
-        self.cell_label.setToolTip(HELP.split("<br>")[1].replace("<b>", "").replace("</b>", ""))
-        self.legend_label = QLabel(_legend())
+        self.cell_label.setToolTip(SCORE_NOTE)
+        self.legend_label = QLabel(legend())
         self.previous_button = QPushButton("◀ Previous [P]")
         self.next_button = QPushButton("Next [N] ▶")
         self.rank_spin = QSpinBox()
@@ -459,22 +440,11 @@ class ProofreadWidget(QWidget):
         if cell is None:
             self.cell_label.setText(f"No cell left to proof-read. {session.summary()}")
             return
-        where = f"rank {cell.rank} of {len(session.ranking)}" if cell.rank else "not ranked"
-        if session.strategy == "confidence":
-            likely = " (likely wrong)" if cell.score >= LIKELY_WRONG else ""
-            score = f"score {cell.score:.2f}{likely}"
-        else:
-            score = f"{session.strategy} order (no model scores)"
-        self.cell_label.setText(
-            f"<b>cell {cell.id}</b> · frame {cell.t} · {where} · {score}"
-            f"<br>solver: {_children_text(cell.solver_children)} · model: "
-            f"{_children_text(cell.model_children, cell.model_scores)} · answer: "
-            f"{_children_text(cell.answer)}"
-        )
+        self.cell_label.setText(cell_text(cell, len(session.ranking), session.strategy))
         if cell.rank:
             self.rank_spin.setValue(cell.rank)
         for number, option in enumerate(session.alternatives(cell), start=1):
-            self.alternative_combo.addItem(f"{number}: children {_children_text(option)}")
+            self.alternative_combo.addItem(f"{number}: children {children_text(option)}")
         self.pick_button.setEnabled(self.alternative_combo.count() > 0)
 
     def _set_beside(self, on: bool) -> None:
@@ -519,7 +489,7 @@ class ProofreadWidget(QWidget):
         note = f"; {conflicts} conflict(s): see the list" if conflicts else ""
         later = " (goes into the next round)" if self.busy else ""
         self._say(
-            f"cell {answer.id}: children {_children_text(answer.children)} saved{later}{note}",
+            f"cell {answer.id}: children {children_text(answer.children)} saved{later}{note}",
             error=bool(conflicts),
         )
 
@@ -540,7 +510,7 @@ class ProofreadWidget(QWidget):
             self._say("nothing to undo")
         else:
             self._say(
-                f"undone: cell {answer.id} is back to {_children_text(self.session.current.answer)}"
+                f"undone: cell {answer.id} is back to {children_text(self.session.current.answer)}"
             )
 
     def _go_to_conflict(self, item) -> None:
