@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -42,6 +41,7 @@ from attrackt.napari._display import (
 )
 from attrackt.napari._lineage import LineageView
 from attrackt.napari._pyside import keep_none_alive
+from attrackt.napari._shortcuts import KEYS, bind_keys
 from attrackt.napari._widget_text import (
     HELP,
     JOURNAL_NOTE,
@@ -58,23 +58,6 @@ from attrackt.napari.session import ProofreadSession, SessionConfig
 __all__ = ["KEYS", "ProofreadWidget"]
 
 logger = logging.getLogger(__name__)
-
-#: action -> (key, what it does), as the help line and the tooltips tell them
-KEYS = {
-    "next": ("N", "next cell"),
-    "previous": ("P", "previous cell"),
-    "accept": ("A", "accept the solver's children"),
-    "pick1": ("1", "the model's answer 1"),
-    "pick2": ("2", "the model's answer 2"),
-    "pick3": ("3", "the model's answer 3"),
-    "pick4": ("4", "the model's answer 4"),
-    "none": ("0", "no children"),
-    "clicks": ("C", "the clicked children"),
-    "clear": ("Esc", "clear the clicks"),
-    "undo": ("U", "undo the last answer"),
-    "beside": ("S", "next frame beside, or not"),
-    "back": ("G", "back to the cell (centre and zoom)"),
-}
 
 
 class ProofreadWidget(QWidget):
@@ -276,12 +259,7 @@ class ProofreadWidget(QWidget):
             "beside": self.beside_check.toggle,
             "back": self.back_button.click,
         }
-        self.shortcuts: dict[str, QShortcut] = {}
-        for action, (key, _) in KEYS.items():
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
-            shortcut.activated.connect(actions[action])
-            self.shortcuts[action] = shortcut
+        self.shortcuts = bind_keys(self, actions)
 
     def _enable(self, on: bool) -> None:
         answering = (
