@@ -15,41 +15,21 @@ from typing import Any
 from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import (
     QApplication,
-    QCheckBox,
     QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QListWidget,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from attrackt.data import Annotations
 from attrackt.errors import InputError
-from attrackt.napari._display import (
-    TRACKS_NAME,
-    CellView,
-    movie_layers,
-)
-from attrackt.napari._lineage import LineageView
+from attrackt.napari._display import TRACKS_NAME, CellView, movie_layers
+from attrackt.napari._panels import answer_panel, cell_panel, data_panel, solve_panel
 from attrackt.napari._pyside import keep_none_alive
 from attrackt.napari._shortcuts import KEYS, bind_keys
-from attrackt.napari._widget_text import (
-    HELP,
-    JOURNAL_NOTE,
-    SCORE_NOTE,
-    cell_text,
-    children_text,
-    legend,
-)
+from attrackt.napari._widget_text import HELP, cell_text, children_text
 from attrackt.napari._worker import JobThread
 from attrackt.napari.layers import layer_scale, tracks_from_layer, tracks_layer
 from attrackt.napari.rounds import RoundOutcome
@@ -96,6 +76,8 @@ class ProofreadWidget(QWidget):
 
     # ---- layout ----------------------------------------------------------------------------
     def _build(self) -> None:
+        """The help line, the panels (:mod:`attrackt.napari._panels`) and the status line, in
+        a scroll area."""
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         scroll = QScrollArea()
@@ -111,126 +93,14 @@ class ProofreadWidget(QWidget):
         self.help_label.setWordWrap(True)
         self.help_label.setStyleSheet("font-size: 11px")
         layout.addWidget(self.help_label)
-
-        load = QGroupBox("Data")
-        form = QFormLayout(load)
-        self.project_edit = QLineEdit()
-        self.project_edit.setPlaceholderText("project folder (attrackt run --project)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_project)
-        self.sequence_edit = QLineEdit()
-        self.sequence_edit.setPlaceholderText("(only if the project has several)")
-        self.open_button = QPushButton("Open project")
-        self.open_button.clicked.connect(self._open_project)
-        self.journal_edit = QLineEdit()
-        self.journal_edit.setPlaceholderText(JOURNAL_NOTE)
-        self.layer_combo = QComboBox()
-        self.layer_button = QPushButton("Proof-read this layer")
-        self.layer_button.clicked.connect(self._use_layer)
-        form.addRow("Project", _row(self.project_edit, browse))
-        form.addRow("Sequence", _row(self.sequence_edit, self.open_button))
-        form.addRow("Journal", self.journal_edit)
-        form.addRow("Tracks layer", _row(self.layer_combo, self.layer_button))
-        layout.addWidget(load)
-
-        cell = QGroupBox("Cell")
-        column = QVBoxLayout(cell)
-        self.cell_label = QLabel("no session: open a project")
-        self.cell_label.setWordWrap(True)
-        self.cell_label.setToolTip(SCORE_NOTE)
-        self.legend_label = QLabel(legend())
-        self.previous_button = QPushButton("◀ Previous [P]")
-        self.next_button = QPushButton("Next [N] ▶")
-        self.rank_spin = QSpinBox()
-        self.rank_spin.setMinimum(1)
-        self.jump_button = QPushButton("Go to rank")
-        self.previous_button.clicked.connect(lambda: self._navigate(self.session.previous))
-        self.next_button.clicked.connect(lambda: self._navigate(self.session.next))
-        self.jump_button.clicked.connect(
-            lambda: self._navigate(lambda: self.session.jump(self.rank_spin.value()))
-        )
-        self.lineage_view = LineageView()
-        self.lineage_view.picked.connect(self._go_to_id)
-        self.beside_check = QCheckBox("Next frame beside [S]")
-        self.beside_check.setChecked(True)
-        self.beside_check.toggled.connect(self._set_beside)
-        self.back_button = QPushButton("Back to the cell [G]")
-        self.back_button.clicked.connect(self._back)
-        column.addWidget(self.cell_label)
-        column.addWidget(self.legend_label)
-        column.addWidget(
-            _row(self.previous_button, self.next_button, self.rank_spin, self.jump_button)
-        )
-        caption = QLabel("Lineage (±15 frames; red: likely wrong, green: answered)")
-        caption.setWordWrap(True)
-        column.addWidget(caption)
-        column.addWidget(self.lineage_view)
-        column.addWidget(_row(self.beside_check, self.back_button))
-        layout.addWidget(cell)
-
+        layout.addWidget(data_panel(self))
+        layout.addWidget(cell_panel(self))
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
-
-        answer = QGroupBox("Answer")
-        column = QVBoxLayout(answer)
-        self.accept_button = QPushButton("Accept the solver's children [A]")
-        self.alternative_combo = QComboBox()
-        self.pick_button = QPushButton("Pick the model's [1–4]")
-        self.none_button = QPushButton("No children [0]")
-        self.clicks_button = QPushButton("Use clicked children [C]")
-        self.clicks_button.setToolTip(
-            "Click one or two children on the 'attrackt clicks' layer: in the next-frame panel "
-            "beside the cell, or in a later frame"
-        )
-        self.clear_button = QPushButton("Clear clicks [Esc]")
-        self.undo_button = QPushButton("Undo [U]")
-        self.undo_button.setToolTip("Takes back the latest answer, also one of an earlier session")
-        self.advance_check = QCheckBox("Next cell after answering")
-        self.advance_check.setChecked(True)
-        self.accept_button.clicked.connect(lambda: self._answer(self.session.accept))
-        self.pick_button.clicked.connect(lambda: self._pick(self.alternative_combo.currentIndex()))
-        self.none_button.clicked.connect(lambda: self._answer(self.session.no_children))
-        self.clicks_button.clicked.connect(self._answer_clicks)
-        self.clear_button.clicked.connect(self._clear_clicks)
-        self.undo_button.clicked.connect(self._undo)
-        column.addWidget(self.accept_button)
-        column.addWidget(_row(self.alternative_combo, self.pick_button))
-        column.addWidget(_row(self.none_button, self.clicks_button))
-        column.addWidget(_row(self.clear_button, self.undo_button))
-        column.addWidget(self.advance_check)
-        self.conflict_list = QListWidget()
-        self.conflict_list.setMaximumHeight(60)
-        self.conflict_list.setToolTip("Double-click a conflict to go to its cell")
-        self.conflict_list.itemDoubleClicked.connect(self._go_to_conflict)
-        column.addWidget(QLabel("Conflicts"))
-        column.addWidget(self.conflict_list)
-        layout.addWidget(answer)
-
-        solve = QGroupBox("Solve")
-        column = QVBoxLayout(solve)
-        self.resolve_button = QPushButton("Re-solve")
-        self.finetune_button = QPushButton("Fine-tune + re-solve")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.resolve_button.clicked.connect(lambda: self._start(finetune=False))
-        self.finetune_button.clicked.connect(lambda: self._start(finetune=True))
-        self.cancel_button.clicked.connect(self._cancel)
-        self.progress = QProgressBar()
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
-        self.progress.setTextVisible(True)
-        self.round_label = QLabel("")
-        self.round_label.setWordWrap(True)
-        self.round_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.export_button = QPushButton("Export… (geff, CTC)")
-        self.export_button.clicked.connect(self._export_dialog)
-        column.addWidget(_row(self.resolve_button, self.finetune_button, self.cancel_button))
-        column.addWidget(self.progress)
-        column.addWidget(self.round_label)
-        column.addWidget(self.export_button)
-        layout.addWidget(solve)
+        layout.addWidget(answer_panel(self))
+        layout.addWidget(solve_panel(self))
         layout.addStretch(1)
         for combo in (self.layer_combo, self.alternative_combo):  # no widening by content
             combo.setSizeAdjustPolicy(
@@ -613,12 +483,3 @@ def _project_of(layer: Any) -> tuple[str, str] | None:
     """``(project folder, sequence)`` of a tracks layer the reader made from a project."""
     meta = (getattr(layer, "metadata", None) or {}).get("attrackt") or {}
     return (meta["project"], meta.get("sequence", "")) if meta.get("project") else None
-
-
-def _row(*widgets: QWidget) -> QWidget:
-    box = QWidget()
-    layout = QHBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget)
-    return box
