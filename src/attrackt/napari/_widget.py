@@ -5,6 +5,10 @@ Every decision is the session's; the widget turns clicks and keys into its calls
 result: :class:`~attrackt.napari.display.CellView` zooms to the current cell with its next frame
 beside it, a lineage tree shows the cell's track, and rounds (re-solve, fine-tune) run in a
 worker thread with their progress, time left and a Cancel button, while answering goes on.
+
+Its panels are built in :mod:`~attrackt.napari._panels`, its keys bound in
+:mod:`~attrackt.napari._shortcuts`, its words written in :mod:`~attrackt.napari._widget_text`
+and its rounds run by :mod:`~attrackt.napari._widget_rounds`.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ from attrackt.napari._display import TRACKS_NAME, CellView, movie_layers
 from attrackt.napari._panels import answer_panel, cell_panel, data_panel, solve_panel
 from attrackt.napari._pyside import keep_none_alive
 from attrackt.napari._shortcuts import KEYS, bind_keys
+from attrackt.napari._widget_rounds import RoundsMixin
 from attrackt.napari._widget_text import HELP, cell_text, children_text
 from attrackt.napari._worker import JobThread
 from attrackt.napari.layers import layer_scale, tracks_from_layer, tracks_layer
-from attrackt.napari.rounds import RoundOutcome
 from attrackt.napari.session import ProofreadSession, SessionConfig
 
 __all__ = ["KEYS", "ProofreadWidget"]
@@ -40,7 +44,7 @@ __all__ = ["KEYS", "ProofreadWidget"]
 logger = logging.getLogger(__name__)
 
 
-class ProofreadWidget(QWidget):
+class ProofreadWidget(RoundsMixin, QWidget):
     """Load a project or the viewer's tracks layer, step through the ranked cells, answer,
     undo, re-solve, fine-tune, export. ``session`` (and the ``tracks`` layer that shows its
     tracks) may be given at once, as ``attrackt napari`` does."""
@@ -155,11 +159,6 @@ class ProofreadWidget(QWidget):
         self.cancel_button.setEnabled(self.busy)
         for widget in (self.open_button, self.layer_button):
             widget.setEnabled(not self.busy)
-
-    @property
-    def busy(self) -> bool:
-        """Whether a round (re-solve or fine-tuning) is running."""
-        return self.thread is not None
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
@@ -365,80 +364,7 @@ class ProofreadWidget(QWidget):
         conflict = self.session.conflicts[self.conflict_list.row(item)]
         self._navigate(lambda: self.session.go_to(conflict.parents[0]))
 
-    # ---- rounds ----------------------------------------------------------------------------
-    def _start(self, finetune: bool) -> None:
-        """Start a round in a worker thread; answering goes on meanwhile."""
-        if self.session is None or self.busy:
-            return
-        try:
-            job = self.session.round(finetune)
-        except InputError as err:
-            self._say(str(err), error=True)
-            return
-        self.thread = JobThread(job)
-        self.thread.progressed.connect(self._progress)
-        self.thread.finished.connect(self._thread_done)
-        self.progress.setRange(0, 0)
-        self.progress.setFormat(f"{job.labels[0]} (1/{len(job.labels)})")
-        self._enable(True)
-        self._say(f"{' + '.join(job.labels)} started; answer on meanwhile (next round)")
-        self.thread.start()
-
-    def _progress(self) -> None:
-        progress = None if self.thread is None else self.thread.progress
-        if progress is None:
-            return
-        if progress.total:
-            self.progress.setRange(0, progress.total)
-            self.progress.setValue(progress.done)
-        else:
-            self.progress.setRange(0, 0)  # busy, not counted
-        self.progress.setFormat(progress.text())
-
-    def _succeeded(self, outcome: RoundOutcome) -> None:
-        self.last_round = "done"
-        summary = self.session.apply(outcome)
-        self._show_tracks()
-        self._show()
-        self.round_label.setText(summary.text())
-        self._say(summary.text(), error=bool(summary.export_error))
-
-    def _failed(self, message: str, cancelled: bool) -> None:
-        self.last_round = "cancelled" if cancelled else "failed"
-        self.round_label.setText(message)
-        self._say(message, error=not cancelled)
-
-    def _thread_done(self) -> None:
-        thread, self.thread = self.thread, None
-        thread.wait()  # ``finished`` comes just before the thread ends; let it end first
-        if thread.outcome is not None:
-            self._succeeded(thread.outcome)
-        else:
-            self._failed(thread.error, thread.cancelled)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(int(self.last_round == "done"))
-        self.progress.setFormat(self.last_round or "idle")
-        self._enable(self.session is not None)
-
-    def _cancel(self) -> None:
-        if self.thread is not None:
-            self.thread.job.cancel()
-            self.cancel_button.setEnabled(False)
-            self.progress.setFormat("cancelling… (at the next step)")
-            self._say("cancelling: the round stops at its next step and is not kept")
-
-    def shutdown(self, wait_s: float = 60.0) -> None:
-        """Cancel a running round and wait for it to stop (the viewer is closing)."""
-        if self.thread is None:
-            return
-        logger.warning("the viewer is closing: cancelling %s", " + ".join(self.thread.job.labels))
-        self.thread.job.cancel()
-        if not self.thread.wait(int(wait_s * 1000)):
-            logger.error("the round did not stop within %.0f s", wait_s)
-            return
-        QApplication.processEvents()  # deliver its last signals
-        logger.warning("cancelled: nothing of the round was kept")
-
+    # ---- the window ------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         """Fit the width; watch the window this widget is docked in, to cancel a round when it
         closes."""
