@@ -24,6 +24,11 @@ A cell's **score** is how strongly the model disagrees with the solver there: wi
 confidence ranking, ``|association mass leaving the cell - links the solver gave it|`` (0: they
 agree; 1: the model sees one child more or less than the solver; see :mod:`attrackt.active`).
 Scores of :data:`LIKELY_WRONG` or more mark cells likely tracked wrong.
+
+The session's settings are in :mod:`~attrackt.napari.session_config`; it delegates to
+:mod:`~attrackt.napari.cells` (a cell and what is drawn of it), :mod:`~attrackt.napari.answers`
+(clicks, checks, undo), :mod:`~attrackt.napari.lineage`, :mod:`~attrackt.napari.project`
+(opening a project's sequence) and :mod:`~attrackt.napari.rounds`.
 """
 
 from __future__ import annotations
