@@ -189,7 +189,7 @@ def napari_session_config(strategy: str, author: str, finetune_minutes: float | 
     """The proof-reading session's settings from ``attrackt napari``'s options; fine-tuning
     takes the session's defaults for this machine (``default_finetune_config``)."""
     from attrackt.active import RankConfig
-    from attrackt.napari.session import SessionConfig, default_finetune_config
+    from attrackt.napari.session_config import SessionConfig, default_finetune_config
 
     return SessionConfig(
         rank=RankConfig(strategy=strategy),  # type: ignore[arg-type]

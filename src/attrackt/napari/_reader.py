@@ -40,8 +40,7 @@ def project_layers(path: str | Path) -> list[LayerTuple]:
     """Per sequence of a project: its movie (where the store says it is), its masks and its
     current tracks (the latest round's), the tracks layer naming the project and sequence in
     its metadata (the widget's *Proof-read this layer* opens the project on it)."""
-    from attrackt.napari.project import current_tracks, image_source, read_images
-    from attrackt.napari.session import DETECTION_FILES
+    from attrackt.napari.project import DETECTION_FILES, current_tracks, image_source, read_images
     from attrackt.store import Store
 
     path = Path(path).absolute()

@@ -5,6 +5,10 @@ Every decision is the session's; the widget turns clicks and keys into its calls
 result: :class:`~attrackt.napari.display.CellView` zooms to the current cell with its next frame
 beside it, a lineage tree shows the cell's track, and rounds (re-solve, fine-tune) run in a
 worker thread with their progress, time left and a Cancel button, while answering goes on.
+
+Its panels are built in :mod:`~attrackt.napari._panels`, its keys bound in
+:mod:`~attrackt.napari._shortcuts`, its words written in :mod:`~attrackt.napari._widget_text`
+and its rounds run by :mod:`~attrackt.napari._widget_rounds`.
 """
 
 from __future__ import annotations
@@ -13,90 +17,34 @@ import logging
 from typing import Any
 
 from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import (
     QApplication,
-    QCheckBox,
     QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QListWidget,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from attrackt.data import Annotations
 from attrackt.errors import InputError
-from attrackt.napari._display import (
-    ROLES,
-    TRACKS_NAME,
-    CellView,
-    movie_layers,
-)
-from attrackt.napari._lineage import LineageView
+from attrackt.napari._display import TRACKS_NAME, CellView, movie_layers
+from attrackt.napari._panels import answer_panel, cell_panel, data_panel, solve_panel
 from attrackt.napari._pyside import keep_none_alive
+from attrackt.napari._shortcuts import KEYS, bind_keys
+from attrackt.napari._widget_rounds import RoundsMixin
+from attrackt.napari._widget_text import HELP, cell_text, children_text
 from attrackt.napari._worker import JobThread
 from attrackt.napari.layers import layer_scale, tracks_from_layer, tracks_layer
-from attrackt.napari.rounds import RoundOutcome
-from attrackt.napari.session import LIKELY_WRONG, ProofreadSession, SessionConfig
+from attrackt.napari.session import ProofreadSession, SessionConfig
 
 __all__ = ["KEYS", "ProofreadWidget"]
 
 logger = logging.getLogger(__name__)
 
-#: action -> (key, what it does), as the help line and the tooltips tell them
-KEYS = {
-    "next": ("N", "next cell"),
-    "previous": ("P", "previous cell"),
-    "accept": ("A", "accept the solver's children"),
-    "pick1": ("1", "the model's answer 1"),
-    "pick2": ("2", "the model's answer 2"),
-    "pick3": ("3", "the model's answer 3"),
-    "pick4": ("4", "the model's answer 4"),
-    "none": ("0", "no children"),
-    "clicks": ("C", "the clicked children"),
-    "clear": ("Esc", "clear the clicks"),
-    "undo": ("U", "undo the last answer"),
-    "beside": ("S", "next frame beside, or not"),
-    "back": ("G", "back to the cell (centre and zoom)"),
-}
-HELP = (
-    "<b>Keys</b> N/P next/previous · A accept solver · 1–4 model's answer · 0 no children · "
-    "click children, C use clicks · Esc clear · U undo · S next frame beside · G back to cell<br>"
-    "<b>Score</b> how strongly the model disagrees with the solver at the cell (0: agree; 1: "
-    f"one child more or less); ≥ {LIKELY_WRONG:g}: likely wrong. Answers are saved at once."
-)
-JOURNAL_NOTE = "answers.jsonl (the project's by default)"
 
-
-def _children_text(children: tuple[int, ...] | None, scores: tuple[float, ...] = ()) -> str:
-    if children is None:
-        return "-"
-    if not children:
-        return "none"
-    if scores:
-        return ", ".join(f"{c} ({s:.2f})" for c, s in zip(children, scores, strict=True))
-    return ", ".join(map(str, children))
-
-
-def _legend() -> str:
-    shapes = {"ring": "◯", "diamond": "◇", "square": "□", "star": "☆"}
-    names = {"cell": "cell", "model": "model (M)", "solver": "solver (S)", "answer": "answer (A)"}
-    return " ".join(
-        f'<span style="color:{colour}">{shapes[symbol]} {names[role]}</span>'
-        for role, (symbol, colour, _, _) in ROLES.items()
-    )
-
-
-class ProofreadWidget(QWidget):
+class ProofreadWidget(RoundsMixin, QWidget):
     """Load a project or the viewer's tracks layer, step through the ranked cells, answer,
     undo, re-solve, fine-tune, export. ``session`` (and the ``tracks`` layer that shows its
     tracks) may be given at once, as ``attrackt napari`` does."""
@@ -132,6 +80,8 @@ class ProofreadWidget(QWidget):
 
     # ---- layout ----------------------------------------------------------------------------
     def _build(self) -> None:
+        """The help line, the panels (:mod:`attrackt.napari._panels`) and the status line, in
+        a scroll area."""
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         scroll = QScrollArea()
@@ -147,126 +97,14 @@ class ProofreadWidget(QWidget):
         self.help_label.setWordWrap(True)
         self.help_label.setStyleSheet("font-size: 11px")
         layout.addWidget(self.help_label)
-
-        load = QGroupBox("Data")
-        form = QFormLayout(load)
-        self.project_edit = QLineEdit()
-        self.project_edit.setPlaceholderText("project folder (attrackt run --project)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_project)
-        self.sequence_edit = QLineEdit()
-        self.sequence_edit.setPlaceholderText("(only if the project has several)")
-        self.open_button = QPushButton("Open project")
-        self.open_button.clicked.connect(self._open_project)
-        self.journal_edit = QLineEdit()
-        self.journal_edit.setPlaceholderText(JOURNAL_NOTE)
-        self.layer_combo = QComboBox()
-        self.layer_button = QPushButton("Proof-read this layer")
-        self.layer_button.clicked.connect(self._use_layer)
-        form.addRow("Project", _row(self.project_edit, browse))
-        form.addRow("Sequence", _row(self.sequence_edit, self.open_button))
-        form.addRow("Journal", self.journal_edit)
-        form.addRow("Tracks layer", _row(self.layer_combo, self.layer_button))
-        layout.addWidget(load)
-
-        cell = QGroupBox("Cell")
-        column = QVBoxLayout(cell)
-        self.cell_label = QLabel("no session: open a project")
-        self.cell_label.setWordWrap(True)
-        self.cell_label.setToolTip(HELP.split("<br>")[1].replace("<b>", "").replace("</b>", ""))
-        self.legend_label = QLabel(_legend())
-        self.previous_button = QPushButton("◀ Previous [P]")
-        self.next_button = QPushButton("Next [N] ▶")
-        self.rank_spin = QSpinBox()
-        self.rank_spin.setMinimum(1)
-        self.jump_button = QPushButton("Go to rank")
-        self.previous_button.clicked.connect(lambda: self._navigate(self.session.previous))
-        self.next_button.clicked.connect(lambda: self._navigate(self.session.next))
-        self.jump_button.clicked.connect(
-            lambda: self._navigate(lambda: self.session.jump(self.rank_spin.value()))
-        )
-        self.lineage_view = LineageView()
-        self.lineage_view.picked.connect(self._go_to_id)
-        self.beside_check = QCheckBox("Next frame beside [S]")
-        self.beside_check.setChecked(True)
-        self.beside_check.toggled.connect(self._set_beside)
-        self.back_button = QPushButton("Back to the cell [G]")
-        self.back_button.clicked.connect(self._back)
-        column.addWidget(self.cell_label)
-        column.addWidget(self.legend_label)
-        column.addWidget(
-            _row(self.previous_button, self.next_button, self.rank_spin, self.jump_button)
-        )
-        caption = QLabel("Lineage (±15 frames; red: likely wrong, green: answered)")
-        caption.setWordWrap(True)
-        column.addWidget(caption)
-        column.addWidget(self.lineage_view)
-        column.addWidget(_row(self.beside_check, self.back_button))
-        layout.addWidget(cell)
-
+        layout.addWidget(data_panel(self))
+        layout.addWidget(cell_panel(self))
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
-
-        answer = QGroupBox("Answer")
-        column = QVBoxLayout(answer)
-        self.accept_button = QPushButton("Accept the solver's children [A]")
-        self.alternative_combo = QComboBox()
-        self.pick_button = QPushButton("Pick the model's [1–4]")
-        self.none_button = QPushButton("No children [0]")
-        self.clicks_button = QPushButton("Use clicked children [C]")
-        self.clicks_button.setToolTip(
-            "Click one or two children on the 'attrackt clicks' layer: in the next-frame panel "
-            "beside the cell, or in a later frame"
-        )
-        self.clear_button = QPushButton("Clear clicks [Esc]")
-        self.undo_button = QPushButton("Undo [U]")
-        self.undo_button.setToolTip("Takes back the latest answer, also one of an earlier session")
-        self.advance_check = QCheckBox("Next cell after answering")
-        self.advance_check.setChecked(True)
-        self.accept_button.clicked.connect(lambda: self._answer(self.session.accept))
-        self.pick_button.clicked.connect(lambda: self._pick(self.alternative_combo.currentIndex()))
-        self.none_button.clicked.connect(lambda: self._answer(self.session.no_children))
-        self.clicks_button.clicked.connect(self._answer_clicks)
-        self.clear_button.clicked.connect(self._clear_clicks)
-        self.undo_button.clicked.connect(self._undo)
-        column.addWidget(self.accept_button)
-        column.addWidget(_row(self.alternative_combo, self.pick_button))
-        column.addWidget(_row(self.none_button, self.clicks_button))
-        column.addWidget(_row(self.clear_button, self.undo_button))
-        column.addWidget(self.advance_check)
-        self.conflict_list = QListWidget()
-        self.conflict_list.setMaximumHeight(60)
-        self.conflict_list.setToolTip("Double-click a conflict to go to its cell")
-        self.conflict_list.itemDoubleClicked.connect(self._go_to_conflict)
-        column.addWidget(QLabel("Conflicts"))
-        column.addWidget(self.conflict_list)
-        layout.addWidget(answer)
-
-        solve = QGroupBox("Solve")
-        column = QVBoxLayout(solve)
-        self.resolve_button = QPushButton("Re-solve")
-        self.finetune_button = QPushButton("Fine-tune + re-solve")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.resolve_button.clicked.connect(lambda: self._start(finetune=False))
-        self.finetune_button.clicked.connect(lambda: self._start(finetune=True))
-        self.cancel_button.clicked.connect(self._cancel)
-        self.progress = QProgressBar()
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
-        self.progress.setTextVisible(True)
-        self.round_label = QLabel("")
-        self.round_label.setWordWrap(True)
-        self.round_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.export_button = QPushButton("Export… (geff, CTC)")
-        self.export_button.clicked.connect(self._export_dialog)
-        column.addWidget(_row(self.resolve_button, self.finetune_button, self.cancel_button))
-        column.addWidget(self.progress)
-        column.addWidget(self.round_label)
-        column.addWidget(self.export_button)
-        layout.addWidget(solve)
+        layout.addWidget(answer_panel(self))
+        layout.addWidget(solve_panel(self))
         layout.addStretch(1)
         for combo in (self.layer_combo, self.alternative_combo):  # no widening by content
             combo.setSizeAdjustPolicy(
@@ -295,12 +133,7 @@ class ProofreadWidget(QWidget):
             "beside": self.beside_check.toggle,
             "back": self.back_button.click,
         }
-        self.shortcuts: dict[str, QShortcut] = {}
-        for action, (key, _) in KEYS.items():
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
-            shortcut.activated.connect(actions[action])
-            self.shortcuts[action] = shortcut
+        self.shortcuts = bind_keys(self, actions)
 
     def _enable(self, on: bool) -> None:
         answering = (
@@ -326,11 +159,6 @@ class ProofreadWidget(QWidget):
         self.cancel_button.setEnabled(self.busy)
         for widget in (self.open_button, self.layer_button):
             widget.setEnabled(not self.busy)
-
-    @property
-    def busy(self) -> bool:
-        """Whether a round (re-solve or fine-tuning) is running."""
-        return self.thread is not None
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
@@ -459,22 +287,11 @@ class ProofreadWidget(QWidget):
         if cell is None:
             self.cell_label.setText(f"No cell left to proof-read. {session.summary()}")
             return
-        where = f"rank {cell.rank} of {len(session.ranking)}" if cell.rank else "not ranked"
-        if session.strategy == "confidence":
-            likely = " (likely wrong)" if cell.score >= LIKELY_WRONG else ""
-            score = f"score {cell.score:.2f}{likely}"
-        else:
-            score = f"{session.strategy} order (no model scores)"
-        self.cell_label.setText(
-            f"<b>cell {cell.id}</b> · frame {cell.t} · {where} · {score}"
-            f"<br>solver: {_children_text(cell.solver_children)} · model: "
-            f"{_children_text(cell.model_children, cell.model_scores)} · answer: "
-            f"{_children_text(cell.answer)}"
-        )
+        self.cell_label.setText(cell_text(cell, len(session.ranking), session.strategy))
         if cell.rank:
             self.rank_spin.setValue(cell.rank)
         for number, option in enumerate(session.alternatives(cell), start=1):
-            self.alternative_combo.addItem(f"{number}: children {_children_text(option)}")
+            self.alternative_combo.addItem(f"{number}: children {children_text(option)}")
         self.pick_button.setEnabled(self.alternative_combo.count() > 0)
 
     def _set_beside(self, on: bool) -> None:
@@ -519,7 +336,7 @@ class ProofreadWidget(QWidget):
         note = f"; {conflicts} conflict(s): see the list" if conflicts else ""
         later = " (goes into the next round)" if self.busy else ""
         self._say(
-            f"cell {answer.id}: children {_children_text(answer.children)} saved{later}{note}",
+            f"cell {answer.id}: children {children_text(answer.children)} saved{later}{note}",
             error=bool(conflicts),
         )
 
@@ -540,87 +357,14 @@ class ProofreadWidget(QWidget):
             self._say("nothing to undo")
         else:
             self._say(
-                f"undone: cell {answer.id} is back to {_children_text(self.session.current.answer)}"
+                f"undone: cell {answer.id} is back to {children_text(self.session.current.answer)}"
             )
 
     def _go_to_conflict(self, item) -> None:
         conflict = self.session.conflicts[self.conflict_list.row(item)]
         self._navigate(lambda: self.session.go_to(conflict.parents[0]))
 
-    # ---- rounds ----------------------------------------------------------------------------
-    def _start(self, finetune: bool) -> None:
-        """Start a round in a worker thread; answering goes on meanwhile."""
-        if self.session is None or self.busy:
-            return
-        try:
-            job = self.session.round(finetune)
-        except InputError as err:
-            self._say(str(err), error=True)
-            return
-        self.thread = JobThread(job)
-        self.thread.progressed.connect(self._progress)
-        self.thread.finished.connect(self._thread_done)
-        self.progress.setRange(0, 0)
-        self.progress.setFormat(f"{job.labels[0]} (1/{len(job.labels)})")
-        self._enable(True)
-        self._say(f"{' + '.join(job.labels)} started; answer on meanwhile (next round)")
-        self.thread.start()
-
-    def _progress(self) -> None:
-        progress = None if self.thread is None else self.thread.progress
-        if progress is None:
-            return
-        if progress.total:
-            self.progress.setRange(0, progress.total)
-            self.progress.setValue(progress.done)
-        else:
-            self.progress.setRange(0, 0)  # busy, not counted
-        self.progress.setFormat(progress.text())
-
-    def _succeeded(self, outcome: RoundOutcome) -> None:
-        self.last_round = "done"
-        summary = self.session.apply(outcome)
-        self._show_tracks()
-        self._show()
-        self.round_label.setText(summary.text())
-        self._say(summary.text(), error=bool(summary.export_error))
-
-    def _failed(self, message: str, cancelled: bool) -> None:
-        self.last_round = "cancelled" if cancelled else "failed"
-        self.round_label.setText(message)
-        self._say(message, error=not cancelled)
-
-    def _thread_done(self) -> None:
-        thread, self.thread = self.thread, None
-        thread.wait()  # ``finished`` comes just before the thread ends; let it end first
-        if thread.outcome is not None:
-            self._succeeded(thread.outcome)
-        else:
-            self._failed(thread.error, thread.cancelled)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(int(self.last_round == "done"))
-        self.progress.setFormat(self.last_round or "idle")
-        self._enable(self.session is not None)
-
-    def _cancel(self) -> None:
-        if self.thread is not None:
-            self.thread.job.cancel()
-            self.cancel_button.setEnabled(False)
-            self.progress.setFormat("cancelling… (at the next step)")
-            self._say("cancelling: the round stops at its next step and is not kept")
-
-    def shutdown(self, wait_s: float = 60.0) -> None:
-        """Cancel a running round and wait for it to stop (the viewer is closing)."""
-        if self.thread is None:
-            return
-        logger.warning("the viewer is closing: cancelling %s", " + ".join(self.thread.job.labels))
-        self.thread.job.cancel()
-        if not self.thread.wait(int(wait_s * 1000)):
-            logger.error("the round did not stop within %.0f s", wait_s)
-            return
-        QApplication.processEvents()  # deliver its last signals
-        logger.warning("cancelled: nothing of the round was kept")
-
+    # ---- the window ------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         """Fit the width; watch the window this widget is docked in, to cancel a round when it
         closes."""
@@ -665,12 +409,3 @@ def _project_of(layer: Any) -> tuple[str, str] | None:
     """``(project folder, sequence)`` of a tracks layer the reader made from a project."""
     meta = (getattr(layer, "metadata", None) or {}).get("attrackt") or {}
     return (meta["project"], meta.get("sequence", "")) if meta.get("project") else None
-
-
-def _row(*widgets: QWidget) -> QWidget:
-    box = QWidget()
-    layout = QHBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget)
-    return box

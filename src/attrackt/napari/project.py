@@ -1,6 +1,7 @@
-"""A project folder as proof-reading sees it, with no Qt and no napari in it: where its rounds
-go, its current tracks (each sequence's latest round in place of the solver's), its movie, and
-the exports kept current after each round (``tracks.geff``, ``result/NAME_RES``).
+"""A project folder as proof-reading sees it, with no Qt and no napari in it: what a session
+opens of one sequence (:func:`read_sequence`), where its rounds go, its current tracks (each
+sequence's latest round in place of the solver's), its movie, and the exports kept current
+after each round (``tracks.geff``, ``result/NAME_RES``).
 
 The layout is what ``attrackt run`` writes (:mod:`attrackt.pipeline`); proof-reading adds
 ``proofread/SEQUENCE/roundNNN/`` (``tracks/``, and after fine-tuning ``finetune/`` and
@@ -11,16 +12,20 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from attrackt.data import Detections, Tracks
+from attrackt.data import Annotations, Associations, Detections, Tracks
 from attrackt.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 ROUNDS = "proofread"
+DETECTION_FILES = ("embedded.npz", "store.npz", "detections.parquet")  # the first found
+CHECKPOINT_FILES = ("model/best.pt", "model/last.pt", "model.pt")
 
 
 def is_project(folder: str | Path) -> bool:
@@ -64,6 +69,81 @@ def concat_tracks(parts: list[Tracks]) -> Tracks:
         return parts[0]
     detections = Detections.concat([p.detections for p in parts])
     return Tracks(detections, np.concatenate([p.edges for p in parts]).reshape(-1, 2))
+
+
+@dataclass(frozen=True)
+class ProjectSequence:
+    """One sequence of a project as a proof-reading session opens it (:func:`read_sequence`):
+    its detections, its latest tracks, associations and answers, the base model, where its
+    rounds go, and the project's store (``None``: it keeps none; its masks and movie)."""
+
+    folder: Path
+    name: str
+    detections: Detections
+    tracks: Tracks
+    associations: Associations | None
+    annotations: Annotations
+    checkpoint: str | Path | None
+    work_dir: Path
+    store: Any  # attrackt.store.Store, or None
+
+
+def read_sequence(
+    folder: str | Path,
+    sequence: str | None = None,
+    journal: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+) -> ProjectSequence:
+    """The sequence ``sequence`` (needed only where the project holds several) of the project
+    ``folder`` (see :mod:`attrackt.napari.session`), at its latest round: the detections (the
+    first of :data:`DETECTION_FILES`, else the tracks' own), the journal's answers on them,
+    the associations leaving them, and the base model (the first of :data:`CHECKPOINT_FILES`).
+    ``journal`` and ``checkpoint`` replace the project's own."""
+    from attrackt.store import Store, resolve_sequences
+
+    folder = Path(folder)
+    if not is_project(folder):
+        raise InputError(folder, "not a project: it holds no tracks/ (attrackt run, link)")
+    tracks = Tracks.load(folder / "tracks")
+    found = next((folder / n for n in DETECTION_FILES if (folder / n).is_file()), None)
+    store = Store.load(found) if found is not None and found.suffix == ".npz" else None
+    if store is not None:
+        detections = store.detections
+    else:
+        detections = Detections.load(found) if found is not None else tracks.detections
+    names = detections.sequences
+    if sequence is None and len(names) > 1:
+        raise InputError(folder, f"holds the sequences {names}; choose one to proof-read")
+    name = names[0] if sequence is None else resolve_sequences(names, [sequence])[0]
+    mine = detections.table["sequence"].to_numpy() == name
+    others = set(detections.ids[~mine].tolist())
+    detections = detections.take(mine)
+    journal = Annotations.load(journal if journal is not None else folder / "answers.jsonl")
+    # one journal for the project: this session sees its sequence's answers, adds to all
+    annotations = Annotations(journal.path, [a for a in journal.history if a.id not in others])
+    work_dir = rounds_folder(folder, name)
+    tracks = Tracks.load(latest(work_dir, "tracks") or folder / "tracks")
+    tracks = dict(tracks.by_sequence()).get(name)
+    if tracks is None:
+        raise InputError(folder / "tracks", f"holds no tracks of the sequence {name!r}")
+    associations = None
+    associations_file = latest(work_dir, "associations.parquet")
+    if associations_file is None and (folder / "associations.parquet").is_file():
+        associations_file = folder / "associations.parquet"
+    if associations_file is not None:
+        associations = _restrict(Associations.load(associations_file), detections)
+    if checkpoint is None:
+        checkpoint = next((folder / n for n in CHECKPOINT_FILES if (folder / n).is_file()), None)
+    return ProjectSequence(
+        folder, name, detections, tracks, associations, annotations, checkpoint, work_dir, store
+    )
+
+
+def _restrict(associations: Associations, detections: Detections) -> Associations:
+    """The associations leaving ``detections``."""
+    table = associations.table
+    keep = np.isin(table["source"].to_numpy(), detections.ids)
+    return Associations(table[keep].reset_index(drop=True), dict(associations.meta))
 
 
 def image_source(meta: dict, sequence: str) -> Path | None:

@@ -193,7 +193,7 @@ class RoundJob:
     def _finetune(self, out: Path, tick: Callable[[int, int], None]) -> Path:
         from attrackt.active import pseudo_labels
         from attrackt.finetune import finetune_checkpoint
-        from attrackt.napari.session import default_finetune_config
+        from attrackt.napari.session_config import default_finetune_config
 
         config = self.config.finetune or default_finetune_config()
         pseudo = None
@@ -287,3 +287,39 @@ def answered_of_top(table: Any, answered: set[int], top: int) -> tuple[int, int]
     many are answered; and the count looked at."""
     ids = table.sort_values("score", ascending=False, kind="stable")["id"].to_numpy()[:top]
     return int(sum(int(i) in answered for i in ids)), len(ids)
+
+
+def summarise_round(
+    outcome: RoundOutcome,
+    before: Tracks,
+    ranked: Any,
+    answers: dict[int, tuple[int, ...]],
+    ranking: Any,
+    confident: bool,
+    threshold: float,
+    top: int,
+) -> RoundSummary:
+    """What applying ``outcome`` changed: its links against the tracks ``before`` it, the
+    latest ``answers`` it did not pin (given meanwhile), how many of the ``top`` cells of the
+    ranking table ``ranked`` before it are answered, and the cells of the new ``ranking`` left
+    with a score of ``threshold`` or more (``confident`` scores only)."""
+    added, removed = link_changes(before, outcome.tracks)
+    meanwhile = sum(answers.get(i) != c for i, c in outcome.pinned.items())
+    meanwhile += len(set(answers) - set(outcome.pinned))
+    answered, top = answered_of_top(ranked, set(answers), top)
+    scores = ranking["score"].to_numpy()
+    return RoundSummary(
+        folder=outcome.folder,
+        added=added,
+        removed=removed,
+        pinned=len(outcome.pinned),
+        meanwhile=meanwhile,
+        answered_top=answered,
+        top=top,
+        left=int((scores >= threshold).sum()) if confident else None,
+        threshold=threshold,
+        ranked=len(ranking),
+        exported=tuple(outcome.exported),
+        export_error=outcome.export_error,
+        guard=outcome.guard,
+    )

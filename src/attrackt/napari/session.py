@@ -24,18 +24,20 @@ A cell's **score** is how strongly the model disagrees with the solver there: wi
 confidence ranking, ``|association mass leaving the cell - links the solver gave it|`` (0: they
 agree; 1: the model sees one child more or less than the solver; see :mod:`attrackt.active`).
 Scores of :data:`LIKELY_WRONG` or more mark cells likely tracked wrong.
+
+The session's settings are in :mod:`~attrackt.napari.session_config`; it delegates to
+:mod:`~attrackt.napari.cells` (a cell and what is drawn of it), :mod:`~attrackt.napari.answers`
+(clicks, checks, undo), :mod:`~attrackt.napari.lineage`, :mod:`~attrackt.napari.project`
+(opening a project's sequence) and :mod:`~attrackt.napari.rounds`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,85 +46,56 @@ from attrackt.active import RankConfig, rank_cells
 from attrackt.data import Annotations, Answer, Associations, Conflict, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.link import LinkConfig
-from attrackt.napari.project import image_source, is_project, latest, round_folders, rounds_folder
-from attrackt.napari.rounds import (
-    RoundJob,
-    RoundOutcome,
-    RoundSummary,
-    answered_of_top,
-    link_changes,
+from attrackt.napari.answers import check_children, clicked_children, undo_stack
+from attrackt.napari.cells import (
+    LIKELY_WRONG,
+    Cell,
+    cell_alternatives,
+    cell_highlights,
+    cell_of,
+    half_spacing,
+)
+from attrackt.napari.lineage import (
+    LINEAGE_COLUMNS,
+    Links,
+    lineage_table,
+    solver_links,
+    tracks_of_lineage,
+)
+from attrackt.napari.project import (
+    DETECTION_FILES,
+    image_source,
+    is_project,
+    latest,
+    read_sequence,
+    round_folders,
+)
+from attrackt.napari.rounds import RoundJob, RoundOutcome, RoundSummary, summarise_round
+from attrackt.napari.session_config import (
+    CPU_FINETUNE_BATCH,
+    CPU_FINETUNE_MINUTES,
+    GPU_FINETUNE_MINUTES,
+    SessionConfig,
+    default_finetune_config,
+    project_link,
 )
 
-__all__ = ["Cell", "ProofreadSession", "SessionConfig", "is_project"]
+__all__ = [
+    "CPU_FINETUNE_BATCH",
+    "CPU_FINETUNE_MINUTES",
+    "DETECTION_FILES",
+    "GPU_FINETUNE_MINUTES",
+    "LIKELY_WRONG",
+    "Cell",
+    "ProofreadSession",
+    "SessionConfig",
+    "default_finetune_config",
+    "is_project",
+]
 
 logger = logging.getLogger(__name__)
 
-DETECTION_FILES = ("embedded.npz", "store.npz", "detections.parquet")  # the first found
-CHECKPOINT_FILES = ("model/best.pt", "model/last.pt", "model.pt")
-LIKELY_WRONG = 0.5  #: a score from which a cell is likely tracked wrong
 TOP_CELLS = 100  #: a round's summary counts the answered cells among this many ranked first
-
-
-@dataclass
-class SessionConfig:
-    """How a session ranks, links, fine-tunes and predicts (``None``: the stage's defaults;
-    for linking, the project's ``config.json`` first), who answers (``author``), and ``snap``:
-    a click picks the nearest cell whose centre lies within this many pixels (``None``: half
-    the median distance between neighbouring cells)."""
-
-    rank: RankConfig = field(default_factory=RankConfig)
-    link: LinkConfig | None = None
-    finetune: Any = None  # attrackt.finetune.FinetuneConfig (imports torch)
-    predict: Any = None  # attrackt.predict.PredictConfig (imports torch)
-    author: str = ""
-    snap: float | None = None
-
-
-#: windows per fine-tuning step on a CPU where the session's config leaves it open: there,
-#: attention with dropout keeps every attention map (~200 MiB per layer for 2,048 cells)
-CPU_FINETUNE_BATCH = 2
-#: minutes a fine-tuning round may take by default: a person waits for it
-GPU_FINETUNE_MINUTES = 1.0
-CPU_FINETUNE_MINUTES = 5.0
-
-
-def default_finetune_config(minutes: float | None = None) -> Any:
-    """The method's fine-tuning settings for a person who waits: at most ``minutes`` a round
-    (default :data:`GPU_FINETUNE_MINUTES` on a GPU, :data:`CPU_FINETUNE_MINUTES` on the CPU),
-    and :data:`CPU_FINETUNE_BATCH` windows a step on the CPU (a laptop's memory); a
-    ``FinetuneConfig``."""
-    import dataclasses
-
-    from attrackt.finetune import FinetuneConfig
-    from attrackt.train import resolve_device
-
-    config = FinetuneConfig()
-    on_cpu = resolve_device(config.train.device).type == "cpu"
-    if minutes is None:
-        minutes = CPU_FINETUNE_MINUTES if on_cpu else GPU_FINETUNE_MINUTES
-    config = dataclasses.replace(config, minutes=minutes)
-    if not on_cpu:
-        return config
-    logger.info("fine-tuning on the CPU: %d windows a step to bound memory", CPU_FINETUNE_BATCH)
-    train = dataclasses.replace(config.train, batch_size=CPU_FINETUNE_BATCH)
-    return dataclasses.replace(config, train=train)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One cell to proof-read, as the viewer shows it. ``rank`` is its place in the ranking
-    (``None`` when reached by id only); ``answer`` its answered children (``None``: not yet)."""
-
-    id: int
-    rank: int | None
-    sequence: str
-    t: int
-    position: tuple[float, ...]
-    score: float
-    solver_children: tuple[int, ...]
-    model_children: tuple[int, ...]
-    model_scores: tuple[float, ...]
-    answer: tuple[int, ...] | None
 
 
 class ProofreadSession:
@@ -161,10 +134,10 @@ class ProofreadSession:
         )
         self.work_dir = None if work_dir is None else Path(work_dir)
         self.conflicts: list[Conflict] = []
-        self._undo = _undo_stack(self.annotations.history)
+        self._undo = undo_stack(self.annotations.history)
         self._model: Path | None = None  # the latest fine-tuned model
         self._snap: float | None = self.config.snap
-        self._lineage_cache: tuple[dict, dict, dict] | None = None
+        self._lineage_cache: Links | None = None
         self.masks: np.ndarray | None = None  # the label masks, where a project keeps them
         self.project: Path | None = None  # the project folder, when opened from one
         self.images: Path | None = None  # where the movie is, when known
@@ -187,60 +160,25 @@ class ProofreadSession:
         """A session on one sequence of a project folder (see the module text), going on from
         its latest round; ``masks`` holds the sequence's label masks where the project's store
         keeps them. ``journal`` and ``checkpoint`` replace the project's own."""
-        from attrackt.store import Store, resolve_sequences
-
-        folder = Path(folder)
-        if not is_project(folder):
-            raise InputError(folder, "not a project: it holds no tracks/ (attrackt run, link)")
-        tracks = Tracks.load(folder / "tracks")
-        found = next((folder / n for n in DETECTION_FILES if (folder / n).is_file()), None)
-        store = Store.load(found) if found is not None and found.suffix == ".npz" else None
-        if store is not None:
-            detections = store.detections
-        else:
-            detections = Detections.load(found) if found is not None else tracks.detections
-        names = detections.sequences
-        if sequence is None and len(names) > 1:
-            raise InputError(folder, f"holds the sequences {names}; choose one to proof-read")
-        name = names[0] if sequence is None else resolve_sequences(names, [sequence])[0]
-        mine = detections.table["sequence"].to_numpy() == name
-        others = set(detections.ids[~mine].tolist())
-        detections = detections.take(mine)
-        journal = Annotations.load(journal if journal is not None else folder / "answers.jsonl")
-        # one journal for the project: this session sees its sequence's answers, adds to all
-        annotations = Annotations(journal.path, [a for a in journal.history if a.id not in others])
-        work_dir = rounds_folder(folder, name)
-        tracks = Tracks.load(latest(work_dir, "tracks") or folder / "tracks")
-        tracks = dict(tracks.by_sequence()).get(name)
-        if tracks is None:
-            raise InputError(folder / "tracks", f"holds no tracks of the sequence {name!r}")
-        associations = None
-        associations_file = latest(work_dir, "associations.parquet")
-        if associations_file is None and (folder / "associations.parquet").is_file():
-            associations_file = folder / "associations.parquet"
-        if associations_file is not None:
-            associations = _restrict(Associations.load(associations_file), detections)
-        if checkpoint is None:
-            checkpoint = next(
-                (folder / n for n in CHECKPOINT_FILES if (folder / n).is_file()), None
-            )
+        found = read_sequence(folder, sequence, journal, checkpoint)
         config = config or SessionConfig()
-        if config.link is None and (folder / "config.json").is_file():
-            config = dataclasses.replace(config, link=_project_link(folder / "config.json"))
+        if config.link is None and (found.folder / "config.json").is_file():
+            config = dataclasses.replace(config, link=project_link(found.folder / "config.json"))
         session = cls(
-            detections,
-            tracks,
-            associations,
-            annotations,
-            checkpoint=checkpoint,
+            found.detections,
+            found.tracks,
+            found.associations,
+            found.annotations,
+            checkpoint=found.checkpoint,
             config=config,
-            work_dir=work_dir,
+            work_dir=found.work_dir,
         )
+        store, name = found.store, found.name
         session.masks = None if store is None else store.masks.get(name)
         session.images = None if store is None else image_source(store.meta, name)
-        session.project = folder
+        session.project = found.folder
         session.sequence = name
-        fine_tuned = latest(work_dir, "finetune/model.pt")
+        fine_tuned = latest(found.work_dir, "finetune/model.pt")
         session._model = fine_tuned
         return session
 
@@ -319,20 +257,8 @@ class ProofreadSession:
         return self._detour
 
     def _cell(self, id: int, rank: int | None) -> Cell:
-        row = self._table.loc[id]
-        axes = self.detections.spatial_axes
-        return Cell(
-            id=id,
-            rank=rank,
-            sequence=str(row["sequence"]),
-            t=int(row["t"]),
-            position=tuple(float(row[a]) for a in axes),
-            score=float(row["score"]),
-            solver_children=tuple(int(c) for c in row["solver_children"]),
-            model_children=tuple(int(c) for c in row["model_children"]),
-            model_scores=tuple(float(s) for s in row["model_scores"]),
-            answer=self.annotations.latest().get(id),
-        )
+        answer = self.annotations.latest().get(id)
+        return cell_of(self._table, id, rank, self.detections.spatial_axes, answer)
 
     def _require_cell(self) -> Cell:
         cell = self.current
@@ -342,48 +268,14 @@ class ProofreadSession:
 
     # ---- what the viewer shows -------------------------------------------------------------
     def highlights(self, cell: Cell | None = None) -> pd.DataFrame:
-        """Points to draw for ``cell`` (default: the current one): one row per ``role``
-        (``cell``; ``solver``, its solver children; ``model``, the model's best children;
-        ``answer``, the answered children) with ``id``, ``t``, ``[z,] y, x`` and ``score``."""
-        cell = cell or self.current
-        axes = list(self.detections.spatial_axes)
-        columns = ["role", "id", "t", *axes, "score"]
-        if cell is None:
-            return pd.DataFrame(columns=columns)
-        groups = [
-            ("cell", (cell.id,), (cell.score,)),
-            ("solver", cell.solver_children, (np.nan,) * len(cell.solver_children)),
-            ("model", cell.model_children, cell.model_scores),
-            ("answer", cell.answer or (), (np.nan,) * len(cell.answer or ())),
-        ]
-        roles = [r for r, ids, _ in groups for _ in ids]
-        ids = np.asarray([i for _, g, _ in groups for i in g], np.int64)
-        scores = [s for _, _, g in groups for s in g]
-        table = self.detections.table.iloc[self.detections.rows_of(ids)]
-        out = pd.DataFrame({"role": roles, "id": ids, "t": table["t"].to_numpy()})
-        for axis in axes:
-            out[axis] = table[axis].to_numpy()
-        out["score"] = np.asarray(scores, np.float64)
-        return out
+        """Points to draw for ``cell`` (default: the current one), one row per ``role``
+        (:func:`~attrackt.napari.cells.cell_highlights`)."""
+        return cell_highlights(self.detections, cell or self.current)
 
     def alternatives(self, cell: Cell | None = None) -> list[tuple[int, ...]]:
-        """The model's answers for ``cell`` that differ from the solver's, most likely first:
-        its best children as many as its association mass says (rounded, 0 to 2), then each of
-        its best children alone, its best two as a division, and no children."""
-        cell = cell or self.current
-        if cell is None or self.associations is None or not cell.model_children:
-            return []
-        top = list(cell.model_children)
-        mass = float(self.associations.outgoing_mass(np.asarray([cell.id]), dt=1)[0])
-        expected = int(np.clip(round(mass), 0, 2))
-        options = [tuple(top[:expected]), *[(c,) for c in top], tuple(top[:2]), ()]
-        seen = {frozenset(cell.solver_children)}
-        out = []
-        for option in options:
-            if frozenset(option) not in seen:
-                seen.add(frozenset(option))
-                out.append(option)
-        return out
+        """The model's answers for ``cell`` (default: the current one) that differ from the
+        solver's, most likely first (:func:`~attrackt.napari.cells.cell_alternatives`)."""
+        return cell_alternatives(self.associations, cell or self.current)
 
     def cell_size(self) -> float:
         """About how wide a cell is (pixels): the median distance between neighbouring cells,
@@ -393,58 +285,25 @@ class ProofreadSession:
 
     def lineage(self, cell: Cell | None = None, frames: int = 15) -> pd.DataFrame:
         """The solver's lineage of ``cell`` (default: the current one) within ``frames`` frames
-        of it: its ancestors and every descendant of the oldest, one row per detection with
-        ``id``, ``t``, ``parent`` (-1: none shown), ``lane`` (branches side by side, for a tree
-        drawing), ``score`` (``NaN`` where not ranked: last frame), ``answered`` and
-        ``suspect`` (a score of :data:`LIKELY_WRONG` or more, unanswered; confidence ranking
-        only)."""
+        of it: its ancestors and every descendant of the oldest, one row per detection
+        (:func:`~attrackt.napari.lineage.lineage_table`); ``suspect`` only with the confidence
+        ranking."""
         cell = cell or self.current
-        columns = ["id", "t", "parent", "lane", "score", "answered", "suspect"]
         if cell is None:
-            return pd.DataFrame(columns=columns)
-        parents, children, times = self._links()
-        first, last = cell.t - frames, cell.t + frames
-        root = cell.id
-        while root in parents and times[parents[root]] >= first:
-            root = parents[root]
-        rows: list[tuple[int, int, int, int]] = []
-        lanes = [0]
-
-        def walk(node: int, parent: int) -> int:
-            kids = [k for k in children.get(node, []) if times[k] <= last]
-            lane = lanes[0]
-            if kids:
-                lane = walk(kids[0], node)
-                for kid in kids[1:]:
-                    lanes[0] += 1
-                    walk(kid, node)
-            rows.append((node, times[node], parent, lane))
-            return lane
-
-        walk(root, -1)  # as deep as the frames shown (each level is a later frame)
-        out = pd.DataFrame(rows, columns=["id", "t", "parent", "lane"]).sort_values(["lane", "t"])
-        scores = self._table["score"]
-        out["score"] = [float(scores.get(i, np.nan)) for i in out["id"]]
-        answered = self.annotations.latest()
-        out["answered"] = out["id"].isin(list(answered))
+            return pd.DataFrame(columns=LINEAGE_COLUMNS)
+        scores, answered = self._table["score"], self.annotations.latest()
         confident = self.strategy == "confidence"
-        out["suspect"] = confident & (out["score"] >= LIKELY_WRONG) & ~out["answered"]
-        return out.reset_index(drop=True)[columns]
+        return lineage_table(cell, self._links(), scores, answered, confident, frames)
 
     def lineage_tracks(self, lineage: pd.DataFrame) -> Tracks:
         """The solver's tracks restricted to the detections of a :meth:`lineage`."""
-        ids = lineage["id"].to_numpy(np.int64)
-        rows = np.sort(self.tracks.detections.rows_of(ids))
-        edges = lineage.loc[lineage["parent"] >= 0, ["parent", "id"]].to_numpy(np.int64)
-        return Tracks(self.tracks.detections.take(rows), edges.reshape(-1, 2))
+        return tracks_of_lineage(self.tracks, lineage)
 
-    def _links(self) -> tuple[dict[int, int], dict[int, list[int]], dict[int, int]]:
-        """The solver's parent of each child, children of each parent, and the frame of each
-        detection (kept until the tracks change)."""
+    def _links(self) -> Links:
+        """The solver's links (:func:`~attrackt.napari.lineage.solver_links`), kept until the
+        tracks change."""
         if self._lineage_cache is None:
-            det = self.tracks.detections
-            times = dict(zip(det.ids.tolist(), det.times.tolist(), strict=True))
-            self._lineage_cache = (self.tracks.parents, self.tracks.children(), times)
+            self._lineage_cache = solver_links(self.tracks)
         return self._lineage_cache
 
     def summary(self) -> str:
@@ -484,44 +343,17 @@ class ProofreadSession:
         """The cells nearest to the clicked ``points`` (``(k, 1 + ndim)``: ``t, [z,] y, x``)
         in their frames, each within the snap distance; the frames must follow the cell's."""
         cell = self._require_cell()
-        det = self.detections
-        points = np.asarray(points, np.float64).reshape(-1, 1 + det.ndim)
-        if not 1 <= len(points) <= 2:
-            raise InputError(
-                "clicks", f"click one or two children (got {len(points)}), or answer no children"
-            )
-        snap = self.snap_distance()
-        same = det.table["sequence"].to_numpy() == cell.sequence
-        ids = []
-        for point in points:
-            frame = int(np.rint(point[0]))
-            where = ", ".join(f"{v:.0f}" for v in point[1:])
-            if frame <= cell.t:
-                raise InputError(
-                    "clicks", f"a child must be in a later frame than the cell's ({cell.t}); "
-                    f"the click at ({where}) is in frame {frame}",
-                )  # fmt: skip
-            rows = np.flatnonzero(same & (det.times == frame))
-            dist = np.linalg.norm(det.positions()[rows] - point[1:], axis=1)
-            if not len(rows) or dist.min() > snap:
-                raise InputError(
-                    "clicks", f"no cell within {snap:.1f} px of the click at ({where}) in frame "
-                    f"{frame}",
-                )  # fmt: skip
-            ids.append(int(det.ids[rows[np.argmin(dist)]]))
-        if len(set(ids)) < len(ids):
-            raise InputError("clicks", f"both clicks pick the cell {ids[0]}")
-        return ids
+        return clicked_children(self.detections, cell, points, self.snap_distance())
 
     def snap_distance(self) -> float:
         """How near (pixels) a click must be to a cell's centre to pick it."""
         if self._snap is None:
-            self._snap = _half_spacing(self.detections)
+            self._snap = half_spacing(self.detections)
         return self._snap
 
     def _answer(self, children: tuple[int, ...]) -> Answer:
         cell = self._require_cell()
-        self._check_children(cell, children)
+        check_children(self.detections, cell, children)
         before = self.annotations.latest().get(cell.id)
         answer = Answer(cell.id, children, author=self.config.author)
         self.annotations.add(answer)
@@ -529,25 +361,6 @@ class ProofreadSession:
         self._refresh(cell.id)
         self._validate()
         return answer
-
-    def _check_children(self, cell: Cell, children: tuple[int, ...]) -> None:
-        """Refuse, before anything is written, a child that does not exist or is not later in
-        the cell's sequence (what the journal can never hold)."""
-        det = self.detections
-        known = det.has_ids(children)
-        if not known.all():
-            bad = [c for c, k in zip(children, known, strict=True) if not k]
-            raise InputError("answer", f"there is no detection {bad[0]}")
-        rows = det.rows_of(children)
-        bad = (det.times[rows] <= cell.t) | (
-            det.table["sequence"].to_numpy()[rows] != cell.sequence
-        )
-        if bad.any():
-            raise InputError(
-                "answer",
-                f"detection {children[int(np.argmax(bad))]} is not in a later frame of the "
-                f"sequence of cell {cell.id}",
-            )
 
     def undo(self) -> Answer | None:
         """Take back the latest answer not yet undone, of this session or an earlier one on the
@@ -590,8 +403,7 @@ class ProofreadSession:
     def apply(self, outcome: RoundOutcome) -> RoundSummary:
         """Take a finished round's tracks (and associations and model) and rank again; returns
         what changed."""
-        added, removed = link_changes(self.tracks, outcome.tracks)
-        before = self._table
+        before, ranked = self.tracks, self._table
         self.tracks = outcome.tracks
         self._lineage_cache = None
         if outcome.associations is not None:
@@ -599,26 +411,10 @@ class ProofreadSession:
         if outcome.model is not None:
             self._model = outcome.model
         latest = self.annotations.latest()
-        meanwhile = sum(latest.get(i) != c for i, c in outcome.pinned.items())
-        meanwhile += len(set(latest) - set(outcome.pinned))
-        answered, top = answered_of_top(before, set(latest), TOP_CELLS)
         self.rerank()
         confident = self.strategy == "confidence"
-        scores = self.ranking["score"].to_numpy()
-        return RoundSummary(
-            folder=outcome.folder,
-            added=added,
-            removed=removed,
-            pinned=len(outcome.pinned),
-            meanwhile=meanwhile,
-            answered_top=answered,
-            top=top,
-            left=int((scores >= LIKELY_WRONG).sum()) if confident else None,
-            threshold=LIKELY_WRONG,
-            ranked=len(self.ranking),
-            exported=tuple(outcome.exported),
-            export_error=outcome.export_error,
-            guard=outcome.guard,
+        return summarise_round(
+            outcome, before, ranked, latest, self.ranking, confident, LIKELY_WRONG, TOP_CELLS
         )
 
     def resolve(self) -> RoundSummary:
@@ -649,51 +445,3 @@ class ProofreadSession:
             logger.info("re-solved tracks and fine-tuned models go to %s", self.work_dir)
         done = [int(p.name[5:]) for p in round_folders(self.work_dir)]
         return self.work_dir / f"round{max(done, default=0) + 1:03d}"
-
-
-def _undo_stack(history: Sequence[Answer]) -> list[tuple[int, tuple[int, ...] | None]]:
-    """``(id, what it had before)`` of each answer in ``history`` (journal order) that no later
-    ``undo`` line took back, oldest first."""
-    state: dict[int, tuple[int, ...] | None] = {}
-    stack: list[tuple[int, tuple[int, ...] | None]] = []
-    for answer in history:
-        if answer.undo:
-            hit = next((k for k in range(len(stack) - 1, -1, -1) if stack[k][0] == answer.id), None)
-            if hit is not None:
-                del stack[hit]
-        else:
-            stack.append((answer.id, state.get(answer.id)))
-        state[answer.id] = None if answer.retracted else answer.children
-    return stack
-
-
-def _project_link(path: Path) -> LinkConfig:
-    """The linking settings ``attrackt run`` recorded in a project's ``config.json``."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8")).get("link", {})
-        known = {f.name for f in dataclasses.fields(LinkConfig)}
-        return LinkConfig(**{k: v for k, v in raw.items() if k in known})
-    except (OSError, ValueError, TypeError, AttributeError) as err:
-        raise InputError(path, f"not a readable project configuration ({err})") from err
-
-
-def _restrict(associations: Associations, detections: Detections) -> Associations:
-    """The associations leaving ``detections``."""
-    table = associations.table
-    keep = np.isin(table["source"].to_numpy(), detections.ids)
-    return Associations(table[keep].reset_index(drop=True), dict(associations.meta))
-
-
-def _half_spacing(detections: Detections) -> float:
-    """Half the median distance from a cell to its nearest neighbour in the same frame."""
-    from scipy.spatial import cKDTree
-
-    pos = detections.positions()
-    if len(pos) < 2:
-        return float("inf")
-    span = float(np.ptp(pos, axis=0).max()) + 1.0
-    codes = pd.factorize(detections.table["sequence"])[0]
-    far = np.column_stack([codes * 4 * span, detections.times * 4 * span])
-    dist = cKDTree(np.column_stack([far, pos])).query(np.column_stack([far, pos]), k=2)[0][:, 1]
-    near = dist[dist < span * 2]
-    return float(np.median(near)) / 2 if len(near) else float("inf")
