@@ -37,13 +37,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import logging
 import os
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import traceback
@@ -52,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _jobs  # noqa: E402
 from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
 
 log = logging.getLogger("accuracy")
@@ -159,7 +157,7 @@ def prepare_phase(args: argparse.Namespace) -> None:
             "mib": round(path.stat().st_size / 2**20, 2),
         }
         print(f"{name}: {len(store.detections)} detections in {time.perf_counter() - start:.0f} s")
-    (carry / "plan.json").write_text(json.dumps(plan, indent=1))
+    _jobs.save_plan(carry, plan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,48 +199,23 @@ def gpu_phase(args: argparse.Namespace) -> None:
     deadline = start + 60 * args.wall_minutes
     budgets = {"ae": args.ae_minutes, "unsupervised": args.minutes, "supervised": args.minutes,
                "z_input": args.minutes}  # fmt: skip
-    running: dict[str, tuple[subprocess.Popen, object]] = {}
-    done: dict[str, str] = {}
-    pending = list(jobs)
-    while pending or running:
-        for job in list(pending):
-            tag = job["id"].rsplit("/", 1)[0]
-            need = f"{tag}/{job['needs']}" if job["needs"] else None
-            if need is not None and need not in done:
-                continue
-            pending.remove(job)
-            if need is not None and done[need] != "ok":
-                done[job["id"]] = f"skipped: {need} {done[need]}"
-                continue
-            env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-            env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"  # many jobs, one GPU
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = str(job["gpu"] % gpus)
-            command = [
-                sys.executable, str(Path(__file__).resolve()), "job",
-                "--carry", str(carry), "--work", str(work), "--job", json.dumps(job),
-                "--minutes", str(budgets[job["kind"]]), "--device", args.device,
-                "--batch-size", str(args.batch_size), "--model", args.model,
-            ]  # fmt: skip
-            logfile = work / "logs" / (job["id"].replace("/", "_") + ".log")
-            logfile.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(logfile, "w")  # noqa: SIM115 (closed when the job ends)
-            running[job["id"]] = (
-                subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT),
-                handle,
+    alloc = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}  # many jobs, one GPU
+    processes = []
+    for job in jobs:
+        options = {"--carry": carry, "--work": work, "--job": json.dumps(job),
+                   "--minutes": budgets[job["kind"]], "--device": args.device,
+                   "--batch-size": args.batch_size, "--model": args.model}  # fmt: skip
+        need = f"{job['id'].rsplit('/', 1)[0]}/{job['needs']}" if job["needs"] else None
+        processes.append(
+            _jobs.Process(
+                id=job["id"],
+                command=_jobs.command(__file__, "job", options),
+                env=_jobs.worker_env(job["gpu"] % gpus if gpus else None, **alloc),
+                log=work / "logs" / (job["id"].replace("/", "_") + ".log"),
+                needs=need,
             )
-            print(f"[{time.time() - start:6.1f} s] start {job['id']}", flush=True)
-        for job_id, (proc, handle) in list(running.items()):
-            if time.time() > deadline:
-                proc.kill()
-            code = proc.poll()
-            if code is None:
-                continue
-            handle.close()
-            del running[job_id]
-            done[job_id] = "ok" if code == 0 else f"exit {code}"
-            print(f"[{time.time() - start:6.1f} s] {done[job_id]:>7} {job_id}", flush=True)
-        time.sleep(1.0)
+        )
+    done = _jobs.run(processes, deadline, start)
     records = {}
     for job in jobs:
         path = work / "records" / (job["id"].replace("/", "_") + ".json")
@@ -274,18 +247,11 @@ def bundle(work: Path, out: Path, datasets: list[str], summary: dict) -> None:
         parts = 2 if size > 14 * 2**20 else 1
         for k in range(parts):
             suffix = f".{k}" if parts > 1 else ""
-            with tarfile.open(out / f"{name}{suffix}.tar", "w") as tar:
-                for path in files[k::parts]:
-                    tar.add(path, arcname=path.name)
-    with tarfile.open(out / "logs.tar", "w") as tar:
-        for path in sorted((work / "logs").glob("*.log")):
-            tail = path.read_bytes()[-200_000:]
-            info = tarfile.TarInfo(path.name)
-            info.size = len(tail)
-            tar.addfile(info, io.BytesIO(tail))
+            _jobs.tar_files(out / f"{name}{suffix}.tar", files[k::parts])
+    _jobs.tar_files(out / "logs.tar", sorted((work / "logs").glob("*.log")), tail=200_000)
     for weights in sorted((work / "checkpoints").glob("*.pt")):
         (out / weights.name).write_bytes(weights.read_bytes())
-    (out / "gpu.json").write_text(json.dumps(summary, indent=1))
+    _jobs.save_summary(out, summary)
 
 
 class Job:
@@ -526,8 +492,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     from attrackt.store import Store
 
     carry, results = Path(args.carry), Path(args.gpu_results)
-    plan = json.loads((carry / "plan.json").read_text())
-    gpu = json.loads((results / "gpu.json").read_text())
+    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
     seeds = gpu["seeds"]
     guard_config = GuardConfig()
     report = {
@@ -553,9 +518,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     for name in names:
         store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
         with tempfile.TemporaryDirectory() as tmp:
-            for part in sorted(results.glob(f"{name}*.tar")):
-                with tarfile.open(part) as tar:
-                    tar.extractall(tmp, filter="data")
+            _jobs.untar(sorted(results.glob(f"{name}*.tar")), tmp)
             start = time.perf_counter()
             found = Evaluation(name, store, Path(tmp), seeds, guard_config).run()
         found["kind"] = "synthetic" if name.startswith("synthetic") else "real (CTC)"
