@@ -31,28 +31,28 @@ Three phases, so that the GPU work is one call and everything else runs on a CPU
 first, the others on the second when there are two), each training job with the same wall-clock
 budget (``--minutes``), and exports the associations on the linker's candidate links and the
 training records.
+
+The job runner is ``_jobs.py``; how every arm is linked and scored, ``_accuracy_arms.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import logging
 import os
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
+import _jobs  # noqa: E402
+from _accuracy_arms import Evaluation, link_config, print_dataset, save_scores  # noqa: E402
+from _accuracy_arms import load_scores as load_scores  # noqa: E402 (re-exported)
+from _common import RESULTS, provenance, write_results  # noqa: E402
 
 log = logging.getLogger("accuracy")
 
@@ -65,7 +65,6 @@ DATASETS: dict[str, dict] = {
 }
 SYNTHETIC_SEEDS = {"01": 101, "02": 102}  # the synthetic movies' own seeds
 CROP_PIXELS = 32
-K = 10  # the method's candidate graph
 #: datasets whose unsupervised model is also trained with z in its input (the ablation)
 Z_INPUT = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
 #: datasets whose seed-0 unsupervised model is exported for the fine-tuning benchmark
@@ -76,47 +75,6 @@ MODELS = {
     "method": {},
     "small": dict(d_model=64, n_heads=4, encoder_layers=2, decoder_layers=2),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# files shared by the phases
-# --------------------------------------------------------------------------------------------
-
-
-def save_scores(path: Path, detections, associations) -> None:
-    """The scores of ``associations`` on the linker's candidate links of ``detections``, in
-    the candidates' order (float16, 0 where absent): compact, and all the linker reads."""
-    from attrackt.link.candidates import candidate_links
-
-    pairs = candidate_links(detections, link_config())
-    scores = associations.lookup(pairs[:, 0], pairs[:, 1]).astype(np.float16)
-    np.savez_compressed(path, scores=scores, checksum=pairs.sum(0))
-
-
-def load_scores(path: Path, detections):
-    """The associations :func:`save_scores` wrote (pairs recomputed from ``detections``)."""
-    from attrackt.data import Associations
-    from attrackt.link.candidates import candidate_links
-
-    saved = np.load(path)
-    pairs = candidate_links(detections, link_config())
-    if len(pairs) != len(saved["scores"]) or not np.array_equal(pairs.sum(0), saved["checksum"]):
-        raise RuntimeError(f"{path}: the candidate links differ from those it was saved with")
-    keep = saved["scores"] != 0
-    dt = (
-        detections.times[detections.rows_of(pairs[keep, 1])]
-        - detections.times[detections.rows_of(pairs[keep, 0])]
-    )
-    score = saved["scores"][keep].astype(np.float32)
-    return Associations.from_arrays(pairs[keep, 0], pairs[keep, 1], score, dt)
-
-
-def link_config(guard: bool = False):
-    """The linker of every arm: the method's candidate graph and costs (the guard only where an
-    arm says so)."""
-    from attrackt.link.config import LinkConfig
-
-    return LinkConfig(k=K, on_time_limit="warn", time_limit=600.0, guard=guard)
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +117,7 @@ def prepare_phase(args: argparse.Namespace) -> None:
             "mib": round(path.stat().st_size / 2**20, 2),
         }
         print(f"{name}: {len(store.detections)} detections in {time.perf_counter() - start:.0f} s")
-    (carry / "plan.json").write_text(json.dumps(plan, indent=1))
+    _jobs.save_plan(carry, plan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,48 +159,23 @@ def gpu_phase(args: argparse.Namespace) -> None:
     deadline = start + 60 * args.wall_minutes
     budgets = {"ae": args.ae_minutes, "unsupervised": args.minutes, "supervised": args.minutes,
                "z_input": args.minutes}  # fmt: skip
-    running: dict[str, tuple[subprocess.Popen, object]] = {}
-    done: dict[str, str] = {}
-    pending = list(jobs)
-    while pending or running:
-        for job in list(pending):
-            tag = job["id"].rsplit("/", 1)[0]
-            need = f"{tag}/{job['needs']}" if job["needs"] else None
-            if need is not None and need not in done:
-                continue
-            pending.remove(job)
-            if need is not None and done[need] != "ok":
-                done[job["id"]] = f"skipped: {need} {done[need]}"
-                continue
-            env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-            env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"  # many jobs, one GPU
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = str(job["gpu"] % gpus)
-            command = [
-                sys.executable, str(Path(__file__).resolve()), "job",
-                "--carry", str(carry), "--work", str(work), "--job", json.dumps(job),
-                "--minutes", str(budgets[job["kind"]]), "--device", args.device,
-                "--batch-size", str(args.batch_size), "--model", args.model,
-            ]  # fmt: skip
-            logfile = work / "logs" / (job["id"].replace("/", "_") + ".log")
-            logfile.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(logfile, "w")  # noqa: SIM115 (closed when the job ends)
-            running[job["id"]] = (
-                subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT),
-                handle,
+    alloc = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}  # many jobs, one GPU
+    processes = []
+    for job in jobs:
+        options = {"--carry": carry, "--work": work, "--job": json.dumps(job),
+                   "--minutes": budgets[job["kind"]], "--device": args.device,
+                   "--batch-size": args.batch_size, "--model": args.model}  # fmt: skip
+        need = f"{job['id'].rsplit('/', 1)[0]}/{job['needs']}" if job["needs"] else None
+        processes.append(
+            _jobs.Process(
+                id=job["id"],
+                command=_jobs.command(__file__, "job", options),
+                env=_jobs.worker_env(job["gpu"] % gpus if gpus else None, **alloc),
+                log=work / "logs" / (job["id"].replace("/", "_") + ".log"),
+                needs=need,
             )
-            print(f"[{time.time() - start:6.1f} s] start {job['id']}", flush=True)
-        for job_id, (proc, handle) in list(running.items()):
-            if time.time() > deadline:
-                proc.kill()
-            code = proc.poll()
-            if code is None:
-                continue
-            handle.close()
-            del running[job_id]
-            done[job_id] = "ok" if code == 0 else f"exit {code}"
-            print(f"[{time.time() - start:6.1f} s] {done[job_id]:>7} {job_id}", flush=True)
-        time.sleep(1.0)
+        )
+    done = _jobs.run(processes, deadline, start)
     records = {}
     for job in jobs:
         path = work / "records" / (job["id"].replace("/", "_") + ".json")
@@ -274,18 +207,11 @@ def bundle(work: Path, out: Path, datasets: list[str], summary: dict) -> None:
         parts = 2 if size > 14 * 2**20 else 1
         for k in range(parts):
             suffix = f".{k}" if parts > 1 else ""
-            with tarfile.open(out / f"{name}{suffix}.tar", "w") as tar:
-                for path in files[k::parts]:
-                    tar.add(path, arcname=path.name)
-    with tarfile.open(out / "logs.tar", "w") as tar:
-        for path in sorted((work / "logs").glob("*.log")):
-            tail = path.read_bytes()[-200_000:]
-            info = tarfile.TarInfo(path.name)
-            info.size = len(tail)
-            tar.addfile(info, io.BytesIO(tail))
+            _jobs.tar_files(out / f"{name}{suffix}.tar", files[k::parts])
+    _jobs.tar_files(out / "logs.tar", sorted((work / "logs").glob("*.log")), tail=200_000)
     for weights in sorted((work / "checkpoints").glob("*.pt")):
         (out / weights.name).write_bytes(weights.read_bytes())
-    (out / "gpu.json").write_text(json.dumps(summary, indent=1))
+    _jobs.save_summary(out, summary)
 
 
 class Job:
@@ -426,108 +352,12 @@ def training_facts(path: Path) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-class Evaluation:
-    """Links and scores every arm of one dataset."""
-
-    def __init__(self, name: str, store, folder: Path, seeds: list[int], guard_config) -> None:
-        self.name, self.store, self.folder, self.seeds = name, store, folder, seeds
-        self.guard_config = guard_config
-        self.config = link_config()
-
-    def detections(self, seq: str):
-        return self.store.select([seq]).detections
-
-    def associations(self, arm: str, seed: int, seq: str):
-        path = self.folder / f"assoc_{arm}_s{seed}_{seq}.npz"
-        return load_scores(path, self.detections(seq)) if path.is_file() else None
-
-    def score(self, seq: str, associations=None, weight: float = -1.0, guard: bool = False) -> dict:
-        from attrackt.evaluate import evaluate
-        from attrackt.link import link
-
-        config = dataclasses.replace(
-            self.config, association_weight=weight, hyper_association_weight=weight, guard=guard
-        )
-        gt = self.store.tracks[self.store.select([seq]).sequences[0]]
-        result = link(self.detections(seq), associations, config=config)
-        scores = evaluate(result.tracks, gt, chota=False)
-        return {"aogm": scores["AOGM"], "division_f1": scores["division_f1"],
-                "fp_edges": scores["fp_edges"], "fn_edges": scores["fn_edges"],
-                "link_status": result.status}  # fmt: skip
-
-    def guard(self, seq: str, associations):
-        from attrackt.link.guard import check_associations
-
-        dets = self.detections(seq)
-        return check_associations(dets, associations, self.config, self.guard_config)
-
-    def run(self) -> dict:
-        arms: dict[str, dict[str, list]] = {}
-
-        def add(arm: str, scores: dict | None) -> None:
-            entry = arms.setdefault(arm, {"aogm": [], "division_f1": []})
-            for key in ("aogm", "division_f1"):
-                entry[key].append(None if scores is None else scores[key])
-
-        position = self.score("02")
-        position_train = None
-        tuning = []
-        guards = []
-        ensemble: list = []
-        for seed in self.seeds:
-            add("position", position)
-            emb = self.associations("embedding-distance", seed, "02")
-            add("embedding", None if emb is None else self.score("02", emb, weight=+1.0))
-            aff = self.associations("embedding-affinity", seed, "02")
-            add("embedding_affinity", None if aff is None else self.score("02", aff))
-            for arm in ("unsupervised", "supervised", "embedding_input"):
-                for checkpoint in ("best", "last"):
-                    assoc = self.associations(f"{arm}-{checkpoint}", seed, "02")
-                    label = arm if checkpoint == "best" else f"{arm}_last"
-                    add(label, None if assoc is None else self.score("02", assoc))
-            unsup = self.associations("unsupervised-best", seed, "02")
-            if unsup is None:
-                add("guarded", None)
-                continue
-            ensemble.append(unsup)
-            verdict = self.guard("02", unsup)
-            add("guarded", self.score("02", unsup, guard=True))
-            guards.append(verdict.to_dict()["sequences"])
-            train = self.associations("unsupervised-best", seed, "01")
-            if train is not None:  # the training movie: what the guard's settings are tuned on
-                check = self.guard("01", train)
-                position_train = position_train or self.score("01")
-                tuning.append({
-                    "seed": seed,
-                    "guard": check.to_dict()["sequences"],
-                    "aogm_position": position_train["aogm"],
-                    "aogm_unsupervised": self.score("01", train)["aogm"],
-                })  # fmt: skip
-        if ensemble:
-            mean = mean_associations(ensemble)
-            add("ensemble", self.score("02", mean))
-        return {"arms": arms, "guard": guards, "tuning": tuning}
-
-
-def mean_associations(parts: list):
-    """The mean score of each pair over ``parts`` (absent = 0)."""
-    import pandas as pd
-
-    from attrackt.data import Associations
-
-    table = pd.concat([p.table for p in parts]).groupby(["source", "target", "dt"], sort=False)
-    summed = table["score"].sum().reset_index()
-    summed["score"] = summed["score"] / len(parts)
-    return Associations(summed)
-
-
 def evaluate_phase(args: argparse.Namespace) -> None:
     from attrackt.link.guard import GuardConfig
     from attrackt.store import Store
 
     carry, results = Path(args.carry), Path(args.gpu_results)
-    plan = json.loads((carry / "plan.json").read_text())
-    gpu = json.loads((results / "gpu.json").read_text())
+    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
     seeds = gpu["seeds"]
     guard_config = GuardConfig()
     report = {
@@ -553,9 +383,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     for name in names:
         store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
         with tempfile.TemporaryDirectory() as tmp:
-            for part in sorted(results.glob(f"{name}*.tar")):
-                with tarfile.open(part) as tar:
-                    tar.extractall(tmp, filter="data")
+            _jobs.untar(sorted(results.glob(f"{name}*.tar")), tmp)
             start = time.perf_counter()
             found = Evaluation(name, store, Path(tmp), seeds, guard_config).run()
         found["kind"] = "synthetic" if name.startswith("synthetic") else "real (CTC)"
@@ -566,25 +394,6 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     out = Path(args.json) if args.json else RESULTS / "accuracy.json"
     write_results(out, report)
     print(f"wrote {out}")
-
-
-def print_dataset(name: str, found: dict) -> None:
-    print(f"\n{name} (test 02, mean ± sd over seeds)")
-    print(f"{'arm':<24}{'AOGM':>18}{'division F1':>18}")
-    for arm, values in found["arms"].items():
-        cells = []
-        for key, digits in (("aogm", 1), ("division_f1", 3)):
-            mean, sd = mean_sd(values[key])
-            cells.append("-" if mean is None else f"{mean:.{digits}f} ± {sd:.{digits}f}")
-        print(f"{arm:<24}{cells[0]:>18}{cells[1]:>18}")
-    for entry in found["tuning"]:
-        for seq, v in entry["guard"].items():
-            print(
-                f"tuning {seq} seed {entry['seed']}: guard use={v['use']}, disagreement "
-                f"{v['disagreement']:.4f} (at most {v['upper']:.4f}); AOGM position "
-                f"{entry['aogm_position']}, "
-                f"unsupervised {entry['aogm_unsupervised']}"
-            )
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,9 +40,7 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -54,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _jobs  # noqa: E402
 from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
 from accuracy import link_config, load_scores, save_scores  # noqa: E402
 
@@ -134,7 +133,7 @@ def prepare_phase(args: argparse.Namespace) -> None:
                          "budget": budget, "seed": seed, "answered": len(answers.latest())}
                     )  # fmt: skip
         print(f"{dataset}: {len(detections)} cells, cases written", flush=True)
-    (carry / "plan.json").write_text(json.dumps(plan, indent=1))
+    _jobs.save_plan(carry, plan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,7 +202,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
     import torch
 
     carry, out = Path(args.carry).resolve(), Path(args.out).resolve()
-    plan = json.loads((carry / "plan.json").read_text())
+    plan = _jobs.load_plan(carry)
     gpus = torch.cuda.device_count()
     export = Path(tempfile.mkdtemp(prefix="interactive_"))
     start = time.time()
@@ -216,26 +215,21 @@ def gpu_phase(args: argparse.Namespace) -> None:
         queues[k % half].append(case)
     for k, case in enumerate(light):
         queues[half + k % (args.workers - half)].append(case)
-    procs = []
+    workers = []
     for index, queue in enumerate(queues):
-        env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-        if gpus > 1:  # HeLa's queues on the first GPU, DIC's on the second
-            env["CUDA_VISIBLE_DEVICES"] = str(0 if index < half else 1)
-        command = [
-            sys.executable, str(Path(__file__).resolve()), "worker", "--carry", str(carry),
-            "--export", str(export), "--cases", json.dumps(queue), "--deadline", str(deadline),
-            "--device", args.device, "--index", str(index),
-        ]  # fmt: skip
-        log_file = open(export / f"worker{index}.log", "w")  # noqa: SIM115 (closed below)
-        procs.append(
-            (subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file), log_file)
+        options = {"--carry": carry, "--export": export, "--cases": json.dumps(queue),
+                   "--deadline": deadline, "--device": args.device, "--index": index}  # fmt: skip
+        # HeLa's queues on the first GPU, DIC's on the second
+        gpu = (0 if index < half else 1) if gpus > 1 else None
+        workers.append(
+            _jobs.Process(
+                id=f"worker{index}",
+                command=_jobs.command(__file__, "worker", options),
+                env=_jobs.worker_env(gpu),
+                log=export / f"worker{index}.log",
+            )
         )
-    for proc, log_file in procs:
-        try:
-            proc.wait(timeout=max(1.0, deadline + 90 - time.time()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log_file.close()
+    _jobs.run(workers, deadline + 90, start)  # a worker stops itself at the deadline
     records = {}
     for path in sorted(export.glob("records_*.json")):
         records.update(json.loads(path.read_text()))
@@ -246,13 +240,9 @@ def gpu_phase(args: argparse.Namespace) -> None:
                      "max_steps": MAX_STEPS, "unsupervised_weight": 0.0, "batch_size": 8},
         "records": records,
     }  # fmt: skip
-    with tarfile.open(out / "scores.tar", "w") as tar:
-        for path in sorted(export.glob("*.npz")):
-            tar.add(path, arcname=path.name)
-    with tarfile.open(out / "logs.tar", "w") as tar:
-        for path in sorted(export.glob("worker*.log")):
-            tar.add(path, arcname=path.name)
-    (out / "gpu.json").write_text(json.dumps(summary, indent=1))
+    _jobs.tar_files(out / "scores.tar", sorted(export.glob("*.npz")))
+    _jobs.tar_files(out / "logs.tar", sorted(export.glob("worker*.log")))
+    _jobs.save_summary(out, summary)
     done = sum(r.get("status") == "ok" for r in records.values())
     print(f"{done} of {len(plan['cases'])} cases fine-tuned in {summary['wall_seconds']} s")
 
@@ -338,11 +328,9 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     from attrackt.store import Store
 
     carry, results = Path(args.carry), Path(args.gpu_results)
-    plan = json.loads((carry / "plan.json").read_text())
-    gpu = json.loads((results / "gpu.json").read_text())
+    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
     scores = Path(tempfile.mkdtemp(prefix="interactive_scores_"))
-    with tarfile.open(results / "scores.tar") as tar:
-        tar.extractall(scores, filter="data")
+    _jobs.untar([results / "scores.tar"], scores)
     cases = [dict(c, store=str(Path(args.stores) / f"{c['dataset']}.npz")) for c in plan["cases"]]
     found: dict[str, dict] = {c["name"]: {} for c in cases}
     # the arms without fine-tuning depend on the answers alone: cases with the same answers

@@ -1,0 +1,167 @@
+"""How ``accuracy.py`` links and scores its arms.
+
+The linker every arm uses (:func:`link_config`), the compact scores files the ``gpu`` phase
+exports and the ``evaluate`` phase reads (:func:`save_scores`, :func:`load_scores`; also read by
+``interactive.py`` and ``ssvm_convergence.py`` through ``accuracy``), the evaluation of every
+arm of one dataset (:class:`Evaluation`) and its table (:func:`print_dataset`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from _common import mean_sd
+
+K = 10  # the method's candidate graph
+
+
+def save_scores(path: Path, detections, associations) -> None:
+    """The scores of ``associations`` on the linker's candidate links of ``detections``, in
+    the candidates' order (float16, 0 where absent): compact, and all the linker reads."""
+    from attrackt.link.candidates import candidate_links
+
+    pairs = candidate_links(detections, link_config())
+    scores = associations.lookup(pairs[:, 0], pairs[:, 1]).astype(np.float16)
+    np.savez_compressed(path, scores=scores, checksum=pairs.sum(0))
+
+
+def load_scores(path: Path, detections):
+    """The associations :func:`save_scores` wrote (pairs recomputed from ``detections``)."""
+    from attrackt.data import Associations
+    from attrackt.link.candidates import candidate_links
+
+    saved = np.load(path)
+    pairs = candidate_links(detections, link_config())
+    if len(pairs) != len(saved["scores"]) or not np.array_equal(pairs.sum(0), saved["checksum"]):
+        raise RuntimeError(f"{path}: the candidate links differ from those it was saved with")
+    keep = saved["scores"] != 0
+    dt = (
+        detections.times[detections.rows_of(pairs[keep, 1])]
+        - detections.times[detections.rows_of(pairs[keep, 0])]
+    )
+    score = saved["scores"][keep].astype(np.float32)
+    return Associations.from_arrays(pairs[keep, 0], pairs[keep, 1], score, dt)
+
+
+def link_config(guard: bool = False):
+    """The linker of every arm: the method's candidate graph and costs (the guard only where an
+    arm says so)."""
+    from attrackt.link.config import LinkConfig
+
+    return LinkConfig(k=K, on_time_limit="warn", time_limit=600.0, guard=guard)
+
+
+class Evaluation:
+    """Links and scores every arm of one dataset."""
+
+    def __init__(self, name: str, store, folder: Path, seeds: list[int], guard_config) -> None:
+        self.name, self.store, self.folder, self.seeds = name, store, folder, seeds
+        self.guard_config = guard_config
+        self.config = link_config()
+
+    def detections(self, seq: str):
+        return self.store.select([seq]).detections
+
+    def associations(self, arm: str, seed: int, seq: str):
+        path = self.folder / f"assoc_{arm}_s{seed}_{seq}.npz"
+        return load_scores(path, self.detections(seq)) if path.is_file() else None
+
+    def score(self, seq: str, associations=None, weight: float = -1.0, guard: bool = False) -> dict:
+        from attrackt.evaluate import evaluate
+        from attrackt.link import link
+
+        config = dataclasses.replace(
+            self.config, association_weight=weight, hyper_association_weight=weight, guard=guard
+        )
+        gt = self.store.tracks[self.store.select([seq]).sequences[0]]
+        result = link(self.detections(seq), associations, config=config)
+        scores = evaluate(result.tracks, gt, chota=False)
+        return {"aogm": scores["AOGM"], "division_f1": scores["division_f1"],
+                "fp_edges": scores["fp_edges"], "fn_edges": scores["fn_edges"],
+                "link_status": result.status}  # fmt: skip
+
+    def guard(self, seq: str, associations):
+        from attrackt.link.guard import check_associations
+
+        dets = self.detections(seq)
+        return check_associations(dets, associations, self.config, self.guard_config)
+
+    def run(self) -> dict:
+        arms: dict[str, dict[str, list]] = {}
+
+        def add(arm: str, scores: dict | None) -> None:
+            entry = arms.setdefault(arm, {"aogm": [], "division_f1": []})
+            for key in ("aogm", "division_f1"):
+                entry[key].append(None if scores is None else scores[key])
+
+        position = self.score("02")
+        position_train = None
+        tuning = []
+        guards = []
+        ensemble: list = []
+        for seed in self.seeds:
+            add("position", position)
+            emb = self.associations("embedding-distance", seed, "02")
+            add("embedding", None if emb is None else self.score("02", emb, weight=+1.0))
+            aff = self.associations("embedding-affinity", seed, "02")
+            add("embedding_affinity", None if aff is None else self.score("02", aff))
+            for arm in ("unsupervised", "supervised", "embedding_input"):
+                for checkpoint in ("best", "last"):
+                    assoc = self.associations(f"{arm}-{checkpoint}", seed, "02")
+                    label = arm if checkpoint == "best" else f"{arm}_last"
+                    add(label, None if assoc is None else self.score("02", assoc))
+            unsup = self.associations("unsupervised-best", seed, "02")
+            if unsup is None:
+                add("guarded", None)
+                continue
+            ensemble.append(unsup)
+            verdict = self.guard("02", unsup)
+            add("guarded", self.score("02", unsup, guard=True))
+            guards.append(verdict.to_dict()["sequences"])
+            train = self.associations("unsupervised-best", seed, "01")
+            if train is not None:  # the training movie: what the guard's settings are tuned on
+                check = self.guard("01", train)
+                position_train = position_train or self.score("01")
+                tuning.append({
+                    "seed": seed,
+                    "guard": check.to_dict()["sequences"],
+                    "aogm_position": position_train["aogm"],
+                    "aogm_unsupervised": self.score("01", train)["aogm"],
+                })  # fmt: skip
+        if ensemble:
+            mean = mean_associations(ensemble)
+            add("ensemble", self.score("02", mean))
+        return {"arms": arms, "guard": guards, "tuning": tuning}
+
+
+def mean_associations(parts: list):
+    """The mean score of each pair over ``parts`` (absent = 0)."""
+    import pandas as pd
+
+    from attrackt.data import Associations
+
+    table = pd.concat([p.table for p in parts]).groupby(["source", "target", "dt"], sort=False)
+    summed = table["score"].sum().reset_index()
+    summed["score"] = summed["score"] / len(parts)
+    return Associations(summed)
+
+
+def print_dataset(name: str, found: dict) -> None:
+    print(f"\n{name} (test 02, mean ± sd over seeds)")
+    print(f"{'arm':<24}{'AOGM':>18}{'division F1':>18}")
+    for arm, values in found["arms"].items():
+        cells = []
+        for key, digits in (("aogm", 1), ("division_f1", 3)):
+            mean, sd = mean_sd(values[key])
+            cells.append("-" if mean is None else f"{mean:.{digits}f} ± {sd:.{digits}f}")
+        print(f"{arm:<24}{cells[0]:>18}{cells[1]:>18}")
+    for entry in found["tuning"]:
+        for seq, v in entry["guard"].items():
+            print(
+                f"tuning {seq} seed {entry['seed']}: guard use={v['use']}, disagreement "
+                f"{v['disagreement']:.4f} (at most {v['upper']:.4f}); AOGM position "
+                f"{entry['aogm_position']}, "
+                f"unsupervised {entry['aogm_unsupervised']}"
+            )
