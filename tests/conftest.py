@@ -59,3 +59,59 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---- napari ------------------------------------------------------------------------------
+
+MANIFEST = Path(__file__).resolve().parents[1] / "src" / "attrackt" / "napari" / "napari.yaml"
+
+
+def _prime_gl_limits() -> None:
+    """napari asks OpenGL for its limits when it makes a layer's visual; on a machine without
+    OpenGL (a headless CI runner) the answer is None and napari fails. Give it modest limits
+    there; nothing is drawn in these tests (the viewer is never shown)."""
+    from types import SimpleNamespace
+
+    try:
+        from napari._vispy.utils import gl as napari_gl
+
+        napari_gl.get_gl_extensions()
+        return  # a real OpenGL context answered
+    except AttributeError:
+        pass
+    except ImportError:
+        pytest.skip("no OpenGL here, and napari's OpenGL helpers moved")
+    real = napari_gl.gl
+    napari_gl.get_max_texture_sizes.cache_clear()
+    napari_gl.gl = SimpleNamespace(
+        GL_EXTENSIONS=real.GL_EXTENSIONS,
+        GL_MAX_TEXTURE_SIZE=real.GL_MAX_TEXTURE_SIZE,
+        glGetParameter=lambda name: "" if name == real.GL_EXTENSIONS else 2048,
+    )
+    try:
+        napari_gl.get_gl_extensions()
+        napari_gl.get_max_texture_sizes()
+    finally:
+        napari_gl.gl = real
+
+
+@pytest.fixture(scope="session")
+def viewer():
+    """One offscreen napari viewer for the whole run, with the plugin registered (from the
+    manifest file where the installed package does not declare it yet). One, not one per
+    module: a closed viewer leaves its activity dialog connected to napari's progress bars, and
+    the next viewer's first progress bar then fails ("Signal source has been deleted")."""
+    napari = pytest.importorskip("napari")
+    pytest.importorskip("qtpy.QtWidgets", reason="napari is here but Qt cannot load")
+    import npe2
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    manager = npe2.PluginManager.instance()
+    try:
+        manager.get_manifest("attrackt")
+    except KeyError:
+        manager.register(npe2.PluginManifest.from_file(MANIFEST))
+    _prime_gl_limits()
+    view = napari.Viewer(show=False)
+    yield view
+    view.close()

@@ -13,7 +13,7 @@ from _tiny_project import tiny_config
 pytest.importorskip("napari")
 pytest.importorskip("qtpy.QtWidgets", reason="napari is here but Qt cannot load")
 
-from test_napari_plugin import empty, viewer  # noqa: E402, F401 (the offscreen viewer, cleared)
+from test_napari_plugin import empty  # noqa: E402, F401 (conftest's offscreen viewer, cleared)
 
 from attrackt.data import Annotations  # noqa: E402
 from attrackt.pipeline import run_pipeline  # noqa: E402

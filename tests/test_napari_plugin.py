@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -17,55 +16,6 @@ from attrackt.io.geff import read_geff  # noqa: E402
 from attrackt.napari.layers import tracks_from_layer  # noqa: E402
 from attrackt.napari.session import ProofreadSession, SessionConfig  # noqa: E402
 from attrackt.synthetic import SyntheticConfig, generate  # noqa: E402
-
-MANIFEST = Path(__file__).resolve().parents[1] / "src" / "attrackt" / "napari" / "napari.yaml"
-
-
-def _prime_gl_limits() -> None:
-    """napari asks OpenGL for its limits when it makes a layer's visual; on a machine without
-    OpenGL (a headless CI runner) the answer is None and napari fails. Give it modest limits
-    there; nothing is drawn in these tests (the viewer is never shown)."""
-    from types import SimpleNamespace
-
-    try:
-        from napari._vispy.utils import gl as napari_gl
-
-        napari_gl.get_gl_extensions()
-        return  # a real OpenGL context answered
-    except AttributeError:
-        pass
-    except ImportError:
-        pytest.skip("no OpenGL here, and napari's OpenGL helpers moved")
-    real = napari_gl.gl
-    napari_gl.get_max_texture_sizes.cache_clear()
-    napari_gl.gl = SimpleNamespace(
-        GL_EXTENSIONS=real.GL_EXTENSIONS,
-        GL_MAX_TEXTURE_SIZE=real.GL_MAX_TEXTURE_SIZE,
-        glGetParameter=lambda name: "" if name == real.GL_EXTENSIONS else 2048,
-    )
-    try:
-        napari_gl.get_gl_extensions()
-        napari_gl.get_max_texture_sizes()
-    finally:
-        napari_gl.gl = real
-
-
-@pytest.fixture(scope="module")
-def viewer():
-    """One offscreen viewer for the module, with the plugin registered (from the manifest
-    file where the installed package does not declare it yet)."""
-    import npe2
-
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    manager = npe2.PluginManager.instance()
-    try:
-        manager.get_manifest("attrackt")
-    except KeyError:
-        manager.register(npe2.PluginManifest.from_file(MANIFEST))
-    _prime_gl_limits()
-    view = napari.Viewer(show=False)
-    yield view
-    view.close()
 
 
 @pytest.fixture(autouse=True)
