@@ -27,7 +27,12 @@ RESULTS = BENCH / "results"
 
 
 def commit() -> str:
-    """The checked-out commit, with ``-dirty`` when ``src/`` or ``bench/`` have changes."""
+    """The checked-out commit, with ``-dirty`` when ``src/`` or ``bench/`` have changes; on a
+    machine without the repository's history (the GPU machine gets a copy of the working
+    tree), ``$ATTRACKT_COMMIT`` as the caller states it."""
+    stated = os.environ.get("ATTRACKT_COMMIT")
+    if stated and not (REPO / ".git").exists():
+        return stated
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
     ).stdout.strip()
