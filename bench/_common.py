@@ -27,11 +27,11 @@ RESULTS = BENCH / "results"
 
 
 def commit() -> str:
-    """The checked-out commit, with ``-dirty`` when ``src/`` or ``bench/`` have changes; on a
-    machine without the repository's history (the GPU machine gets a copy of the working
-    tree), ``$ATTRACKT_COMMIT`` as the caller states it."""
+    """The checked-out commit, with ``-dirty`` when ``src/`` or ``bench/`` have changes; where
+    the caller states it in ``$ATTRACKT_COMMIT``, that (the GPU machine gets a copy of the
+    working tree, and its ``.git``, if any, is not this tree's history)."""
     stated = os.environ.get("ATTRACKT_COMMIT")
-    if stated and not (REPO / ".git").exists():
+    if stated:
         return stated
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
