@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -242,6 +243,36 @@ def render_ssvm(data: dict) -> list[str]:
     return lines
 
 
+def render_run_3d(data: dict) -> list[str]:
+    machine = data["provenance"]["machine"]
+    where = ", ".join(machine.get("gpus") or []) or f"{machine['cpu_count']} CPU cores"
+    lines = [
+        "### 3D through `attrackt run` (`bench/run_3d.py` → `results/run_3d.json`)",
+        "",
+        f"`attrackt run --quick` on {where} (device `{data['gpu']}`), one seed: a time and "
+        "memory measurement, not an accuracy claim.",
+        "",
+        "| movie | voxel size | seconds | slowest stages | peak memory (MiB) | the guard | AOGM "
+        "(position only → attrackt) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, movie in data["movies"].items():
+        stages = sorted(movie["stages"].items(), key=lambda kv: -kv[1]["seconds"])[:2]
+        slow = ", ".join(f"{stage} {found['seconds']:.0f} s" for stage, found in stages)
+        scores = [v for v in (movie.get("metrics") or {}).values()]
+        aogm = (
+            f"{scores[0]['position only']['AOGM']:g} → {scores[0]['attrackt']['AOGM']:g}"
+            if scores
+            else "no ground truth"
+        )
+        voxel = re.search(r"--voxel-size (\S+)", movie["command"])
+        lines.append(
+            f"| {name} | {voxel.group(1) if voxel else '1'} | {movie['seconds_total']:.0f} | "
+            f"{slow} | {movie['peak_rss_mib']:.0f} | {movie['guard']['verdict']} | {aogm} |"
+        )
+    return lines
+
+
 #: result file -> its renderer, in the order of the section
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy.json": render_accuracy,
@@ -249,6 +280,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "interactive.json": render_interactive,
     "ssvm_convergence.json": render_ssvm,
     "run_cpu.json": render_run_cpu,
+    "run_3d.json": render_run_3d,
 }
 
 
