@@ -198,10 +198,13 @@ def render_run_cpu(data: dict) -> list[str]:
     ]
     names = {
         "run": f"`attrackt run {data['movie']} --gt-detections` (default plan)",
+        "quick": f"`attrackt run {data['movie']} --gt-detections --quick`",
         "demo": "`attrackt demo` (synthetic movie)",
     }
     for key, label in names.items():
-        found = data["runs"][key]
+        found = data["runs"].get(key)
+        if not found:
+            continue
         minutes = [r["seconds"] / 60 for r in found]
         guards = ", ".join(sorted({r["guard"] for r in found}))
         lines.append(

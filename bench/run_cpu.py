@@ -59,26 +59,14 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     movie = Path(args.data, *MOVIE)
-    runs: dict[str, list[dict]] = {"run": [], "demo": []}
+    runs: dict[str, list[dict]] = {"run": [], "quick": [], "demo": []}
     for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
-            project = Path(tmp) / "p"
-            runs["run"].append(
-                run(
-                    [
-                        "run",
-                        str(movie),
-                        "--gt-detections",
-                        "--project",
-                        str(project),
-                        "--device",
-                        "cpu",
-                        "--seed",
-                        str(seed),
-                    ],
-                    project,
-                )  # fmt: skip
-            )
+            for name, extra in (("run", []), ("quick", ["--quick"])):
+                project = Path(tmp) / name
+                command = ["run", str(movie), "--gt-detections", "--project", str(project),
+                           "--device", "cpu", "--seed", str(seed), *extra]  # fmt: skip
+                runs[name].append(run(command, project))
             out = Path(tmp) / "demo"
             runs["demo"].append(
                 run(
@@ -101,8 +89,9 @@ def main() -> None:
             "provenance": provenance(),
             "movie": "/".join(MOVIE),
             "seeds": seeds,
-            "protocol": "attrackt run MOVIE --gt-detections --device cpu (the default plan), and "
-            "attrackt demo --device cpu; a fresh project each; wall clock of the whole command",
+            "protocol": "attrackt run MOVIE --gt-detections --device cpu (the default plan), the "
+            "same with --quick, and attrackt demo --device cpu; a fresh project each; wall clock "
+            "of the whole command",
             "runs": runs,
             "summary": summary,
         },
