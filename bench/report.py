@@ -134,8 +134,9 @@ def render_interactive(data: dict) -> list[str]:
         "`results/interactive.json`)",
         "",
         "The base model's linking of 02 (the accuracy run's seed-0 unsupervised model, guarded) "
-        "is proof-read from the ground truth at the top B cells of each ranking; every arm links "
-        "with those answers pinned. *Errors outside*: wrong links (false and missed) leaving "
+        "is proof-read from the ground truth at the top B cells of each ranking (children within "
+        "the linker's reach of 1 frame, as a person must answer); every arm links with those "
+        "answers pinned. *Errors outside*: wrong links (false and missed) leaving "
         "cells nobody answered, mean ± sd over seeds "
         f"({', '.join(map(str, data['seeds']))}); AOGM of the whole movie in brackets. LoRA: "
         f"{ft['max_steps']} steps at most ({ft['steps_per_cell']} per answered cell, batch "
