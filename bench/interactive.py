@@ -31,7 +31,10 @@ transitive terms, a fixed step plan for every case).
 
 ``evaluate`` keeps each task's figures under ``CARRY/evaluated`` (delete it after changing the
 code): a stopped run goes on where it was, and ``--arms pin,pin+lora`` scores the linking-only
-arms of every case first.
+arms of every case first. The weight-learning arms are slow (minutes a case on HeLa); the
+committed run scored them on the GPU machine's 16 CPU cores (highspy, traccuracy, geff and their
+needs carried as wheels, ``--processes 16 --arms pin+ssvm,pin+ssvm+pseudo,pin+both --cache DIR``,
+the cache tarred into ``$OUT``) and copied that cache here before the final ``evaluate``.
 """
 
 from __future__ import annotations
