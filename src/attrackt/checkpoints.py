@@ -143,6 +143,21 @@ def _match_model(
             )
 
 
+def read_torch_file(path: str | Path, what: str) -> Any:
+    """What ``torch.save`` wrote to ``path`` (``weights_only``: no pickled objects run); a missing,
+    truncated or foreign file is an :class:`InputError` naming the file and ``what`` it should
+    be."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"no such {what} file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise InputError(
+            path, f"not a readable {what} file (truncated or corrupt?): {err}"
+        ) from err
+
+
 def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> Checkpoint:
     """Read a checkpoint written by :func:`fit` (``weights_only``: no pickled objects run).
 
@@ -151,14 +166,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None) -> Checkpo
     or shape) is an :class:`InputError` naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such checkpoint file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise InputError(
-            path, f"not a readable checkpoint (truncated or corrupt file?): {err}"
-        ) from err
+    state = read_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(path, "not an attrackt checkpoint")
     checkpoint = Checkpoint(

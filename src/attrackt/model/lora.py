@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from attrackt.checkpoints import read_torch_file
 from attrackt.errors import InputError
 from attrackt.io.atomic import atomic_path
 
@@ -194,12 +195,7 @@ def save_adapters(
 def read_adapters(path: str | Path) -> tuple[LoRAConfig, dict[str, torch.Tensor], dict]:
     """The configuration, tensors and extra facts of an adapter file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such adapter file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise InputError(path, f"not a readable adapter file ({err})") from err
+    state = read_torch_file(path, "adapter")
     if not isinstance(state, dict) or state.get("format") != ADAPTER_FORMAT:
         found = state.get("format") if isinstance(state, dict) else None
         hint = (
