@@ -262,28 +262,36 @@ def errors_outside(tracks, gt, answered: set[int]) -> int:
     return len(ours ^ true)
 
 
+def case_inputs(carry: Path, store: Path, name: str) -> tuple:
+    """The ground truth of movie 02, the case's answers and its pseudo-labels ``(parents,
+    links)`` (the fine-tuning's, also the weights'). The answers are given again within the
+    linker's reach: cases prepared before the simulated proof-reader knew it hold a
+    ground-truth gap link (DIC 02: 1412 -> 1452, 4 frames)."""
+    from attrackt.active import proofread
+    from attrackt.data import Annotations
+    from attrackt.store import Store
+
+    loaded = Store.load(store, masks=False).select(["02"])
+    gt = loaded.tracks[loaded.sequences[0]]
+    asked = Annotations.load(carry / "cases" / f"{name}.jsonl").latest()
+    answers = proofread(sorted(asked), gt, max_gap=guarded_link_config().max_gap)
+    saved = np.load(carry / "cases" / f"{name}_pseudo.npz")
+    return gt, answers, (saved["parents"], saved["links"])
+
+
 def score_case(
     carry: str, scores: str, case: dict, record: dict, arms: tuple[str, ...] = ARMS
 ) -> dict:
     """The ``arms`` of one case: AOGM, errors outside the answered cells, steps, seconds."""
-    from attrackt.active import proofread
-    from attrackt.data import Annotations, Detections
+    from attrackt.data import Detections
     from attrackt.evaluate import evaluate
     from attrackt.link import learn_weights, link
-    from attrackt.store import Store
 
     carry_path = Path(carry)
     dataset, name = case["dataset"], case["name"]
     detections = Detections.load(carry_path / f"{dataset}.parquet")
-    store = Store.load(Path(case["store"]), masks=False).select(["02"])
-    gt = store.tracks[store.sequences[0]]
     config = guarded_link_config()
-    # the answers again, within the linker's reach: cases prepared before the simulated
-    # proof-reader knew it hold a ground-truth gap link (DIC 02: 1412 -> 1452, 4 frames)
-    asked = Annotations.load(carry_path / "cases" / f"{name}.jsonl").latest()
-    answers = proofread(sorted(asked), gt, max_gap=config.max_gap)
-    saved = np.load(carry_path / "cases" / f"{name}_pseudo.npz")
-    pseudo = (saved["parents"], saved["links"])  # the fine-tuning's, also the weights'
+    gt, answers, pseudo = case_inputs(carry_path, Path(case["store"]), name)
     answered = set(answers.latest())
     sources = {"base": load_scores(carry_path / f"{dataset}_base.npz", detections)}
     tuned = Path(scores) / f"{name}.npz"

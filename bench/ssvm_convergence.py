@@ -15,36 +15,25 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, provenance, write_results  # noqa: E402
-from interactive import BUDGETS, DATASETS, case_name, guarded_link_config  # noqa: E402
+from interactive import BUDGETS, DATASETS, case_inputs, case_name, guarded_link_config  # noqa: E402
 
 
 def learn_case(carry: str, store: str, dataset: str, budget: int) -> dict:
     """Learn the weights of one case (confidence ranking, seed 0) and keep how it went."""
     from accuracy import load_scores
 
-    from attrackt.active import proofread
-    from attrackt.data import Annotations, Detections
+    from attrackt.data import Detections
     from attrackt.link import learn_weights
-    from attrackt.store import Store
 
     config = guarded_link_config()
     folder = Path(carry)
     detections = Detections.load(folder / f"{dataset}.parquet")
     associations = load_scores(folder / f"{dataset}_base.npz", detections)
-    loaded = Store.load(Path(store), masks=False).select(["02"])
-    gt = loaded.tracks[loaded.sequences[0]]
     name = case_name(dataset, "confidence", budget, 0)
-    # the answers within the linker's reach, as bench/interactive.py scores them
-    asked = Annotations.load(folder / "cases" / f"{name}.jsonl").latest()
-    answers = proofread(sorted(asked), gt, max_gap=config.max_gap)
-    saved = np.load(folder / "cases" / f"{name}_pseudo.npz")
-    result = learn_weights(
-        detections, answers, associations, config, pseudo=(saved["parents"], saved["links"])
-    )
+    _, answers, pseudo = case_inputs(folder, Path(store), name)  # as interactive.py scores it
+    result = learn_weights(detections, answers, associations, config, pseudo=pseudo)
     last = result.record[-1] if result.record else {}
     print(
         f"{name}: {result.iterations} iterations, converged {result.converged}, "
