@@ -147,6 +147,7 @@ def simulate(
         finish(folder, {**record, "predict_seconds": predicted}, associations, tracks)
         previous = (associations, tracks)
 
+    linker = config.link or LinkConfig()
     for number, budget in enumerate(config.budgets, 1):
         folder = _round_dir(out_dir, number, budget)
         state = done(folder)
@@ -161,13 +162,13 @@ def simulate(
             RankConfig(config.strategy, config.seed + number),
             gt=gt,
             annotations=journal,
-            candidates=config.link or LinkConfig(),
+            candidates=linker,
         )
         new = select(ranking, max(0, budget - len(journal)))
-        proofread(new, gt, journal, max_gap=(config.link or LinkConfig()).max_gap)
+        proofread(new, gt, journal, max_gap=linker.max_gap)
         pseudo = pseudo_labels(
             detections, tracks, assoc, journal, config.finetune.pseudo_fraction,
-            candidates=config.link or LinkConfig(),
+            candidates=linker,
         )  # fmt: skip
         result = finetune_checkpoint(
             checkpoint, detections, journal, config.finetune, folder / "finetune", pseudo=pseudo
