@@ -253,26 +253,19 @@ def render_run_3d(data: dict) -> list[str]:
     lines = [
         "### 3D through `attrackt run` (`bench/run_3d.py` → `results/run_3d.json`)",
         "",
-        f"`attrackt run --quick` on {where} (device `{data['gpu']}`), one seed: a time and "
-        "memory measurement, not an accuracy claim.",
+        f"`attrackt run --quick` on {where} (device `{data['gpu']}`), one seed: time and memory "
+        "only (its scores stay in the JSON: one seed makes no accuracy figure).",
         "",
-        "| movie | voxel size | seconds | slowest stages | peak memory (MiB) | the guard | AOGM "
-        "(position only → attrackt) |",
-        "|---|---|---|---|---|---|---|",
+        "| movie | voxel size | seconds | slowest stages | peak memory (MiB) | the guard |",
+        "|---|---|---|---|---|---|",
     ]
     for name, movie in data["movies"].items():
         stages = sorted(movie["stages"].items(), key=lambda kv: -kv[1]["seconds"])[:2]
         slow = ", ".join(f"{stage} {found['seconds']:.0f} s" for stage, found in stages)
-        scores = [v for v in (movie.get("metrics") or {}).values()]
-        aogm = (
-            f"{scores[0]['position only']['AOGM']:g} → {scores[0]['attrackt']['AOGM']:g}"
-            if scores
-            else "no ground truth"
-        )
         voxel = re.search(r"--voxel-size (\S+)", movie["command"])
         lines.append(
             f"| {name} | {voxel.group(1) if voxel else '1'} | {movie['seconds_total']:.0f} | "
-            f"{slow} | {movie['peak_rss_mib']:.0f} | {movie['guard']['verdict']} | {aogm} |"
+            f"{slow} | {movie['peak_rss_mib']:.0f} | {movie['guard']['verdict']} |"
         )
     return lines
 
