@@ -36,8 +36,7 @@ ACCURACY_ABLATIONS = {
     "embedding_affinity": "embedding as an affinity exp(-d / median d)",
     "unsupervised_last": "unsupervised, last checkpoint instead of the best",
     "supervised_last": "supervised, last checkpoint instead of the best",
-    "ensemble": "mean association of the seeds' unsupervised models (one value)",
-}
+}  # the seeds' mean association ("ensemble") is one value, no mean ± sd: kept in the JSON only
 
 
 def _cell(values: list, digits: int) -> str:
