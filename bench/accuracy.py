@@ -132,7 +132,8 @@ def job_list(datasets: list[str], seeds: list[int], z_input: tuple[str, ...]) ->
     for name in datasets:
         for seed in seeds:
             tag = f"{name}/s{seed}"
-            gpu = DATASETS[name]["gpu"]
+            # one dataset alone: its seeds spread over the GPUs
+            gpu = DATASETS[name]["gpu"] if len(datasets) > 1 else seed
             jobs.append({"id": f"{tag}/ae", "kind": "ae", "needs": None})
             jobs.append({"id": f"{tag}/supervised", "kind": "supervised", "needs": None})
             jobs.append({"id": f"{tag}/unsupervised", "kind": "unsupervised", "needs": "ae"})
