@@ -56,9 +56,12 @@ def link_config(guard: bool = False):
 class Evaluation:
     """Links and scores every arm of one dataset."""
 
-    def __init__(self, name: str, store, folder: Path, seeds: list[int], guard_config) -> None:
+    def __init__(
+        self, name: str, store, folder: Path, seeds: list[int], guard_config, motion=()
+    ) -> None:
+        """``motion``: the arm names of the unsupervised models trained with a motion loss."""
         self.name, self.store, self.folder, self.seeds = name, store, folder, seeds
-        self.guard_config = guard_config
+        self.guard_config, self.motion = guard_config, tuple(motion)
         self.config = link_config()
 
     def detections(self, seq: str):
@@ -107,10 +110,11 @@ class Evaluation:
             add("embedding", None if emb is None else self.score("02", emb, weight=+1.0))
             aff = self.associations("embedding-affinity", seed, "02")
             add("embedding_affinity", None if aff is None else self.score("02", aff))
-            for arm in ("unsupervised", "supervised", "embedding_input"):
+            for arm in ("unsupervised", "supervised", "embedding_input", *self.motion):
                 for checkpoint in ("best", "last"):
                     assoc = self.associations(f"{arm}-{checkpoint}", seed, "02")
                     label = arm if checkpoint == "best" else f"{arm}_last"
+                    label = f"unsupervised_{label}" if arm in self.motion else label
                     add(label, None if assoc is None else self.score("02", assoc))
             unsup = self.associations("unsupervised-best", seed, "02")
             if unsup is None:
@@ -124,12 +128,17 @@ class Evaluation:
             if train is not None:  # the training movie: what the guard's settings are tuned on
                 check = self.guard("01", train)
                 position_train = position_train or self.score("01")
-                tuning.append({
+                entry = {
                     "seed": seed,
                     "guard": check.to_dict()["sequences"],
                     "aogm_position": position_train["aogm"],
                     "aogm_unsupervised": self.score("01", train)["aogm"],
-                })  # fmt: skip
+                }
+                for arm in self.motion:
+                    assoc = self.associations(f"{arm}-best", seed, "01")
+                    if assoc is not None:
+                        entry[f"aogm_unsupervised_{arm}"] = self.score("01", assoc)["aogm"]
+                tuning.append(entry)
         if ensemble:
             mean = mean_associations(ensemble)
             add("ensemble", self.score("02", mean))

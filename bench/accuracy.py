@@ -125,8 +125,16 @@ def prepare_phase(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def job_list(datasets: list[str], seeds: list[int], z_input: tuple[str, ...]) -> list[dict]:
-    """Every job: its name, what it needs first, and its GPU; ``z_input``: the datasets of the
+def job_list(
+    datasets: list[str],
+    seeds: list[int],
+    z_input: tuple[str, ...],
+    motion_weights: tuple[float, ...] = (),
+    supervised: bool = True,
+) -> list[dict]:
+    """Every job: its name, what it needs first, and its GPU; ``motion_weights``: the
+    unsupervised models also trained with a motion loss of that weight (the ablation);
+    ``supervised``: whether to train the supervised reference; ``z_input``: the datasets of the
     appearance-in-the-input ablation."""
     jobs = []
     for name in datasets:
@@ -134,14 +142,24 @@ def job_list(datasets: list[str], seeds: list[int], z_input: tuple[str, ...]) ->
             tag = f"{name}/s{seed}"
             # one dataset alone: its seeds spread over the GPUs
             gpu = DATASETS[name]["gpu"] if len(datasets) > 1 else seed
-            jobs.append({"id": f"{tag}/ae", "kind": "ae", "needs": None})
-            jobs.append({"id": f"{tag}/supervised", "kind": "supervised", "needs": None})
-            jobs.append({"id": f"{tag}/unsupervised", "kind": "unsupervised", "needs": "ae"})
+            chain = [{"id": f"{tag}/ae", "kind": "ae", "needs": None}]
+            if supervised:
+                chain.append({"id": f"{tag}/supervised", "kind": "supervised", "needs": None})
+            chain.append({"id": f"{tag}/unsupervised", "kind": "unsupervised", "needs": "ae"})
             if name in z_input:
-                jobs.append({"id": f"{tag}/embedding_input", "kind": "z_input", "needs": "ae"})
-            for job in jobs[-(4 if name in z_input else 3) :]:
+                chain.append({"id": f"{tag}/embedding_input", "kind": "z_input", "needs": "ae"})
+            for weight in motion_weights:
+                chain.append({"id": f"{tag}/{motion_arm(weight)}", "kind": "unsupervised",
+                              "motion_weight": weight, "needs": "ae"})  # fmt: skip
+            for job in chain:
                 job.update(dataset=name, seed=seed, gpu=gpu)
+            jobs += chain
     return jobs
+
+
+def motion_arm(weight: float) -> str:
+    """The arm (and file) name of the unsupervised model with a motion loss of ``weight``."""
+    return f"motion{weight:g}"
 
 
 def gpu_phase(args: argparse.Namespace) -> None:
@@ -155,7 +173,8 @@ def gpu_phase(args: argparse.Namespace) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     datasets = args.datasets.split(",") if args.datasets else list(DATASETS)
     z_input = tuple(n for n in args.z_input.split(",") if n)
-    jobs = job_list(datasets, seeds, z_input)
+    motion = tuple(float(w) for w in args.motion_weights.split(",") if w)
+    jobs = job_list(datasets, seeds, z_input, motion, args.supervised)
     start = time.time()
     deadline = start + 60 * args.wall_minutes
     budgets = {"ae": args.ae_minutes, "unsupervised": args.minutes, "supervised": args.minutes,
@@ -189,6 +208,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
         "budgets_minutes": budgets,
         "batch_size": args.batch_size,
         "model": args.model,
+        "motion_weights": list(motion),
         "gpus": gpus,
         "wall_seconds": round(time.time() - start, 1),
         "jobs": records,
@@ -270,6 +290,7 @@ class Job:
         config = AssociationTrainConfig(
             objective=objective,
             model=TransformerConfig(use_embedding=z_input, **MODELS[self.args.model]),
+            motion_weight=float(self.job.get("motion_weight", 0.0)),
             train=dataclasses.replace(
                 defaults.train, batch_size=self.args.batch_size, val_every=100,
                 seed=self.seed, device=self.args.device, progress=False,
@@ -294,7 +315,7 @@ class Job:
                 name = f"assoc_{arm}-{checkpoint}_s{self.seed}_{seq}.npz"
                 save_scores(self.export / name, test, assoc)
         facts.update(training_facts(run / "log.jsonl"))
-        base = self.name in FINETUNING_BASE and self.seed == 0 and not z_input
+        base = self.name in FINETUNING_BASE and self.seed == 0 and arm == "unsupervised"
         if objective == "unsupervised" and base and (run / "best.pt").is_file():
             slim_checkpoint(run / "best.pt", self.work / "checkpoints" / f"{self.name}.pt")
         return facts
@@ -380,21 +401,41 @@ def evaluate_phase(args: argparse.Namespace) -> None:
                                                   "best_step", "seconds")}
                      for job, r in gpu["jobs"].items()},
     }  # fmt: skip
+    motion = [motion_arm(w) for w in gpu.get("motion_weights", [])]
     names = args.datasets.split(",") if args.datasets else list(plan["datasets"])
     for name in names:
         store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
         with tempfile.TemporaryDirectory() as tmp:
             _jobs.untar(sorted(results.glob(f"{name}*.tar")), tmp)
             start = time.perf_counter()
-            found = Evaluation(name, store, Path(tmp), seeds, guard_config).run()
+            found = Evaluation(name, store, Path(tmp), seeds, guard_config, motion).run()
         found["kind"] = "synthetic" if name.startswith("synthetic") else "real (CTC)"
         found["test"] = "02"
         found["seconds"] = round(time.perf_counter() - start, 1)
         report["datasets"][name] = found
         print_dataset(name, found)
+    if motion:
+        report["motion_choice"] = motion_choice(report["datasets"], ["unsupervised", *motion])
+        print(f"motion loss, chosen on the training movies (01): {report['motion_choice']}")
     out = Path(args.json) if args.json else RESULTS / "accuracy.json"
     write_results(out, report)
     print(f"wrote {out}")
+
+
+def motion_choice(datasets: dict, arms: list[str]) -> dict:
+    """The motion-loss weight chosen on the training movies (01): the arm with the lowest
+    geometric mean, over datasets, of its mean AOGM over seeds (``unsupervised``: weight 0)."""
+    import numpy as np
+
+    scores = {}
+    for arm in arms:
+        key = "aogm_unsupervised" if arm == "unsupervised" else f"aogm_unsupervised_{arm}"
+        means = [
+            np.mean([t[key] for t in found["tuning"] if t.get(key) is not None])
+            for found in datasets.values()
+        ]
+        scores[arm] = float(np.exp(np.mean(np.log(means))))
+    return {"geometric_mean_aogm_01": scores, "chosen": min(scores, key=scores.get)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,6 +462,14 @@ def main() -> None:
     g.add_argument(
         "--z-input", default=",".join(Z_INPUT), help="datasets of the z-in-the-input ablation"
     )
+    g.add_argument(
+        "--motion-weights", default="", help="unsupervised models also trained with a motion "
+        "loss of these weights (the ablation; comma-separated)"
+    )  # fmt: skip
+    g.add_argument(
+        "--supervised", action=argparse.BooleanOptionalAction, default=True,
+        help="train the supervised reference",
+    )  # fmt: skip
     g.add_argument("--commit", help="the commit the device runs (it has no git)")
     j = sub.add_parser("job", help=argparse.SUPPRESS)
     for name in ("--carry", "--work", "--job", "--minutes", "--device", "--batch-size", "--model"):

@@ -1,4 +1,4 @@
-"""The Attrackt, transitive and supervised losses, including known-answer training runs."""
+"""The Attrackt, transitive, motion and supervised losses, including known-answer training runs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from attrackt.data import Detections
 from attrackt.losses import (
     AttracktHeads,
     attrackt_loss,
+    motion_loss,
     objective,
     supervised_loss,
     transitive_loss,
@@ -242,6 +243,29 @@ def test_transitive_loss_matches_a_per_triple_loop_with_padding():
     torch.testing.assert_close(transitive_loss(A, times, mask), total / count)
 
 
+def test_motion_loss_is_zero_on_resting_parents_and_its_gradient_moves_mass_nearer():
+    # frame 0: cells at x = 0 and x = 10; frame 1: one cell at x = 1 (the near parent is 0)
+    times = torch.tensor([[0, 0, 1]])
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    positions = torch.tensor([[[0.0, 0.0], [10.0, 0.0], [1.0, 0.0]]])
+    mean_d2 = (1.0 + 81.0) / 2  # the two candidate pairs
+    logits = torch.zeros(1, 3, 3, requires_grad=True)
+    A = normalise_associations(logits, times, mask, "softmax")
+    value = motion_loss(A, positions, times, mask)
+    torch.testing.assert_close(value, torch.tensor((0.5 * 1 + 0.5 * 81) / mean_d2))  # = 1
+    value.backward()
+    assert logits.grad[0, 0, 2] < 0 < logits.grad[0, 1, 2]  # descent raises the near parent
+    resting = positions.clone()
+    resting[0, 2] = resting[0, 0]  # the child where its parent was
+    near = torch.zeros(1, 3, 3)
+    near[0, 0, 2] = 1.0
+    assert motion_loss(near, resting, times, mask) == 0
+    # the amount of mass does not matter, only where it sits
+    torch.testing.assert_close(
+        motion_loss(0.3 * near, positions, times, mask), motion_loss(near, positions, times, mask)
+    )
+
+
 def test_supervised_loss_weights_missed_links_more_than_false_links():
     times = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1]])
     mask = torch.ones(1, 8, dtype=torch.bool)
@@ -315,6 +339,9 @@ def test_objective_kinds_and_their_requirements():
     out = objective(model, heads, batch, "unsupervised", transitive_weight=0.1)
     assert set(out) == {"attrackt", "transitive", "loss"}
     torch.testing.assert_close(out["loss"], out["attrackt"] + 0.1 * out["transitive"])
+    out = objective(model, heads, batch, "unsupervised", transitive_weight=0.0, motion_weight=2.0)
+    assert set(out) == {"attrackt", "motion", "loss"}
+    torch.testing.assert_close(out["loss"], out["attrackt"] + 2.0 * out["motion"])
     out = objective(model, heads, batch, "mixed", transitive_weight=0.0)
     assert set(out) == {"attrackt", "supervised", "loss"}
     torch.testing.assert_close(out["loss"], out["attrackt"] + out["supervised"])

@@ -1,5 +1,5 @@
-"""The training objectives: the Attrackt reconstruction loss, the transitive loss, the
-supervised loss, and :func:`objective`, which combines them for one batch.
+"""The training objectives: the Attrackt reconstruction loss, the transitive loss, the motion
+loss, the supervised loss, and :func:`objective`, which combines them for one batch.
 
 Every function takes whole batches (B, N, ...) and is loop-free over samples; losses are
 computed in float32 whatever the autocast state. ``A`` is always a normalised association
@@ -117,6 +117,27 @@ def transitive_loss(A: torch.Tensor, times: torch.Tensor, mask: torch.Tensor) ->
         return (diff**2).sum() / two.sum().clamp(min=1)
 
 
+def motion_loss(
+    A: torch.Tensor, positions: torch.Tensor, times: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """How far the predicted parents lie: the association-weighted mean squared distance from
+    each cell to its candidate parents, divided by the mean squared distance of all candidate
+    pairs of the batch (``positions`` (B, N, ndim): spatial only).
+
+    0 when every cell's mass sits on parents at its own position, about 1 for mass spread at
+    random; it ignores how much mass there is (a quiet softmax may link nothing). A prior that
+    cells move little, for where appearance says little; the caller applies the weight.
+    """
+    with _float32(A):
+        A, positions = A.float(), positions.float()
+        valid = valid_pairs(times, mask)
+        d2 = torch.where(valid, torch.cdist(positions, positions) ** 2, 0.0)
+        mean_d2 = d2.sum() / valid.sum().clamp(min=1)
+        mass = torch.where(valid, A, 0.0)
+        expected = (mass * d2).sum() / mass.sum().clamp(min=1e-6)
+        return expected / mean_d2.detach().clamp(min=1e-12)
+
+
 def supervised_loss(
     A: torch.Tensor,
     A_gt: torch.Tensor,
@@ -150,12 +171,14 @@ def objective(
     batch: WindowBatch,
     kind: Objective = "unsupervised",
     transitive_weight: float = 0.1,
+    motion_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """The training objective for one batch: a dict of scalar tensors with ``"loss"``.
 
     ``unsupervised``: the Attrackt loss (needs ``heads`` and ``batch.z``); ``supervised``: the
     weighted cross-entropy against ``batch.a_gt``; ``mixed``: both, summed. Each adds
-    ``transitive_weight`` times the transitive loss. The model may run under bf16 autocast.
+    ``transitive_weight`` times the transitive loss and ``motion_weight`` times the motion
+    loss. The model may run under bf16 autocast.
     """
     if kind not in ("unsupervised", "supervised", "mixed"):
         raise ValueError(f"unknown objective {kind!r}")
@@ -179,5 +202,8 @@ def objective(
     if transitive_weight > 0:
         parts["transitive"] = transitive_loss(A, batch.times, batch.mask)
         loss = loss + transitive_weight * parts["transitive"]
+    if motion_weight > 0:
+        parts["motion"] = motion_loss(A, batch.coords[..., 1:], batch.times, batch.mask)
+        loss = loss + motion_weight * parts["motion"]
     parts["loss"] = loss
     return parts

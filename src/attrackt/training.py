@@ -75,7 +75,10 @@ def register_objective(name: str, factory: ObjectiveFactory, needs_gt: bool = Fa
 def _standard(kind: str) -> ObjectiveFactory:
     def factory(config: AssociationTrainConfig) -> LossFn:
         def loss_fn(model: AssociationModel, batch: WindowBatch) -> dict[str, torch.Tensor]:
-            return objective(model.transformer, model.heads, batch, kind, config.transitive_weight)
+            return objective(
+                model.transformer, model.heads, batch, kind,
+                config.transitive_weight, config.motion_weight,
+            )  # fmt: skip
 
         return loss_fn
 
@@ -111,10 +114,11 @@ class AssociationTrainConfig:
     ``model``: the transformer (its ``ndim``, ``feature_dim`` and ``embedding_dim`` are set from
     the data); ``windows``: how detections become windows; ``objective``: a name in
     :data:`OBJECTIVES`; ``transitive_weight``: the weight of the transitive loss (the method
-    uses 0.1); ``heads_width``: width of the Attrackt loss's message; ``val_frames``: the share
-    of each sequence's frames (at its end, at least one window long) held out for validation,
-    0 for none; ``minutes``: train for about this long (the step count is measured first)
-    instead of ``train.steps``.
+    uses 0.1); ``motion_weight``: the weight of the motion loss (cells move little; off by
+    default, see :func:`~attrackt.losses.motion_loss`); ``heads_width``: width of the Attrackt
+    loss's message; ``val_frames``: the share of each sequence's frames (at its end, at least
+    one window long) held out for validation, 0 for none; ``minutes``: train for about this
+    long (the step count is measured first) instead of ``train.steps``.
     """
 
     objective: str = "unsupervised"
@@ -122,6 +126,7 @@ class AssociationTrainConfig:
     windows: WindowConfig = field(default_factory=WindowConfig)
     train: TrainConfig = field(default_factory=_default_train)
     transitive_weight: float = 0.1
+    motion_weight: float = 0.0
     heads_width: int = 64
     val_frames: float = 0.1
     minutes: float | None = None
