@@ -25,7 +25,7 @@ Three phases, so that the GPU work is one call and everything else runs on a CPU
 
     python bench/accuracy.py prepare --carry .gpu/accuracy
     PYTHONPATH=src python3 bench/accuracy.py gpu --carry .gpu/accuracy --out $OUT
-    python bench/accuracy.py evaluate --carry .gpu/accuracy --gpu-results DIR
+    python bench/accuracy.py evaluate --carry .gpu/accuracy --gpu-results DIR [DIR ...]
 
 ``gpu`` runs every (dataset, seed) chain as separate processes sharing the GPUs (HeLa on the
 first, the others on the second when there are two), each training job with the same wall-clock
@@ -378,9 +378,15 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     from attrackt.link.guard import GuardConfig
     from attrackt.store import Store
 
-    carry, results = Path(args.carry), Path(args.gpu_results)
-    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
+    carry = Path(args.carry)
+    plan = _jobs.load_plan(carry)
+    names = args.datasets.split(",") if args.datasets else list(plan["datasets"])
+    runs = [(Path(d), _jobs.load_summary(Path(d))) for d in args.gpu_results]
+    source = dataset_sources(runs, names)
+    gpu = runs[0][1]
     seeds = gpu["seeds"]
+    if any(summary["seeds"] != seeds for _, summary in runs):
+        raise SystemExit("the --gpu-results folders ran different seeds; evaluate them apart")
     guard_config = GuardConfig()
     report = {
         "benchmark": "accuracy",
@@ -399,12 +405,21 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         "datasets": {},
         "training": {job: {k: r.get(k) for k in ("status", "steps", "train_seconds",
                                                   "best_step", "seconds")}
-                     for job, r in gpu["jobs"].items()},
+                     for name in names for job, r in runs[source[name]][1]["jobs"].items()
+                     if job.split("/")[0] == name},
     }  # fmt: skip
-    motion = [motion_arm(w) for w in gpu.get("motion_weights", [])]
-    names = args.datasets.split(",") if args.datasets else list(plan["datasets"])
+    if len(runs) > 1:  # each dataset from the last run that trained it
+        report["gpu_runs"] = [
+            {key: summary.get(key) for key in ("provenance", "commit", "budgets_minutes",
+                                               "batch_size", "wall_seconds", "motion_weights")}
+            | {"datasets": [n for n in names if source[n] == k]}
+            for k, (_, summary) in enumerate(runs)
+        ]  # fmt: skip
+    motion_weights = {w for _, summary in runs for w in summary.get("motion_weights", [])}
+    motion = [motion_arm(w) for w in sorted(motion_weights)]
     for name in names:
         store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
+        results = runs[source[name]][0]
         with tempfile.TemporaryDirectory() as tmp:
             _jobs.untar(sorted(results.glob(f"{name}*.tar")), tmp)
             start = time.perf_counter()
@@ -420,6 +435,28 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     out = Path(args.json) if args.json else RESULTS / "accuracy.json"
     write_results(out, report)
     print(f"wrote {out}")
+
+
+def dataset_sources(runs: list[tuple[Path, dict]], names: list[str]) -> dict[str, int]:
+    """Which of the gpu phase's ``runs`` (folder, summary) each dataset is taken from: the last
+    whose every job of that dataset ended well, else the last that trained it at all."""
+    source = {}
+    for name in names:
+        trained = [
+            k
+            for k, (_, summary) in enumerate(runs)
+            if any(job.split("/")[0] == name for job in summary["jobs"])
+        ]
+        if not trained:
+            raise SystemExit(f"no --gpu-results folder trained {name}")
+        complete = [
+            k
+            for k in trained
+            if all(r["status"] == "ok" for job, r in runs[k][1]["jobs"].items()
+                   if job.split("/")[0] == name)
+        ]  # fmt: skip
+        source[name] = (complete or trained)[-1]
+    return source
 
 
 def motion_choice(datasets: dict, arms: list[str]) -> dict:
@@ -476,7 +513,10 @@ def main() -> None:
         j.add_argument(name, required=True)
     e = sub.add_parser("evaluate", help="CPU: link and score every arm; write the JSON")
     e.add_argument("--carry", required=True)
-    e.add_argument("--gpu-results", required=True, help="the folder the gpu phase filled")
+    e.add_argument(
+        "--gpu-results", required=True, nargs="+", help="the folder(s) the gpu phase filled; "
+        "each dataset is taken from the last folder whose jobs for it all ended well",
+    )  # fmt: skip
     e.add_argument("--datasets", help="comma-separated subset")
     e.add_argument("--json", help="where to write [bench/results/accuracy.json]")
     args = parser.parse_args()
