@@ -380,8 +380,11 @@ def evaluate_phase(args: argparse.Namespace) -> None:
 
     carry = Path(args.carry)
     plan = _jobs.load_plan(carry)
-    names = args.datasets.split(",") if args.datasets else list(plan["datasets"])
     runs = [(Path(d), _jobs.load_summary(Path(d))) for d in args.gpu_results]
+    trained = {job.split("/")[0] for _, summary in runs for job in summary["jobs"]}
+    names = (
+        args.datasets.split(",") if args.datasets else [n for n in plan["datasets"] if n in trained]
+    )
     source = dataset_sources(runs, names)
     gpu = runs[0][1]
     seeds = gpu["seeds"]

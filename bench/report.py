@@ -126,6 +126,103 @@ def render_input_ablation(data: dict) -> list[str]:
     return lines
 
 
+def render_motion(data: dict) -> list[str]:
+    choice = data["motion_choice"]
+    arms = list(choice["geometric_mean_aogm_01"])
+    one = {"commit": data["gpu_commit"], "datasets": list(data["datasets"])}
+    runs = data.get("gpu_runs") or [one]
+    where = "; ".join(f"commit {r['commit']}: {', '.join(r['datasets'])}" for r in runs)
+    budgets = data["budgets_minutes"]
+    lines = [
+        "### A motion loss in the unsupervised objective (`results/accuracy_motion.json`)",
+        "",
+        "The unsupervised model also trained with a motion loss of weight 0.1 or 1 (the "
+        "association-weighted squared distance to the predicted parents over that of all "
+        "candidates: a prior that cells move little, `attrackt.losses.motion_loss`), beside the "
+        f"plain model in the same run; {len(data['seeds'])} seeds, each model "
+        f"{_minutes(budgets['unsupervised'])}, auto-encoder {_minutes(budgets['ae'])} "
+        f"(GPU runs: {where}). AOGM on 02, best checkpoint:",
+        "",
+        "| dataset | position only | " + " | ".join(_motion_label(a) for a in arms) + " |",
+        "|---" * (len(arms) + 2) + "|",
+    ]
+    better = 0
+    for name, found in data["datasets"].items():
+        values = [found["arms"][_motion_key(a)]["aogm"] for a in arms]
+        lines.append(
+            f"| {name} | {_cell(found['arms']['position']['aogm'], 1)} | "
+            + " | ".join(_cell(v, 1) for v in values)
+            + " |"
+        )
+        chosen = found["arms"][_motion_key(choice["chosen"])]["aogm"]
+        better += mean_sd(chosen)[0] < mean_sd(values[0])[0]
+    scores = ", ".join(
+        f"{_motion_label(a)} {v:.1f}" for a, v in choice["geometric_mean_aogm_01"].items()
+    )
+    lines += [
+        "",
+        "Chosen on the training movies (01), by the lowest geometric mean of the mean AOGM over "
+        f"the four: **{_motion_label(choice['chosen'])}** ({scores}). On the test movies it "
+        f"beats the plain model on {better} of {len(data['datasets'])}; attrackt keeps the "
+        "motion loss off by default (`AssociationTrainConfig.motion_weight = 0`).",
+    ]
+    return lines
+
+
+def _motion_label(arm: str) -> str:
+    return "plain (weight 0)" if arm == "unsupervised" else f"weight {arm.removeprefix('motion')}"
+
+
+def _motion_key(arm: str) -> str:
+    return arm if arm == "unsupervised" else f"unsupervised_{arm}"
+
+
+#: the runs of the HeLa table: result file -> what differs in it
+HELA_RUNS = {
+    "accuracy.json": "all four datasets' jobs",
+    "accuracy_motion.json": "HeLa's jobs, with the motion ablation",
+    "accuracy_hela_alone.json": "HeLa's jobs, auto-encoder 2 min",
+}
+
+
+def render_hela_runs(_: dict) -> list[str]:
+    lines = [
+        "### One unsupervised model, three runs: HeLa 02 against the steps it got",
+        "",
+        "The plain unsupervised arm (appearance out, best checkpoint, the same code path) in "
+        "every run of `bench/accuracy.py` here; the runs differ in how many jobs shared the "
+        "GPUs, and so in the steps the auto-encoder and the model made in their minutes. Per "
+        "seed: auto-encoder steps / model steps → AOGM.",
+        "",
+        "| run | jobs sharing | per seed | AOGM | supervised, best / last checkpoint |",
+        "|---|---|---|---|---|",
+    ]
+    name = "Fluo-N2DL-HeLa"
+    for file, what in HELA_RUNS.items():
+        path = RESULTS / file
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        arms, training = data["datasets"][name]["arms"], data["training"]
+        seeds = [
+            f"{training[f'{name}/s{s}/ae']['steps']} / "
+            f"{training[f'{name}/s{s}/unsupervised']['steps']} → {aogm:g}"
+            for s, aogm in zip(data["seeds"], arms["unsupervised"]["aogm"], strict=True)
+        ]
+        runs = data.get("gpu_runs") or [{"provenance": data["gpu_provenance"], "datasets": [name]}]
+        gpus = next(r for r in runs if name in r["datasets"])["provenance"]["machine"]["gpus"]
+        supervised = (
+            f"{_cell(arms['supervised']['aogm'], 1)} / {_cell(arms['supervised_last']['aogm'], 1)}"
+            if any(v is not None for v in arms["supervised"]["aogm"])
+            else "–"
+        )
+        lines.append(
+            f"| `{file}` | {len(training)} jobs ({what}) on {len(gpus)} GPU(s) | "
+            f"{'; '.join(seeds)} | {_cell(arms['unsupervised']['aogm'], 1)} | {supervised} |"
+        )
+    return lines
+
+
 def render_interactive(data: dict) -> list[str]:
     ft = data["finetune"]
     lines = [
@@ -273,6 +370,8 @@ def render_run_3d(data: dict) -> list[str]:
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy.json": render_accuracy,
     "accuracy_run_a.json": render_input_ablation,
+    "accuracy_motion.json": render_motion,
+    "accuracy_hela_alone.json": render_hela_runs,
     "interactive.json": render_interactive,
     "ssvm_convergence.json": render_ssvm,
     "run_cpu.json": render_run_cpu,
@@ -280,11 +379,11 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
 }
 
 
-def render(results: Path = RESULTS) -> str:
+def render() -> str:
     """The whole section, markers included."""
     lines = [START, ""]
     for name, renderer in RENDERERS.items():
-        path = results / name
+        path = RESULTS / name
         if path.is_file():
             lines += renderer(json.loads(path.read_text(encoding="utf-8"))) + [""]
     return "\n".join(lines + [END])

@@ -1,0 +1,162 @@
+"""Do linker weights chosen on the training movies carry over to the test movies?
+
+The exact linker's costs are z-scored per movie: an edge costs ``distance - w * association``
+(in standard deviations), a track start or end ``appear`` (= ``disappear``). attrackt uses
+``w = 1``, ``appear = 1``. Here both are chosen on the training movies (01) of the accuracy
+benchmark, separately for position-only linking (``w = 0``) and for linking with the
+unsupervised model's associations, by the lowest geometric mean (over datasets) of the mean
+AOGM over seeds; then both choices and the defaults link the test movies (02).
+
+It reads what ``bench/accuracy.py`` left (the stores of its ``prepare`` phase and the
+associations of its ``gpu`` phase, every seed's unsupervised model on 01 and 02) and needs no
+GPU:
+
+    python bench/link_weights.py --carry .gpu/accuracy --gpu-results DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _jobs  # noqa: E402
+from _accuracy_arms import link_config, load_scores  # noqa: E402
+from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
+
+APPEAR = (0.1, 0.25, 0.5, 0.75, 1.0)
+ASSOCIATION = (0.5, 1.0, 1.5)
+DEFAULT = {"appear": 1.0, "association": 1.0}
+
+
+def score(store, seq: str, associations, appear: float, association: float) -> float:
+    """AOGM of sequence ``seq`` linked with these weights (``associations`` None: position)."""
+    from attrackt.evaluate import evaluate
+    from attrackt.link import link
+
+    config = dataclasses.replace(
+        link_config(),
+        appear=appear,
+        disappear=appear,
+        association_weight=-association,
+        hyper_association_weight=-association,
+    )
+    part = store.select([seq])
+    result = link(part.detections, associations, config=config)
+    return float(evaluate(result.tracks, store.tracks[part.sequences[0]], chota=False)["AOGM"])
+
+
+def grid(with_model: bool) -> list[dict[str, float]]:
+    """The settings tried: ``appear`` alone for position, ``appear`` x ``association`` else."""
+    if not with_model:
+        return [{"appear": a, "association": 0.0} for a in APPEAR]
+    return [{"appear": a, "association": w} for a, w in itertools.product(APPEAR, ASSOCIATION)]
+
+
+def key(setting: dict[str, float]) -> str:
+    return f"appear={setting['appear']:g},association={setting['association']:g}"
+
+
+def choose(tuning: dict[str, dict[str, list[float]]]) -> tuple[str, dict[str, float]]:
+    """The setting with the lowest geometric mean over datasets of its mean AOGM over seeds."""
+    scores = {
+        setting: float(np.exp(np.mean([np.log(np.mean(per[setting])) for per in tuning.values()])))
+        for setting in next(iter(tuning.values()))
+    }
+    return min(scores, key=scores.get), scores
+
+
+def main() -> None:
+    from attrackt.store import Store
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--carry", required=True, help="bench/accuracy.py's carry folder")
+    parser.add_argument("--gpu-results", required=True, help="its gpu phase's output folder")
+    parser.add_argument("--json", default=str(RESULTS / "link_weights.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    carry, results = Path(args.carry), Path(args.gpu_results)
+    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
+    seeds = gpu["seeds"]
+    start = time.perf_counter()
+    tuning = {"position": {}, "model": {}}  # arm -> dataset -> setting -> AOGM per seed
+    test = {}  # dataset -> arm -> AOGM per seed
+    stores, folders = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in plan["datasets"]:
+            stores[name] = Store.load(carry / plan["datasets"][name]["store"], masks=False)
+            folders[name] = Path(tmp) / name
+            _jobs.untar(sorted(results.glob(f"{name}*.tar")), folders[name])
+
+        def model(name: str, seed: int, seq: str):
+            path = folders[name] / f"assoc_unsupervised-best_s{seed}_{seq}.npz"
+            return load_scores(path, stores[name].select([seq]).detections)
+
+        for name, store in stores.items():
+            for arm, with_model in (("position", False), ("model", True)):
+                per = tuning[arm].setdefault(name, {})
+                for seed in seeds if with_model else seeds[:1]:
+                    assoc = model(name, seed, "01") if with_model else None
+                    for setting in grid(with_model):
+                        aogm = score(store, "01", assoc, **setting)
+                        per.setdefault(key(setting), []).append(aogm)
+            print(f"{name}: tuned on 01 ({time.perf_counter() - start:.0f} s)", flush=True)
+        chosen = {arm: choose(tuning[arm]) for arm in tuning}
+        settings = {
+            "position default": {"appear": DEFAULT["appear"], "association": 0.0},
+            "position chosen": _parse(chosen["position"][0]),
+            "model default": dict(DEFAULT),
+            "model chosen": _parse(chosen["model"][0]),
+        }
+        for name, store in stores.items():
+            test[name] = {arm: [] for arm in settings}
+            for seed in seeds:
+                assoc = model(name, seed, "02")
+                for arm, setting in settings.items():
+                    uses_model = arm.startswith("model")
+                    test[name][arm].append(score(store, "02", assoc if uses_model else None,
+                                                 **setting))  # fmt: skip
+    print(f"\nAOGM on 02, mean ± sd over seeds {seeds}")
+    print(f"{'dataset':<24}" + "".join(f"{arm:>22}" for arm in settings))
+    for name, arms in test.items():
+        cells = []
+        for values in arms.values():
+            mean, sd = mean_sd(values)
+            cells.append(f"{mean:.1f} ± {sd:.1f}")
+        print(f"{name:<24}" + "".join(f"{c:>22}" for c in cells))
+    for arm, (best, _) in chosen.items():
+        print(f"chosen on 01 for {arm}: {best}")
+    write_results(
+        Path(args.json),
+        {
+            "benchmark": "link_weights",
+            "provenance": provenance(),
+            "gpu_provenance": gpu["provenance"],
+            "gpu_commit": gpu.get("commit"),
+            "seeds": seeds,
+            "link_config": link_config().to_dict(),
+            "grid": {"appear": APPEAR, "association": ASSOCIATION, "default": DEFAULT},
+            "tuning": tuning,
+            "geometric_mean_aogm_01": {arm: scores for arm, (_, scores) in chosen.items()},
+            "settings": settings,
+            "test": test,
+            "seconds": round(time.perf_counter() - start, 1),
+        },
+    )
+    print(f"wrote {args.json}")
+
+
+def _parse(setting: str) -> dict[str, float]:
+    return {k: float(v) for k, v in (part.split("=") for part in setting.split(","))}
+
+
+if __name__ == "__main__":
+    main()
