@@ -131,7 +131,10 @@ def render_motion(data: dict) -> list[str]:
     arms = list(choice["geometric_mean_aogm_01"])
     one = {"commit": data["gpu_commit"], "datasets": list(data["datasets"])}
     runs = data.get("gpu_runs") or [one]
-    where = "; ".join(f"commit {r['commit']}: {', '.join(r['datasets'])}" for r in runs)
+    where = "; ".join(
+        f"run {k} at commit {r['commit']}: {', '.join(r['datasets'])}"
+        for k, r in enumerate(runs, 1)
+    )
     budgets = data["budgets_minutes"]
     lines = [
         "### A motion loss in the unsupervised objective (`results/accuracy_motion.json`)",
@@ -162,8 +165,8 @@ def render_motion(data: dict) -> list[str]:
     lines += [
         "",
         "Chosen on the training movies (01), by the lowest geometric mean of the mean AOGM over "
-        f"the four: **{_motion_label(choice['chosen'])}** ({scores}). On the test movies it "
-        f"beats the plain model on {better} of {len(data['datasets'])}; attrackt keeps the "
+        f"the four: **{_motion_label(choice['chosen'])}** ({scores}). On the test movies its "
+        f"mean beats the plain model's on {better} of {len(data['datasets'])}; attrackt keeps the "
         "motion loss off by default (`AssociationTrainConfig.motion_weight = 0`).",
     ]
     return lines
@@ -209,18 +212,66 @@ def render_hela_runs(_: dict) -> list[str]:
             f"{training[f'{name}/s{s}/unsupervised']['steps']} → {aogm:g}"
             for s, aogm in zip(data["seeds"], arms["unsupervised"]["aogm"], strict=True)
         ]
-        runs = data.get("gpu_runs") or [{"provenance": data["gpu_provenance"], "datasets": [name]}]
-        gpus = next(r for r in runs if name in r["datasets"])["provenance"]["machine"]["gpus"]
+        runs = data.get("gpu_runs") or [
+            {"provenance": data["gpu_provenance"], "datasets": list(data["datasets"])}
+        ]
+        run = next(r for r in runs if name in r["datasets"])
+        gpus = len(run["provenance"]["machine"]["gpus"])
+        jobs = sum(job.split("/")[0] in run["datasets"] for job in training)
         supervised = (
             f"{_cell(arms['supervised']['aogm'], 1)} / {_cell(arms['supervised_last']['aogm'], 1)}"
             if any(v is not None for v in arms["supervised"]["aogm"])
             else "–"
         )
         lines.append(
-            f"| `{file}` | {len(training)} jobs ({what}) on {len(gpus)} GPU(s) | "
+            f"| `{file}` | {jobs} jobs ({what}) on {gpus} GPU{'s' if gpus > 1 else ''} | "
             f"{'; '.join(seeds)} | {_cell(arms['unsupervised']['aogm'], 1)} | {supervised} |"
         )
     return lines
+
+
+def render_link_weights(data: dict) -> list[str]:
+    settings = data["settings"]
+    grid = data["grid"]
+    lines = [
+        "### Linker weights chosen on the training movies (`bench/link_weights.py` → "
+        "`results/link_weights.json`)",
+        "",
+        "The exact linker's costs are z-scored per movie; an edge costs distance − w × "
+        "association, a track start or end the appear cost. Chosen on the 01 movies (lowest "
+        "geometric mean over the four datasets of the mean AOGM over seeds; appear in "
+        f"{', '.join(f'{a:g}' for a in grid['appear'])}, w in "
+        f"{', '.join(f'{w:g}' for w in grid['association'])}), separately for position only "
+        "and for the unsupervised model's associations (those of `accuracy.json`, commit "
+        f"{data['gpu_commit']}), then used on 02 beside attrackt's defaults. AOGM on 02:",
+        "",
+        "| dataset | " + " | ".join(f"{arm} ({_setting(settings[arm])})" for arm in settings)
+        + " |",
+        "|---" * (len(settings) + 1) + "|",
+    ]  # fmt: skip
+    for name, arms in data["test"].items():
+        lines.append(f"| {name} | " + " | ".join(_cell(arms[a], 1) for a in settings) + " |")
+    better = {
+        kind: sum(
+            mean_sd(arms[f"{kind} chosen"])[0] < mean_sd(arms[f"{kind} default"])[0]
+            for arms in data["test"].values()
+        )
+        for kind in ("position", "model")
+    }
+    n = len(data["test"])
+    lines += [
+        "",
+        f"The weights chosen on 01 beat the defaults on {better['position']} of {n} test movies "
+        f"for position only and on {better['model']} of {n} with the model. attrackt keeps its "
+        "defaults (`attrackt link --appear --disappear` set the others).",
+    ]
+    return lines
+
+
+def _setting(setting: dict) -> str:
+    if not setting["association"]:
+        return f"appear {setting['appear']:g}"
+    return f"appear {setting['appear']:g}, w {setting['association']:g}"
 
 
 def render_interactive(data: dict) -> list[str]:
@@ -372,6 +423,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy_run_a.json": render_input_ablation,
     "accuracy_motion.json": render_motion,
     "accuracy_hela_alone.json": render_hela_runs,
+    "link_weights.json": render_link_weights,
     "interactive.json": render_interactive,
     "ssvm_convergence.json": render_ssvm,
     "run_cpu.json": render_run_cpu,
