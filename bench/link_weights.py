@@ -86,6 +86,7 @@ def main() -> None:
     carry, results = Path(args.carry), Path(args.gpu_results)
     plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
     seeds = gpu["seeds"]
+    measured = provenance()  # the tree as it was when the run began
     start = time.perf_counter()
     tuning = {"position": {}, "model": {}}  # arm -> dataset -> setting -> AOGM per seed
     test = {}  # dataset -> arm -> AOGM per seed
@@ -138,7 +139,7 @@ def main() -> None:
         Path(args.json),
         {
             "benchmark": "link_weights",
-            "provenance": provenance(),
+            "provenance": measured,
             "gpu_provenance": gpu["provenance"],
             "gpu_commit": gpu.get("commit"),
             "seeds": seeds,

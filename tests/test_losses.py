@@ -10,6 +10,7 @@ from attrackt.data import Detections
 from attrackt.losses import (
     AttracktHeads,
     attrackt_loss,
+    link_error,
     motion_loss,
     objective,
     supervised_loss,
@@ -266,6 +267,24 @@ def test_motion_loss_is_zero_on_resting_parents_and_its_gradient_moves_mass_near
     )
 
 
+def test_link_error_counts_children_whose_strongest_parent_is_not_theirs():
+    # frame 0: cells 0, 1; frame 1: cells 2, 3 (children of 1 and 0) and 4 (no parent);
+    # frame 2: cell 5 (child of 2: an ancestor link 1 -> 5 must not count)
+    times = torch.tensor([[0, 0, 1, 1, 1, 2]])
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    gt = torch.zeros(1, 6, 6)
+    gt[0, 1, 2] = gt[0, 0, 3] = gt[0, 2, 5] = gt[0, 1, 5] = 1.0
+    right = torch.zeros(1, 6, 6)
+    right[0, 1, 2] = right[0, 0, 3] = right[0, 2, 5] = 0.9
+    right[0, 0, 5] = 0.95  # a two-frame score above the true parent's: ignored
+    assert link_error(right, gt, times, mask) == 0
+    swapped = right.clone()
+    swapped[0, 0, 2], swapped[0, 1, 2] = 0.9, 0.1  # cell 2 prefers 0: one of three wrong
+    torch.testing.assert_close(link_error(swapped, gt, times, mask), torch.tensor(1 / 3))
+    mask[0, 5] = False  # a padded child does not count
+    torch.testing.assert_close(link_error(swapped, gt, times, mask), torch.tensor(1 / 2))
+
+
 def test_supervised_loss_weights_missed_links_more_than_false_links():
     times = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1]])
     mask = torch.ones(1, 8, dtype=torch.bool)
@@ -343,7 +362,7 @@ def test_objective_kinds_and_their_requirements():
     assert set(out) == {"attrackt", "motion", "loss"}
     torch.testing.assert_close(out["loss"], out["attrackt"] + 2.0 * out["motion"])
     out = objective(model, heads, batch, "mixed", transitive_weight=0.0)
-    assert set(out) == {"attrackt", "supervised", "loss"}
+    assert set(out) == {"attrackt", "supervised", "link_error", "loss"}
     torch.testing.assert_close(out["loss"], out["attrackt"] + out["supervised"])
     with pytest.raises(ValueError, match="needs heads"):
         objective(model, None, batch, "unsupervised")

@@ -385,6 +385,26 @@ def test_validation_is_logged_keeps_the_best_and_leaves_training_unchanged(tmp_p
         assert torch.equal(a, b)
 
 
+def test_best_metric_picks_the_best_checkpoint_by_another_logged_value(tmp_path):
+    x, y = _data()
+    val = Validation(12, lambda idx: _data(12))
+
+    def upside_down(model, batch):  # "badness" falls as the loss rises
+        out = _mse(model, batch)
+        return {**out, "badness": -out["loss"].detach()}
+
+    cfg = _config(val_every=5, best_metric="badness")
+    result = fit(_model(), upside_down, len(x), _make_batch(x, y), cfg, tmp_path, val=val)
+    records = [r for r in _log(tmp_path / "log.jsonl") if "val_badness" in r]
+    chosen = min(records, key=lambda r: r["val_badness"])
+    assert result.best_val_loss == chosen["val_badness"]
+    assert load_checkpoint(result.best_checkpoint).step == chosen["step"]
+    assert chosen["step"] != min(records, key=lambda r: r["val_loss"])["step"]
+    with pytest.raises(InputError, match="best_metric 'rnse'.*'val_rmse'"):
+        fit(_model(), _mse, len(x), _make_batch(x, y), _config(val_every=5, best_metric="rnse"),
+            tmp_path / "typo", val=val)  # fmt: skip
+
+
 def test_checkpoint_records_kind_config_and_extra_state(tmp_path):
     x, y = _data()
     extra = {"mean": torch.tensor([1.0, 2.0]), "names": ["a", "b"], "scale": 0.5}

@@ -4,6 +4,7 @@ time budgets."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -110,6 +111,18 @@ def test_supervised_training_fits_the_ground_truth(tmp_path):
     model = train_association_model(train.detections, train.edges, cfg, tmp_path, resume=False)
     scores = predict_associations(model, train.detections, cfg.windows, PredictConfig(tta=False))
     assert parent_accuracy(scores, train)["parent_accuracy"] >= 0.95
+
+
+def test_supervised_training_keeps_the_checkpoint_with_the_fewest_wrong_parents(tmp_path):
+    train = appearance_movie(2)
+    cfg = config(objective="supervised", train={"steps": 60, "val_every": 10}, val_frames=0.3)
+    train_association_model(train.detections, train.edges, cfg, tmp_path, resume=False)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    val = [r for r in records if "val_link_error" in r]
+    assert len(val) == 6 and all(0 <= r["val_link_error"] <= 1 for r in val)
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.best_val_loss == min(r["val_link_error"] for r in val)
+    assert best.step == min(val, key=lambda r: r["val_link_error"])["step"]
 
 
 def test_objectives_state_what_they_need(tmp_path):

@@ -165,6 +165,22 @@ def supervised_loss(
         return (bce * weight).sum() / weight.sum().clamp(min=1e-6)
 
 
+def link_error(
+    A: torch.Tensor, A_gt: torch.Tensor, times: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """The share of cells with a true parent one frame earlier whose highest association in
+    that frame is not that parent (0 when none has one); no gradient. ``A_gt`` may hold every
+    ancestor: only its one-frame links count."""
+    with torch.no_grad(), _float32(A):
+        one_step = valid_pairs(times, mask) & (times[:, None, :] == times[:, :, None] + 1)
+        truth = (A_gt > 0.5) & one_step  # parent -> child
+        has_parent = truth.any(1)  # (B, N) per child
+        predicted = torch.where(one_step, A.float(), -1.0).argmax(1)
+        right = torch.gather(truth, 1, predicted[:, None, :]).squeeze(1)
+        wrong = (has_parent & ~right).sum()
+        return wrong.float() / has_parent.sum().clamp(min=1)
+
+
 def objective(
     model: nn.Module,
     heads: AttracktHeads | None,
@@ -178,7 +194,8 @@ def objective(
     ``unsupervised``: the Attrackt loss (needs ``heads`` and ``batch.z``); ``supervised``: the
     weighted cross-entropy against ``batch.a_gt``; ``mixed``: both, summed. Each adds
     ``transitive_weight`` times the transitive loss and ``motion_weight`` times the motion
-    loss. The model may run under bf16 autocast.
+    loss. With labels the dict also holds ``link_error`` (:func:`link_error`, not part of the
+    loss). The model may run under bf16 autocast.
     """
     if kind not in ("unsupervised", "supervised", "mixed"):
         raise ValueError(f"unknown objective {kind!r}")
@@ -199,6 +216,8 @@ def objective(
         valid = valid_pairs(batch.times, batch.mask)
         parts["supervised"] = supervised_loss(A, batch.a_gt, valid)
     loss = sum(parts.values())
+    if kind in ("supervised", "mixed"):
+        parts["link_error"] = link_error(A, batch.a_gt, batch.times, batch.mask)
     if transitive_weight > 0:
         parts["transitive"] = transitive_loss(A, batch.times, batch.mask)
         loss = loss + transitive_weight * parts["transitive"]

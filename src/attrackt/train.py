@@ -93,7 +93,9 @@ class TrainConfig:
     learning rate rises linearly to ``lr`` over the warm-up, then follows a cosine down to
     ``min_lr`` at the last step. ``amp="auto"`` uses bf16 autocast on CUDA and full precision
     elsewhere; ``"bf16"`` forces it, ``"off"`` disables it. ``val_every`` and
-    ``checkpoint_every`` of 0 mean "only at the end". Besides every ``checkpoint_every`` steps,
+    ``checkpoint_every`` of 0 mean "only at the end". ``best_metric``: the logged value whose
+    lowest validation score picks ``best.pt`` (``None``: ``"loss"``; association training
+    picks ``"link_error"`` for objectives with labels). Besides every ``checkpoint_every`` steps,
     a checkpoint is written once ``checkpoint_seconds`` have passed since the last one (0: never
     by time), so that a killed run loses at most about that much. ``grad_clip`` of ``None`` or 0
     disables clipping (the gradient norm is still logged).
@@ -121,6 +123,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 60.0
     keep_best: bool = True
+    best_metric: str | None = None
     device: str = "auto"
     progress: bool = True
     time_limit: float | None = None
@@ -161,7 +164,8 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    """What a call to :func:`fit` did."""
+    """What a call to :func:`fit` did (``best_val_loss``: the best validation score of
+    ``best_metric``, the loss by default)."""
 
     step: int
     last_checkpoint: Path | None
@@ -209,6 +213,17 @@ def _due(step: int, every: int) -> bool:
     return bool(every) and step % every == 0
 
 
+def _best_score(scores: dict[str, float], metric: str | None) -> float:
+    """The validation score that picks ``best.pt``: ``val_<metric>`` (``val_loss`` for None)."""
+    key = f"val_{metric or 'loss'}"
+    if key not in scores:
+        raise InputError(
+            "training configuration",
+            f"best_metric {metric!r}: validation logs no {key!r}; it logs {sorted(scores)}",
+        )
+    return scores[key]
+
+
 def fit(
     model: nn.Module,
     loss_fn: LossFn,
@@ -232,7 +247,8 @@ def fit(
 
     ``out_dir`` receives ``log.jsonl`` (one JSON record per log or validation event),
     ``last.pt`` (every ``checkpoint_every`` steps, once ``checkpoint_seconds`` have passed since
-    the last one, and at the end) and, with ``val``, ``best.pt`` (lowest validation loss). With
+    the last one, and at the end) and, with ``val``, ``best.pt`` (the lowest validation score of
+    ``config.best_metric``, the loss by default). With
     ``resume`` and an existing ``last.pt``, training continues from it with the same schedule,
     batches and random streams, giving the weights an uninterrupted run would give.
     ``extra_state`` (tensors, numbers, strings, lists, dicts) is stored in every checkpoint, for
@@ -393,8 +409,9 @@ def fit(
             if val is not None and (at_end or _due(step, config.val_every)):
                 scores = validation_losses(model, loss_fn, val, config, device, rank, world)
                 record({"step": step, **scores})
-                if config.keep_best and (best_val is None or scores["val_loss"] < best_val):
-                    best_val = scores["val_loss"]
+                score = _best_score(scores, config.best_metric)
+                if config.keep_best and (best_val is None or score < best_val):
+                    best_val = score
                     save(best_path)
             if at_end or stop or timely or _due(step, config.checkpoint_every):
                 save(last_path)
