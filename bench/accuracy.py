@@ -131,10 +131,12 @@ def job_list(
     z_input: tuple[str, ...],
     motion_weights: tuple[float, ...] = (),
     supervised: bool = True,
+    unsupervised: bool = True,
 ) -> list[dict]:
     """Every job: its name, what it needs first, and its GPU; ``motion_weights``: the
     unsupervised models also trained with a motion loss of that weight (the ablation);
-    ``supervised``: whether to train the supervised reference; ``z_input``: the datasets of the
+    ``supervised``, ``unsupervised``: whether to train the supervised reference, the
+    auto-encoder and the unsupervised models; ``z_input``: the datasets of the
     appearance-in-the-input ablation."""
     jobs = []
     for name in datasets:
@@ -142,13 +144,15 @@ def job_list(
             tag = f"{name}/s{seed}"
             # one dataset alone: its seeds spread over the GPUs
             gpu = DATASETS[name]["gpu"] if len(datasets) > 1 else seed
-            chain = [{"id": f"{tag}/ae", "kind": "ae", "needs": None}]
+            chain = []
             if supervised:
                 chain.append({"id": f"{tag}/supervised", "kind": "supervised", "needs": None})
-            chain.append({"id": f"{tag}/unsupervised", "kind": "unsupervised", "needs": "ae"})
-            if name in z_input:
+            if unsupervised:
+                chain.append({"id": f"{tag}/ae", "kind": "ae", "needs": None})
+                chain.append({"id": f"{tag}/unsupervised", "kind": "unsupervised", "needs": "ae"})
+            if unsupervised and name in z_input:
                 chain.append({"id": f"{tag}/embedding_input", "kind": "z_input", "needs": "ae"})
-            for weight in motion_weights:
+            for weight in motion_weights if unsupervised else ():
                 chain.append({"id": f"{tag}/{motion_arm(weight)}", "kind": "unsupervised",
                               "motion_weight": weight, "needs": "ae"})  # fmt: skip
             for job in chain:
@@ -174,7 +178,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
     datasets = args.datasets.split(",") if args.datasets else list(DATASETS)
     z_input = tuple(n for n in args.z_input.split(",") if n)
     motion = tuple(float(w) for w in args.motion_weights.split(",") if w)
-    jobs = job_list(datasets, seeds, z_input, motion, args.supervised)
+    jobs = job_list(datasets, seeds, z_input, motion, args.supervised, args.unsupervised)
     start = time.time()
     deadline = start + 60 * args.wall_minutes
     budgets = {"ae": args.ae_minutes, "unsupervised": args.minutes, "supervised": args.minutes,
@@ -509,6 +513,10 @@ def main() -> None:
     g.add_argument(
         "--supervised", action=argparse.BooleanOptionalAction, default=True,
         help="train the supervised reference",
+    )  # fmt: skip
+    g.add_argument(
+        "--unsupervised", action=argparse.BooleanOptionalAction, default=True,
+        help="train the auto-encoder and the unsupervised models",
     )  # fmt: skip
     g.add_argument("--commit", help="the commit the device runs (it has no git)")
     j = sub.add_parser("job", help=argparse.SUPPRESS)
