@@ -185,20 +185,24 @@ HELA_RUNS = {
     "accuracy.json": "all four datasets' jobs",
     "accuracy_motion.json": "HeLa's jobs, with the motion ablation",
     "accuracy_hela_alone.json": "HeLa's jobs, auto-encoder 2 min",
+    "accuracy_supervised.json": "the supervised models alone, best checkpoint by the fewest "
+    "wrong parents on held-out frames instead of the lowest loss",
 }
 
 
 def render_hela_runs(_: dict) -> list[str]:
     lines = [
-        "### One unsupervised model, three runs: HeLa 02 against the steps it got",
+        "### HeLa 02 in every run: the steps the models got, and which checkpoint",
         "",
         "The plain unsupervised arm (appearance out, best checkpoint, the same code path) in "
         "every run of `bench/accuracy.py` here; the runs differ in how many jobs shared the "
         "GPUs, and so in the steps the auto-encoder and the model made in their minutes. Per "
-        "seed: auto-encoder steps / model steps → AOGM.",
+        "seed: auto-encoder steps / model steps → AOGM. The supervised model (trained on 01) "
+        "at its best and its last checkpoint, with its steps.",
         "",
-        "| run | jobs sharing | per seed | AOGM | supervised, best / last checkpoint |",
-        "|---|---|---|---|---|",
+        "| run | jobs sharing | unsupervised, per seed | unsupervised | supervised steps | "
+        "supervised, best / last checkpoint |",
+        "|---|---|---|---|---|---|",
     ]
     name = "Fluo-N2DL-HeLa"
     for file, what in HELA_RUNS.items():
@@ -211,7 +215,9 @@ def render_hela_runs(_: dict) -> list[str]:
             f"{training[f'{name}/s{s}/ae']['steps']} / "
             f"{training[f'{name}/s{s}/unsupervised']['steps']} → {aogm:g}"
             for s, aogm in zip(data["seeds"], arms["unsupervised"]["aogm"], strict=True)
+            if aogm is not None
         ]
+        steps = [training.get(f"{name}/s{s}/supervised", {}).get("steps") for s in data["seeds"]]
         runs = data.get("gpu_runs") or [
             {"provenance": data["gpu_provenance"], "datasets": list(data["datasets"])}
         ]
@@ -225,7 +231,8 @@ def render_hela_runs(_: dict) -> list[str]:
         )
         lines.append(
             f"| `{file}` | {jobs} jobs ({what}) on {gpus} GPU{'s' if gpus > 1 else ''} | "
-            f"{'; '.join(seeds)} | {_cell(arms['unsupervised']['aogm'], 1)} | {supervised} |"
+            f"{'; '.join(seeds) or '–'} | {_cell(arms['unsupervised']['aogm'], 1)} | "
+            f"{', '.join(str(s) for s in steps if s is not None) or '–'} | {supervised} |"
         )
     return lines
 

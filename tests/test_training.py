@@ -113,9 +113,13 @@ def test_supervised_training_fits_the_ground_truth(tmp_path):
     assert parent_accuracy(scores, train)["parent_accuracy"] >= 0.95
 
 
-def test_supervised_training_keeps_the_checkpoint_with_the_fewest_wrong_parents(tmp_path):
+def test_supervised_training_can_keep_the_checkpoint_with_the_fewest_wrong_parents(tmp_path):
     train = appearance_movie(2)
-    cfg = config(objective="supervised", train={"steps": 60, "val_every": 10}, val_frames=0.3)
+    cfg = config(
+        objective="supervised",
+        train={"steps": 60, "val_every": 10, "best_metric": "link_error"},
+        val_frames=0.3,
+    )
     train_association_model(train.detections, train.edges, cfg, tmp_path, resume=False)
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     val = [r for r in records if "val_link_error" in r]

@@ -94,8 +94,8 @@ class TrainConfig:
     ``min_lr`` at the last step. ``amp="auto"`` uses bf16 autocast on CUDA and full precision
     elsewhere; ``"bf16"`` forces it, ``"off"`` disables it. ``val_every`` and
     ``checkpoint_every`` of 0 mean "only at the end". ``best_metric``: the logged value whose
-    lowest validation score picks ``best.pt`` (``None``: ``"loss"``; association training
-    picks ``"link_error"`` for objectives with labels). Besides every ``checkpoint_every`` steps,
+    lowest validation score picks ``best.pt`` (``None``: ``"loss"``). Besides every
+    ``checkpoint_every`` steps,
     a checkpoint is written once ``checkpoint_seconds`` have passed since the last one (0: never
     by time), so that a killed run loses at most about that much. ``grad_clip`` of ``None`` or 0
     disables clipping (the gradient norm is still logged).

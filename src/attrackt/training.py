@@ -262,8 +262,8 @@ def train_association_model(
     settings to start from (``config.windows`` then only gives the augmentation).
     ``loss_fn(model, batch)``: replaces the objective ``config.objective`` names. Returns the
     trained model (eval mode, on the training device); ``out_dir/last.pt`` and ``best.pt``
-    (lowest validation loss; with labels, unless ``config.train.best_metric`` says otherwise,
-    the fewest wrong parents on the held-out frames) hold it for
+    (lowest validation loss, or of ``config.train.best_metric``: with labels, ``"link_error"``
+    picks the fewest wrong parents on the held-out frames) hold it for
     :func:`load_association_model`.
     """
     _check_inputs(detections, edges, config)
@@ -282,10 +282,6 @@ def train_association_model(
         )
         windows_config = dataclasses.replace(windows_config, embedding=None)
     config = dataclasses.replace(config, windows=windows_config)
-    if config.train.best_metric is None and config.objective in NEEDS_GT and loss_fn is None:
-        config = dataclasses.replace(  # with labels: the checkpoint that links best
-            config, train=dataclasses.replace(config.train, best_metric="link_error")
-        )
     windows = WindowSet.build(detections, edges, config.windows, device=device)
     seed_everything(config.train.seed)
     if model is None:
