@@ -319,6 +319,10 @@ class Job:
                 name = f"assoc_{arm}-{checkpoint}_s{self.seed}_{seq}.npz"
                 save_scores(self.export / name, test, assoc)
         facts.update(training_facts(run / "log.jsonl"))
+        if (run / "best.pt").is_file():  # whatever the rule that picked it
+            from attrackt.checkpoints import load_checkpoint
+
+            facts["best_step"] = load_checkpoint(run / "best.pt").step
         base = self.name in FINETUNING_BASE and self.seed == 0 and arm == "unsupervised"
         if objective == "unsupervised" and base and (run / "best.pt").is_file():
             slim_checkpoint(run / "best.pt", self.work / "checkpoints" / f"{self.name}.pt")
