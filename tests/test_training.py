@@ -138,6 +138,8 @@ def test_objectives_state_what_they_need(tmp_path):
         train_association_model(bare, None, config(), tmp_path)
     with pytest.raises(InputError, match="unknown objective 'finetune'"):
         config(objective="finetune")
+    with pytest.raises(InputError, match="motion_weight must be >= 0, got -1"):
+        config(motion_weight=-1.0)
 
 
 def _windows(frames: int, cells: int = 3, sequence: str = "a") -> Detections:

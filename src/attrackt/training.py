@@ -141,6 +141,11 @@ class AssociationTrainConfig:
             raise InputError("training configuration", "val_frames must lie in [0, 1)")
         if self.minutes is not None and not self.minutes > 0:
             raise InputError("training configuration", "minutes must be positive")
+        for name in ("transitive_weight", "motion_weight"):
+            if not getattr(self, name) >= 0:  # NaN too
+                raise InputError(
+                    "training configuration", f"{name} must be >= 0, got {getattr(self, name)}"
+                )
 
 
 # --------------------------------------------------------------------------------------------
