@@ -95,10 +95,9 @@ class TrainConfig:
     elsewhere; ``"bf16"`` forces it, ``"off"`` disables it. ``val_every`` and
     ``checkpoint_every`` of 0 mean "only at the end". ``best_metric``: the logged value whose
     lowest validation score picks ``best.pt`` (``None``: ``"loss"``). Besides every
-    ``checkpoint_every`` steps,
-    a checkpoint is written once ``checkpoint_seconds`` have passed since the last one (0: never
-    by time), so that a killed run loses at most about that much. ``grad_clip`` of ``None`` or 0
-    disables clipping (the gradient norm is still logged).
+    ``checkpoint_every`` steps, a checkpoint is written once ``checkpoint_seconds`` have passed
+    since the last one (0: never by time), so that a killed run loses at most about that much.
+    ``grad_clip`` of ``None`` or 0 disables clipping (the gradient norm is still logged).
 
     ``time_limit`` (seconds of training, usually set by :func:`attrackt.budget.budget_config`)
     makes :func:`fit` re-plan ``steps`` from its own recent pace every
