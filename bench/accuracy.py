@@ -48,6 +48,8 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _jobs  # noqa: E402
 from _accuracy_arms import Evaluation, link_config, print_dataset, save_scores  # noqa: E402
@@ -234,8 +236,8 @@ def bundle(work: Path, out: Path, datasets: list[str], summary: dict) -> None:
             suffix = f".{k}" if parts > 1 else ""
             _jobs.tar_files(out / f"{name}{suffix}.tar", files[k::parts])
     _jobs.tar_files(out / "logs.tar", sorted((work / "logs").glob("*.log")), tail=200_000)
-    for weights in sorted((work / "checkpoints").glob("*.pt")):
-        (out / weights.name).write_bytes(weights.read_bytes())
+    for kept in sorted((work / "checkpoints").glob("*.*")):  # base models, their embeddings
+        (out / kept.name).write_bytes(kept.read_bytes())
     _jobs.save_summary(out, summary)
 
 
@@ -278,6 +280,11 @@ class Job:
         embedded = embed_store(self.store(), config, run, resume=False)
         embedded.save(self.folder / "embedded.npz")
         test = embedded.select(["02"]).detections
+        if self.name in FINETUNING_BASE and self.seed == 0:  # the base model's appearance
+            path = self.work / "checkpoints" / f"{self.name}_embedding.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            embedding = test.vectors["embedding"].astype(np.float16)
+            np.savez_compressed(path, ids=test.ids, embedding=embedding)
         for kind in ("distance", "affinity"):
             assoc = embedding_associations(test, link_config(), kind=kind)
             save_scores(self.export / f"assoc_embedding-{kind}_s{self.seed}_02.npz", test, assoc)
@@ -473,8 +480,6 @@ def dataset_sources(runs: list[tuple[Path, dict]], names: list[str]) -> dict[str
 def motion_choice(datasets: dict, arms: list[str]) -> dict:
     """The motion-loss weight chosen on the training movies (01): the arm with the lowest
     geometric mean, over datasets, of its mean AOGM over seeds (``unsupervised``: weight 0)."""
-    import numpy as np
-
     scores = {}
     for arm in arms:
         key = "aogm_unsupervised" if arm == "unsupervised" else f"aogm_unsupervised_{arm}"

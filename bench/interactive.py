@@ -21,9 +21,10 @@ answered; the learning's steps and seconds. Seeds vary the ranking's tie-breaks 
 order) and the fine-tuning's randomness; the base model is the accuracy benchmark's seed-0
 unsupervised model of that dataset (``bench/accuracy.py``).
 
-Fine-tuning here has no unsupervised term: the accuracy run kept the base models but not their
-auto-encoders, so there is no embedding for the Attrackt loss's heads (supervised + pseudo +
-transitive terms, a fixed step plan for every case).
+Fine-tuning has the unsupervised term (the Attrackt loss, weight :data:`UNSUPERVISED_WEIGHT`)
+where the accuracy run kept the base model's embedding of 02 (``DATASET_embedding.npz`` beside
+``DATASET.pt``, written since that run kept it); without one, the supervised, pseudo-label and
+transitive terms only (the committed run). A fixed step plan for every case.
 
     python bench/interactive.py prepare --carry .gpu/interactive --base DIR   # CPU
     PYTHONPATH=src python3 bench/interactive.py gpu --carry .gpu/interactive --out $OUT
@@ -68,6 +69,8 @@ ARMS = ("pin", "pin+lora", "pin+ssvm", "pin+both")
 PSEUDO_ARM = "pin+ssvm+pseudo"
 #: the fine-tuning plan of every case: the method's 100 steps per answered cell, capped
 STEPS_PER_CELL, MIN_STEPS, MAX_STEPS = 100, 100, 200
+#: the unsupervised term's weight where the base model's embedding was kept (the method's)
+UNSUPERVISED_WEIGHT = 1.0
 
 
 def case_name(dataset: str, ranking: str, budget: int, seed: int) -> str:
@@ -96,6 +99,20 @@ def _base_associations(base: Path, dataset: str, detections):
     raise SystemExit(f"{base}: no {member} for {dataset}")
 
 
+def _base_embedding(base: Path, dataset: str, detections) -> np.ndarray | None:
+    """The embedding of movie 02 that the base model was trained with, in the rows of
+    ``detections`` (None where the accuracy run did not keep it)."""
+    path = base / f"{dataset}_embedding.npz"
+    if not path.is_file():
+        return None
+    saved = np.load(path)
+    order = np.argsort(saved["ids"])
+    at = order[np.searchsorted(saved["ids"], detections.ids, sorter=order)]
+    if not np.array_equal(saved["ids"][at], detections.ids):
+        raise SystemExit(f"{path}: its cells are not those of {dataset} 02")
+    return saved["embedding"][at].astype(np.float32)
+
+
 def prepare_phase(args: argparse.Namespace) -> None:
     from attrackt.active import RankConfig, proofread, pseudo_labels, rank_cells, select
     from attrackt.data import Detections
@@ -106,10 +123,15 @@ def prepare_phase(args: argparse.Namespace) -> None:
     (carry / "cases").mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     config = guarded_link_config()
-    plan = {"seeds": seeds, "budgets": list(BUDGETS), "rankings": list(RANKINGS), "cases": []}
-    for dataset in DATASETS:
+    plan = {"seeds": seeds, "budgets": list(BUDGETS), "rankings": list(RANKINGS), "cases": [],
+            "embedded": [], "datasets": args.datasets.split(",")}  # fmt: skip
+    for dataset in plan["datasets"]:
         store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select(["02"])
         detections = Detections(store.detections.table, {}, store.detections.meta)
+        embedding = _base_embedding(base, dataset, detections)
+        if embedding is not None:  # fine-tuning gets the unsupervised term
+            detections = detections.with_vectors(embedding=embedding)
+            plan["embedded"].append(dataset)
         gt = store.tracks[store.sequences[0]]
         assoc = _base_associations(base, dataset, detections)
         shutil.copy(base / f"{dataset}.pt", carry / f"{dataset}.pt")
@@ -133,7 +155,8 @@ def prepare_phase(args: argparse.Namespace) -> None:
                     np.savez(carry / "cases" / f"{name}_pseudo.npz", parents=parents, links=links)
                     plan["cases"].append(
                         {"name": name, "dataset": dataset, "ranking": ranking,
-                         "budget": budget, "seed": seed, "answered": len(answers.latest())}
+                         "budget": budget, "seed": seed, "answered": len(answers.latest()),
+                         "unsupervised": embedding is not None}
                     )  # fmt: skip
         print(f"{dataset}: {len(detections)} cells, cases written", flush=True)
     _jobs.save_plan(carry, plan)
@@ -144,13 +167,14 @@ def prepare_phase(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def finetune_config(seed: int, device: str):
+def finetune_config(seed: int, device: str, unsupervised: bool = False):
+    """Every case's fine-tuning; ``unsupervised``: with the unsupervised term."""
     from attrackt.finetune import FinetuneConfig
     from attrackt.train import TrainConfig
 
     return FinetuneConfig(
         steps_per_cell=STEPS_PER_CELL, min_steps=MIN_STEPS, max_steps=MAX_STEPS,
-        unsupervised_weight=0.0,
+        unsupervised_weight=UNSUPERVISED_WEIGHT if unsupervised else 0.0,
         train=TrainConfig(
             lr=1e-4, batch_size=8, warmup_steps=0.05, checkpoint_every=0, checkpoint_seconds=0,
             log_every=25, seed=seed, device=device, progress=False,
@@ -171,7 +195,8 @@ def run_case(carry: Path, out: Path, case: dict, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = finetune_checkpoint(
-            carry / f"{dataset}.pt", detections, answers, finetune_config(case["seed"], device),
+            carry / f"{dataset}.pt", detections, answers,
+            finetune_config(case["seed"], device, case.get("unsupervised", False)),
             tmp, pseudo=(saved["parents"], saved["links"]), resume=False,
         )  # fmt: skip
         seconds = time.perf_counter() - start
@@ -205,6 +230,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
     import torch
 
     carry, out = Path(args.carry).resolve(), Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     plan = _jobs.load_plan(carry)
     gpus = torch.cuda.device_count()
     export = Path(tempfile.mkdtemp(prefix="interactive_"))
@@ -240,7 +266,8 @@ def gpu_phase(args: argparse.Namespace) -> None:
         "provenance": provenance(), "commit": args.commit,
         "wall_seconds": round(time.time() - start, 1),
         "finetune": {"steps_per_cell": STEPS_PER_CELL, "min_steps": MIN_STEPS,
-                     "max_steps": MAX_STEPS, "unsupervised_weight": 0.0, "batch_size": 8},
+                     "max_steps": MAX_STEPS, "unsupervised_weight": UNSUPERVISED_WEIGHT,
+                     "embedded": plan.get("embedded", []), "batch_size": 8},
         "records": records,
     }  # fmt: skip
     _jobs.tar_files(out / "scores.tar", sorted(export.glob("*.npz")))
@@ -410,7 +437,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             for key in entry:
                 entry[key].append(figures[key])
     base = {}
-    for dataset in DATASETS:
+    for dataset in plan.get("datasets", DATASETS):
         store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select(["02"])
         tracks = Tracks.load(carry / f"{dataset}_base_tracks")
         base[dataset] = evaluate(tracks, store.tracks[store.sequences[0]], chota=False)["AOGM"]
@@ -462,6 +489,7 @@ def main() -> None:
     p.add_argument("--base", required=True, help="the accuracy benchmark's gpu output folder")
     p.add_argument("--stores", default=".gpu/accuracy", help="the accuracy benchmark's stores")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset")
     g = sub.add_parser("gpu", help="GPU: fine-tune every case, predict, export the scores")
     g.add_argument("--carry", required=True)
     g.add_argument("--out", required=True)

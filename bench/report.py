@@ -281,6 +281,13 @@ def _setting(setting: dict) -> str:
     return f"appear {setting['appear']:g}, w {setting['association']:g}"
 
 
+def _unsupervised_term(ft: dict) -> str:
+    embedded = ft.get("embedded") or []
+    if not embedded:
+        return " (the run kept no embedding for the unsupervised term)"
+    return f" + the unsupervised term (weight {ft['unsupervised_weight']:g}; {', '.join(embedded)})"
+
+
 def render_interactive(data: dict) -> list[str]:
     ft = data["finetune"]
     lines = [
@@ -294,8 +301,9 @@ def render_interactive(data: dict) -> list[str]:
         "cells nobody answered, mean ± sd over seeds "
         f"({', '.join(map(str, data['seeds']))}); AOGM of the whole movie in brackets. LoRA: "
         f"{ft['max_steps']} steps at most ({ft['steps_per_cell']} per answered cell, batch "
-        f"{ft['batch_size']}), supervised + pseudo-labels + transitive terms (the run kept no "
-        "embedding for the unsupervised term); SSVM: the linker's weights learned from the "
+        f"{ft['batch_size']}), supervised + pseudo-labels + transitive terms"
+        + _unsupervised_term(ft)
+        + "; SSVM: the linker's weights learned from the "
         "answers (pin+ssvm+pseudo: and the pseudo-labels, an ablation prompted by the test "
         "movie, see the script).",
         "",
