@@ -71,13 +71,18 @@ class Evaluation:
         path = self.folder / f"assoc_{arm}_s{seed}_{seq}.npz"
         return load_scores(path, self.detections(seq)) if path.is_file() else None
 
-    def score(self, seq: str, associations=None, weight: float = -1.0, guard: bool = False) -> dict:
+    def score(
+        self, seq: str, associations=None, weight: float = -1.0, guard: bool = False, **link_config
+    ) -> dict:
+        """Link ``seq`` (with ``associations`` at ``weight``; ``link_config``: other settings of
+        the linker) and score it against its ground truth."""
         from attrackt.evaluate import evaluate
         from attrackt.link import link
 
         config = dataclasses.replace(
-            self.config, association_weight=weight, hyper_association_weight=weight, guard=guard
-        )
+            self.config, association_weight=weight, hyper_association_weight=weight, guard=guard,
+            **link_config,
+        )  # fmt: skip
         gt = self.store.tracks[self.store.select([seq]).sequences[0]]
         result = link(self.detections(seq), associations, config=config)
         scores = evaluate(result.tracks, gt, chota=False)

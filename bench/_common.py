@@ -96,6 +96,20 @@ def write_results(path: Path, results: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def choose_by_geometric_mean(
+    table: Mapping[str, Mapping[str, Sequence[float]]],
+) -> tuple[str, dict[str, float]]:
+    """The option with the lowest geometric mean, over datasets, of its mean over seeds, and
+    every option's score; ``table``: dataset -> option -> one value per seed (how settings are
+    chosen on the training movies)."""
+    options = list(next(iter(table.values())))
+    scores = {
+        option: float(np.exp(np.mean([np.log(np.mean(per[option])) for per in table.values()])))
+        for option in options
+    }
+    return min(scores, key=scores.get), scores
+
+
 def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation of the finite values (``None`` where there are none;
     sd ``0.0`` for one value)."""

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _jobs  # noqa: E402
 from _accuracy_arms import Evaluation, link_config, print_dataset, save_scores  # noqa: E402
 from _accuracy_arms import load_scores as load_scores  # noqa: E402 (re-exported)
-from _common import RESULTS, provenance, write_results  # noqa: E402
+from _common import RESULTS, choose_by_geometric_mean, provenance, write_results  # noqa: E402
 
 log = logging.getLogger("accuracy")
 
@@ -329,7 +329,8 @@ class Job:
         if (run / "best.pt").is_file():  # whatever the rule that picked it
             from attrackt.checkpoints import load_checkpoint
 
-            facts["best_step"] = load_checkpoint(run / "best.pt").step
+            best = load_checkpoint(run / "best.pt")
+            facts.update(best_step=best.step, best_val_loss=best.best_val_loss)
         base = self.name in FINETUNING_BASE and self.seed == 0 and arm == "unsupervised"
         if objective == "unsupervised" and base and (run / "best.pt").is_file():
             slim_checkpoint(run / "best.pt", self.work / "checkpoints" / f"{self.name}.pt")
@@ -372,15 +373,14 @@ def slim_checkpoint(source: Path, target: Path) -> None:
 
 
 def training_facts(path: Path) -> dict:
-    """Steps, the validation curve and where its best was, from a training log."""
+    """Steps, the last loss and the validation curve, from a training log."""
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     train = [r for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
     facts = {"steps": train[-1]["step"] if train else 0,
              "loss": train[-1]["loss"] if train else None}  # fmt: skip
     if val:
-        best = min(val, key=lambda sv: sv[1])
-        facts.update(best_step=best[0], best_val_loss=best[1], val_curve=val)
+        facts["val_curve"] = val
     return facts
 
 
@@ -480,15 +480,19 @@ def dataset_sources(runs: list[tuple[Path, dict]], names: list[str]) -> dict[str
 def motion_choice(datasets: dict, arms: list[str]) -> dict:
     """The motion-loss weight chosen on the training movies (01): the arm with the lowest
     geometric mean, over datasets, of its mean AOGM over seeds (``unsupervised``: weight 0)."""
-    scores = {}
-    for arm in arms:
-        key = "aogm_unsupervised" if arm == "unsupervised" else f"aogm_unsupervised_{arm}"
-        means = [
-            np.mean([t[key] for t in found["tuning"] if t.get(key) is not None])
-            for found in datasets.values()
-        ]
-        scores[arm] = float(np.exp(np.mean(np.log(means))))
-    return {"geometric_mean_aogm_01": scores, "chosen": min(scores, key=scores.get)}
+    table = {
+        name: {
+            arm: [t[key] for t in found["tuning"] if t.get(key) is not None]
+            for arm, key in ((a, _tuning_key(a)) for a in arms)
+        }
+        for name, found in datasets.items()
+    }
+    chosen, scores = choose_by_geometric_mean(table)
+    return {"geometric_mean_aogm_01": scores, "chosen": chosen}
+
+
+def _tuning_key(arm: str) -> str:
+    return "aogm_unsupervised" if arm == "unsupervised" else f"aogm_unsupervised_{arm}"
 
 
 # --------------------------------------------------------------------------------------------

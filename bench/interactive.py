@@ -105,12 +105,10 @@ def _base_embedding(base: Path, dataset: str, detections) -> np.ndarray | None:
     path = base / f"{dataset}_embedding.npz"
     if not path.is_file():
         return None
-    saved = np.load(path)
-    order = np.argsort(saved["ids"])
-    at = order[np.searchsorted(saved["ids"], detections.ids, sorter=order)]
-    if not np.array_equal(saved["ids"][at], detections.ids):
+    saved = np.load(path)  # written from the same store's 02, in its order
+    if not np.array_equal(saved["ids"], detections.ids):
         raise SystemExit(f"{path}: its cells are not those of {dataset} 02")
-    return saved["embedding"][at].astype(np.float32)
+    return saved["embedding"].astype(np.float32)
 
 
 def prepare_phase(args: argparse.Namespace) -> None:

@@ -17,7 +17,6 @@ GPU:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import logging
 import sys
@@ -25,33 +24,34 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _jobs  # noqa: E402
-from _accuracy_arms import link_config, load_scores  # noqa: E402
-from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
+from _accuracy_arms import Evaluation, link_config  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    choose_by_geometric_mean,
+    mean_sd,
+    provenance,
+    write_results,
+)
 
 APPEAR = (0.1, 0.25, 0.5, 0.75, 1.0)
 ASSOCIATION = (0.5, 1.0, 1.5)
 DEFAULT = {"appear": 1.0, "association": 1.0}
 
 
-def score(store, seq: str, associations, appear: float, association: float) -> float:
+def score(arms: Evaluation, seq: str, associations, appear: float, association: float) -> float:
     """AOGM of sequence ``seq`` linked with these weights (``associations`` None: position)."""
-    from attrackt.evaluate import evaluate
-    from attrackt.link import link
+    found = arms.score(seq, associations, -association, appear=appear, disappear=appear)
+    return float(found["aogm"])
 
-    config = dataclasses.replace(
-        link_config(),
-        appear=appear,
-        disappear=appear,
-        association_weight=-association,
-        hyper_association_weight=-association,
-    )
-    part = store.select([seq])
-    result = link(part.detections, associations, config=config)
-    return float(evaluate(result.tracks, store.tracks[part.sequences[0]], chota=False)["AOGM"])
+
+def model(arms: Evaluation, seed: int, seq: str):
+    """The accuracy run's unsupervised associations (best checkpoint) of ``seq``."""
+    found = arms.associations("unsupervised-best", seed, seq)
+    if found is None:
+        raise SystemExit(f"{arms.folder}: no unsupervised associations of {seq}, seed {seed}")
+    return found
 
 
 def grid(with_model: bool) -> list[dict[str, float]]:
@@ -63,15 +63,6 @@ def grid(with_model: bool) -> list[dict[str, float]]:
 
 def key(setting: dict[str, float]) -> str:
     return f"appear={setting['appear']:g},association={setting['association']:g}"
-
-
-def choose(tuning: dict[str, dict[str, list[float]]]) -> tuple[str, dict[str, float]]:
-    """The setting with the lowest geometric mean over datasets of its mean AOGM over seeds."""
-    scores = {
-        setting: float(np.exp(np.mean([np.log(np.mean(per[setting])) for per in tuning.values()])))
-        for setting in next(iter(tuning.values()))
-    }
-    return min(scores, key=scores.get), scores
 
 
 def main() -> None:
@@ -90,40 +81,35 @@ def main() -> None:
     start = time.perf_counter()
     tuning = {"position": {}, "model": {}}  # arm -> dataset -> setting -> AOGM per seed
     test = {}  # dataset -> arm -> AOGM per seed
-    stores, folders = {}, {}
+    evaluations = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in plan["datasets"]:
-            stores[name] = Store.load(carry / plan["datasets"][name]["store"], masks=False)
-            folders[name] = Path(tmp) / name
-            _jobs.untar(sorted(results.glob(f"{name}*.tar")), folders[name])
-
-        def model(name: str, seed: int, seq: str):
-            path = folders[name] / f"assoc_unsupervised-best_s{seed}_{seq}.npz"
-            return load_scores(path, stores[name].select([seq]).detections)
-
-        for name, store in stores.items():
+            store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
+            _jobs.untar(sorted(results.glob(f"{name}*.tar")), Path(tmp) / name)
+            evaluations[name] = Evaluation(name, store, Path(tmp) / name, seeds, None)
+        for name, arms in evaluations.items():
             for arm, with_model in (("position", False), ("model", True)):
                 per = tuning[arm].setdefault(name, {})
                 for seed in seeds if with_model else seeds[:1]:
-                    assoc = model(name, seed, "01") if with_model else None
+                    assoc = model(arms, seed, "01") if with_model else None
                     for setting in grid(with_model):
-                        aogm = score(store, "01", assoc, **setting)
+                        aogm = score(arms, "01", assoc, **setting)
                         per.setdefault(key(setting), []).append(aogm)
             print(f"{name}: tuned on 01 ({time.perf_counter() - start:.0f} s)", flush=True)
-        chosen = {arm: choose(tuning[arm]) for arm in tuning}
+        chosen = {arm: choose_by_geometric_mean(tuning[arm]) for arm in tuning}
         settings = {
             "position default": {"appear": DEFAULT["appear"], "association": 0.0},
             "position chosen": _parse(chosen["position"][0]),
             "model default": dict(DEFAULT),
             "model chosen": _parse(chosen["model"][0]),
         }
-        for name, store in stores.items():
+        for name, arms in evaluations.items():
             test[name] = {arm: [] for arm in settings}
             for seed in seeds:
-                assoc = model(name, seed, "02")
+                assoc = model(arms, seed, "02")
                 for arm, setting in settings.items():
                     uses_model = arm.startswith("model")
-                    test[name][arm].append(score(store, "02", assoc if uses_model else None,
+                    test[name][arm].append(score(arms, "02", assoc if uses_model else None,
                                                  **setting))  # fmt: skip
     print(f"\nAOGM on 02, mean ± sd over seeds {seeds}")
     print(f"{'dataset':<24}" + "".join(f"{arm:>22}" for arm in settings))
