@@ -399,6 +399,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     cache = Path(args.cache or carry / "evaluated")
     cache.mkdir(parents=True, exist_ok=True)
     failed: dict[str, str] = {}
+    arms_of: dict[Path, tuple[str, ...]] = {}
     with ProcessPoolExecutor(args.processes) as pool:
         futures = {}
         for names, case, record, arms in tasks:
@@ -412,6 +413,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
                 continue
             task = (str(carry), str(scores), case, record, arms)
             futures[pool.submit(score_case, *task)] = (names, saved)
+            arms_of[saved] = arms
         for future in as_completed(futures):
             names, saved = futures[future]
             try:
@@ -422,7 +424,8 @@ def evaluate_phase(args: argparse.Namespace) -> None:
                 continue
             for name in names:
                 found[name].update(result)
-            write_json(saved, result)
+            if set(result) == set(arms_of[saved]):  # a case not fine-tuned is scored again later
+                write_json(saved, result)
             print(names, result, flush=True)
     datasets: dict = {}
     for case in cases:
