@@ -2,10 +2,12 @@
 
 The exact linker's costs are z-scored per movie: an edge costs ``distance - w * association``
 (in standard deviations), a track start or end ``appear`` (= ``disappear``). attrackt uses
-``w = 1``, ``appear = 1``. Here both are chosen on the training movies (01) of the accuracy
-benchmark, separately for position-only linking (``w = 0``) and for linking with the
-unsupervised model's associations, by the lowest geometric mean (over datasets) of the mean
-AOGM over seeds; then both choices and the defaults link the test movies (02).
+``w = 1``, ``appear = 1`` with a model and ``appear = 0.1`` on position alone
+(``LinkConfig.position_appear``, the choice this script made on 01). Here both are chosen on the
+training movies (01) of the accuracy benchmark, separately for position-only linking (``w = 0``)
+and for linking with the unsupervised model's associations, by the lowest geometric mean (over
+datasets) of the mean AOGM over seeds; then both choices, the defaults and position linking at
+``appear = 1`` (the default before) link the test movies (02).
 
 It reads what ``bench/accuracy.py`` left (the stores of its ``prepare`` phase and the
 associations of its ``gpu`` phase, every seed's unsupervised model on 01 and 02) and needs no
@@ -35,14 +37,19 @@ from _common import (  # noqa: E402
     write_results,
 )
 
+from attrackt.link import LinkConfig  # noqa: E402
+
 APPEAR = (0.1, 0.25, 0.5, 0.75, 1.0)
 ASSOCIATION = (0.5, 1.0, 1.5)
-DEFAULT = {"appear": 1.0, "association": 1.0}
+DEFAULT = {"appear": LinkConfig.appear, "association": -LinkConfig.association_weight}
+POSITION_DEFAULT = {"appear": LinkConfig.position_appear, "association": 0.0}
 
 
 def score(arms: Evaluation, seq: str, associations, appear: float, association: float) -> float:
-    """AOGM of sequence ``seq`` linked with these weights (``associations`` None: position)."""
-    found = arms.score(seq, associations, -association, appear=appear, disappear=appear)
+    """AOGM of sequence ``seq`` linked with these weights (``associations`` None: position; the
+    start and end costs are ``appear`` either way)."""
+    starts = dict.fromkeys(("appear", "disappear", "position_appear", "position_disappear"), appear)
+    found = arms.score(seq, associations, -association, **starts)
     return float(found["aogm"])
 
 
@@ -98,7 +105,8 @@ def main() -> None:
             print(f"{name}: tuned on 01 ({time.perf_counter() - start:.0f} s)", flush=True)
         chosen = {arm: choose_by_geometric_mean(tuning[arm]) for arm in tuning}
         settings = {
-            "position default": {"appear": DEFAULT["appear"], "association": 0.0},
+            "position appear 1": {"appear": 1.0, "association": 0.0},
+            "position default": dict(POSITION_DEFAULT),
             "position chosen": _parse(chosen["position"][0]),
             "model default": dict(DEFAULT),
             "model chosen": _parse(chosen["model"][0]),
@@ -130,7 +138,12 @@ def main() -> None:
             "gpu_commit": gpu.get("commit"),
             "seeds": seeds,
             "link_config": link_config().to_dict(),
-            "grid": {"appear": APPEAR, "association": ASSOCIATION, "default": DEFAULT},
+            "grid": {
+                "appear": APPEAR,
+                "association": ASSOCIATION,
+                "default": DEFAULT,
+                "position_default": POSITION_DEFAULT,
+            },  # fmt: skip
             "tuning": tuning,
             "geometric_mean_aogm_01": {arm: scores for arm, (_, scores) in chosen.items()},
             "settings": settings,

@@ -9,7 +9,7 @@ from test_link_link import clean_movie
 from typer.testing import CliRunner
 
 from attrackt.cli import app
-from attrackt.data import Annotations, Answer, Tracks
+from attrackt.data import Annotations, Answer, Detections, Tracks
 
 runner = CliRunner()
 
@@ -77,3 +77,26 @@ def test_link_ctc_markers_and_write_a_ctc_result(shared_data: Path, tmp_path: Pa
     # position-only linking of well separated nuclei: few link errors
     assert scores["fn_edges"] + scores["fp_edges"] < 0.05 * scores["gt_edges"]
     assert np.isfinite(scores["AOGM"])
+
+
+def test_start_costs_on_position_alone_follow_appear_where_given(tmp_path: Path) -> None:
+    t = np.repeat([0, 1], 10)
+    x = np.tile(np.arange(10) * 10.0, 2)
+    y = np.zeros(20)
+    y[19] = 40.0  # the last cell moves far: its link costs more than a cheap end and start
+    Detections.from_arrays(t, np.stack([y, x], axis=1), ids=np.arange(20)).save(
+        tmp_path / "det.parquet"
+    )
+
+    def edges(*extra: str) -> set[tuple[int, int]]:
+        out = tmp_path / "tracks"
+        args = ["link", str(tmp_path / "det.parquet"), "--out", str(out), "--k", "2", *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return set(map(tuple, Tracks.load(out).edges.tolist()))
+
+    assert (8, 18) in edges() and (9, 19) not in edges()  # the default on position: 0.1
+    dear = ["--appear", "5", "--disappear", "5"]
+    assert (9, 19) in edges(*dear)  # --appear counts on position too where given
+    cheap = ["--position-appear", "0.1", "--position-disappear", "0.1"]
+    assert (9, 19) not in edges(*dear, *cheap)

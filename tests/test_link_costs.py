@@ -8,6 +8,7 @@ import pytest
 from attrackt.data import Associations, Detections
 from attrackt.errors import InputError
 from attrackt.link import LinkConfig, build_candidates, compute_costs
+from attrackt.link.candidates import candidate_links
 
 
 def movie(seed: int = 0, frames: int = 4, n: int = 10, sequence: str = "") -> Detections:
@@ -83,12 +84,41 @@ def test_appear_and_disappear_free_at_sequence_ends_and_after_empty_frames() -> 
         ]
     )
     graph = build_candidates(det)
-    costs = compute_costs(graph, LinkConfig(appear=3, disappear=4))
+    config = LinkConfig(appear=3, disappear=4, position_appear=None, position_disappear=None)
+    costs = compute_costs(graph, config)
     order = graph.rows_of(np.arange(6))
     assert costs.appear_free[order].tolist() == [True, False, True, False, True, False]
     assert costs.disappear_free[order].tolist() == [False, True, False, True, False, True]
     assert costs.appear[order].tolist() == [0, 3, 0, 3, 0, 3]
     assert costs.disappear[order].tolist() == [4, 0, 4, 0, 4, 0]
+
+
+def test_sequences_on_position_alone_pay_their_own_start_and_end_costs() -> None:
+    a, b = movie(0, sequence="a"), movie(1, sequence="b")
+    det = Detections.concat([a, b])
+    config = LinkConfig(appear=3, disappear=4, position_appear=0.5, position_disappear=0.25)
+    inner = lambda graph, seq: graph.rows_of(seq.ids[(seq.times > 0) & (seq.times < 3)])  # noqa: E731
+    # no associations: every sequence links on position
+    graph = build_candidates(det)
+    costs = compute_costs(graph, config)
+    assert set(costs.appear[inner(graph, a)]) == {0.5}
+    assert set(costs.disappear[inner(graph, b)]) == {0.25}
+    # associations for sequence a only (as after the guard turned b's off)
+    links = candidate_links(a, LinkConfig(k=2))
+    assoc = Associations.from_arrays(links[:, 0], links[:, 1], np.full(len(links), 0.5))
+    graph = build_candidates(det, assoc)
+    costs = compute_costs(graph, config)
+    assert set(costs.appear[inner(graph, a)]) == {3.0}
+    assert set(costs.disappear[inner(graph, a)]) == {4.0}
+    assert set(costs.appear[inner(graph, b)]) == {0.5}
+    assert set(costs.disappear[inner(graph, b)]) == {0.25}
+    # None: the same costs as with the model
+    same = LinkConfig(appear=3, disappear=4, position_appear=None, position_disappear=None)
+    assert set(compute_costs(graph, same).appear[inner(graph, b)]) == {3.0}
+    with pytest.raises(InputError, match="position_appear"):
+        LinkConfig(position_appear=-0.1)
+    with pytest.raises(InputError, match="position_disappear"):
+        LinkConfig(position_disappear=float("nan"))
 
 
 def test_border_margin_frees_appear_and_disappear_near_the_border() -> None:

@@ -90,9 +90,12 @@ def outside_errors(tracks: Tracks, truth: set, answered: set) -> int:
     return len(ours - true) + len(true - ours)
 
 
-def test_costs_are_the_basis_times_the_weights() -> None:
+@pytest.mark.parametrize("model", [True, False])
+def test_costs_are_the_basis_times_the_weights(model: bool) -> None:
+    """With the model's associations and on position alone (whose start and end costs are
+    not learned: they stay in the base)."""
     det, assoc, _, _ = carousel()
-    graph = build_candidates(det, assoc, LinkConfig(k=3))
+    graph = build_candidates(det, assoc if model else None, LinkConfig(k=3))
     config = LinkConfig(
         k=3,
         distance_weight=0.7,
@@ -103,9 +106,14 @@ def test_costs_are_the_basis_times_the_weights() -> None:
         hyper_bias=-0.2,
         appear=0.8,
         disappear=1.3,
+        position_appear=0.2,
+        position_disappear=0.3,
         gap_weight=0.5,
     )
     base, units = cost_basis(graph, config)
+    starts = ~base.appear_free
+    assert set(units[WEIGHTS.index("appear")].appear[starts]) == {float(model)}
+    assert set(units[WEIGHTS.index("position_appear")].appear[starts]) == {float(not model)}
     costs = compute_costs(graph, config)
     for kind in ("edge", "hyper", "appear", "disappear"):
         combined = getattr(base, kind) + sum(
@@ -136,7 +144,8 @@ def test_answers_that_need_the_associations_teach_the_other_cells(subgraph: bool
 
 def test_answers_with_missed_divisions_make_divisions_cheaper() -> None:
     det, truth, divisions = dividing_movie()
-    config = LinkConfig(k=3, hyper_bias=3.0)
+    # no model: a daughter that starts a track costs position_appear, 1 here
+    config = LinkConfig(k=3, hyper_bias=3.0, position_appear=1.0, position_disappear=1.0)
     asked = {p: divisions[p] for p in sorted(divisions)[:3]}
     journal = answers(asked)
     pinned = link(det, None, journal, config).tracks
@@ -144,7 +153,7 @@ def test_answers_with_missed_divisions_make_divisions_cheaper() -> None:
     learned = link(det, None, journal, result.config).tracks
 
     def premium(w) -> float:  # a division against one link plus a daughter appearing
-        return w["hyper_bias"] - w["edge_bias"] - w["appear"]
+        return w["hyper_bias"] - w["edge_bias"] - w["position_appear"]  # no model here
 
     assert premium(result.weights) < premium(result.initial) - 0.2
     assert result.weights["hyper_bias"] < config.hyper_bias
@@ -204,7 +213,10 @@ def test_answers_the_solution_already_gets_right_leave_the_weights() -> None:
         children.setdefault(parent, []).append(child)
     cells = [ids[key] for key in [(1, 2), (2, 4), (3, 6), (0, 4), (5, 3)]]
     journal = answers({c: tuple(children.get(c, [])) for c in cells})
-    result = learn_weights(det, journal, config=LinkConfig(k=3))
+    # starts and ends at 1 (not the cheaper 0.1 of position-only linking): every alternative to
+    # a right answer then costs more than the margin
+    config = LinkConfig(k=3, position_appear=None, position_disappear=None)
+    result = learn_weights(det, journal, config=config)
     moved = np.array([result.weights[n] - result.initial[n] for n in WEIGHTS])
     assert np.abs(moved).max() < 1e-6
     assert result.wrong == {"before": 0, "after": 0}
@@ -213,15 +225,16 @@ def test_answers_the_solution_already_gets_right_leave_the_weights() -> None:
 def test_appear_and_disappear_stay_non_negative() -> None:
     det, _, ids = clean_movie()
     ends = [(1, 2), (2, 4), (3, 6), (4, 4), (5, 3), (1, 6), (2, 7)]  # contradicted tracks
-    config = LinkConfig(k=3, appear=0.2, disappear=0.2)
+    config = LinkConfig(k=3, position_appear=0.2, position_disappear=0.2)  # no model here
     result = learn_weights(
         det, answers({ids[key]: () for key in ends}), None, config, LearnConfig(regularizer=1.0)
     )
-    assert result.weights["appear"] >= 0 and result.weights["disappear"] >= 0
-    assert min(result.weights["appear"], result.weights["disappear"]) == 0  # the bound held
+    starts = ("appear", "disappear", "position_appear", "position_disappear")
+    assert min(result.weights[n] for n in starts) >= 0
+    assert min(result.weights["position_appear"], result.weights["position_disappear"]) == 0
     assert result.weights["distance_weight"] >= LearnConfig().min_distance_weight
     for record in result.record:
-        assert record["weights"]["appear"] >= 0 and record["weights"]["disappear"] >= 0
+        assert min(record["weights"][n] for n in starts) >= 0
     assert result.wrong["after"] < result.wrong["before"]
 
 

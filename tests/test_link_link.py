@@ -57,7 +57,12 @@ def test_clean_movie_is_recovered_exactly(solver: str) -> None:
 def test_raw_position_costs_recover_it_too() -> None:
     det, truth, _ = clean_movie(1)
     config = LinkConfig(
-        normalise=False, edge_bias=-20, hyper_bias=-10, appear=30, disappear=30, k=3
+        normalise=False,
+        edge_bias=-20,
+        hyper_bias=-10,
+        k=3,
+        position_appear=30,
+        position_disappear=30,
     )
     assert links(link(det, config=config)) == truth
 

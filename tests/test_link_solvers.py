@@ -48,10 +48,25 @@ def random_annotations(rng: np.random.Generator, det: Detections, n: int) -> Ann
     return notes
 
 
+#: start and end costs for movies with and without associations alike
 COST_SETTINGS = [
-    {},
-    {"normalise": False, "edge_bias": -20, "hyper_bias": -10, "appear": 30, "disappear": 30},
-    {"appear": 0.3, "disappear": 2.0, "hyper_bias": 0.5},
+    {"position_appear": None, "position_disappear": None},
+    {
+        "normalise": False,
+        "edge_bias": -20,
+        "hyper_bias": -10,
+        "appear": 30,
+        "disappear": 30,
+        "position_appear": None,
+        "position_disappear": None,
+    },
+    {
+        "appear": 0.3,
+        "disappear": 2.0,
+        "hyper_bias": 0.5,
+        "position_appear": None,
+        "position_disappear": None,
+    },
 ]
 
 
@@ -93,6 +108,20 @@ def test_motile_refuses_negative_appear_costs_that_the_fast_solver_takes_exactly
     assert solve_fast(rewarded, config).objective == pytest.approx(brute_force(rewarded))
     with pytest.raises(InputError, match="negative appear or disappear costs"):
         solve_motile(rewarded, config)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_equals_motile_with_the_default_start_costs(seed: int) -> None:
+    """The defaults: starts and ends cost 0.1 on position alone, 1 with associations."""
+    rng = np.random.default_rng(100 + seed)
+    det = random_detections(rng, frames=5, per_frame=7)
+    config = LinkConfig(k=3, pin_nodes=seed % 2 == 0)
+    associations = random_associations(rng, det) if seed % 3 else None
+    problem = build_problem(det, associations, None, config)
+    starts = problem.costs.appear[~problem.costs.appear_free]
+    assert set(starts) == ({config.appear} if associations else {config.position_appear})
+    fast = solve_fast(problem, config)
+    assert fast.objective == pytest.approx(solve_motile(problem, config).objective, rel=1e-6)
 
 
 @pytest.mark.parametrize(("seed", "per_frame"), [(33, 12), (45, 8), (50, 12), (57, 8)])

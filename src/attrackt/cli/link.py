@@ -103,8 +103,27 @@ def link_command(
     hyper_bias: Annotated[
         float, typer.Option(help="Constant on every division.")
     ] = LINK.hyper_bias,
-    appear: Annotated[float, typer.Option(help="Cost of a track start.")] = LINK.appear,
-    disappear: Annotated[float, typer.Option(help="Cost of a track end.")] = LINK.disappear,
+    appear: Annotated[
+        float, typer.Option(help="Cost of a track start where the associations are used.")
+    ] = LINK.appear,
+    disappear: Annotated[
+        float, typer.Option(help="Cost of a track end where the associations are used.")
+    ] = LINK.disappear,
+    position_appear: Annotated[
+        float | None,
+        typer.Option(
+            help="Cost of a track start in a movie linked on position alone (no associations, "
+            f"or the guard turned them off) [default: {LINK.position_appear}, or --appear where "
+            "that is given]."
+        ),
+    ] = None,
+    position_disappear: Annotated[
+        float | None,
+        typer.Option(
+            help="Cost of a track end in a movie linked on position alone [default: "
+            f"{LINK.position_disappear}, or --disappear where that is given]."
+        ),
+    ] = None,
     border_margin: Annotated[
         float | None, typer.Option(help="Starts and ends this close to the border are free.")
     ] = LINK.border_margin,
@@ -159,6 +178,8 @@ def link_command(
             hyper_bias=hyper_bias,
             appear=appear,
             disappear=disappear,
+            position_appear=_start_cost(position_appear, appear, "appear"),
+            position_disappear=_start_cost(position_disappear, disappear, "disappear"),
             normalise=normalise,
             border_margin=border_margin,
             pin_nodes=pin_nodes,
@@ -236,3 +257,11 @@ def _learned_config(
     learned = learn_weights(dets, answers, assoc, config, pseudo=pseudo)
     atomic_write_text(out, json.dumps(learned.to_dict(), indent=1))
     return learned.config
+
+
+def _start_cost(on_position: float | None, with_model: float, name: str) -> float | None:
+    """A start or end cost on position alone: as given, else the ``--appear``/``--disappear``
+    the user gave, else the default."""
+    if on_position is not None:
+        return on_position
+    return with_model if with_model != getattr(LINK, name) else getattr(LINK, f"position_{name}")

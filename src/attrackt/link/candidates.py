@@ -29,6 +29,8 @@ class CandidateGraph:
     ``hyper_rows`` (parent, child 1, child 2) rows, ``hyper_edges`` the indices of the two
     regular edges parent -> child 1 and parent -> child 2 of each hyper-edge. Features:
     ``*_distance`` (in scaled units) and ``*_association`` (``None`` without associations).
+    ``informed`` marks the sequences (by code) that associations cover; the others link on
+    position alone (every sequence without associations, ``None``).
     """
 
     ids: np.ndarray  # (N,) int64
@@ -44,6 +46,13 @@ class CandidateGraph:
     hyper_distance: np.ndarray  # (H,)
     edge_association: np.ndarray | None = None  # (E,)
     hyper_association: np.ndarray | None = None  # (H,)
+    informed: np.ndarray | None = None  # (S,) bool
+
+    def on_position(self) -> np.ndarray:
+        """Nodes of the sequences that link on position alone (no associations cover them)."""
+        if self.informed is None:
+            return np.ones(self.num_nodes, bool)
+        return ~self.informed[self.sequence]
 
     @property
     def num_nodes(self) -> int:
@@ -153,6 +162,7 @@ def build_candidates(
         hyper_distance=np.zeros(0),
         edge_association=None if associations is None else np.zeros(0),
         hyper_association=None if associations is None else np.zeros(0),
+        informed=_informed(detections, seq, len(names), associations),
     )
     graph = _append_edges(graph, edge_rows, associations)
     if config.divisions:
@@ -239,6 +249,18 @@ def _division_pairs(graph: CandidateGraph) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.concatenate(first), np.concatenate(second)
     rows = np.stack([parent[a], child[a], child[b]], axis=1)
     return rows, np.stack([a, b], axis=1)
+
+
+def _informed(
+    detections: Detections, seq: np.ndarray, n_sequences: int, associations: Associations | None
+) -> np.ndarray | None:
+    """Per sequence code: whether any of its detections has an association to a child."""
+    if associations is None:
+        return None
+    informed = np.zeros(n_sequences, bool)
+    covered = np.isin(detections.ids, associations.table["source"].to_numpy())
+    informed[np.unique(seq[covered])] = True
+    return informed
 
 
 def _append_edges(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from attrackt.errors import InputError
@@ -36,7 +36,11 @@ class LinkConfig:
     own ``hyper_*`` weights over the distance from the parent to the children's midpoint and the
     mean of the two association scores. Appearing costs ``appear`` except where the previous
     frame of the sequence is empty (the first frame, for one) or, with ``border_margin``, near the
-    image border; disappearing likewise with the next frame. With ``guard`` (the default)
+    image border; disappearing likewise with the next frame. A sequence that links on position
+    alone (no associations given for it, or the guard turned them off) pays ``position_appear``
+    and ``position_disappear`` instead (``None``: ``appear``, ``disappear``): 0.1, chosen on the
+    training movies of the accuracy benchmark (``bench/link_weights.py``), where appear 1 left
+    cells without a parent rather than start a track. With ``guard`` (the default)
     associations count only in the sequences where the label-free guard passes them
     (:mod:`attrackt.link.guard`); elsewhere those sequences link on position alone.
 
@@ -67,6 +71,8 @@ class LinkConfig:
     gap_weight: float = 0.0
     appear: float = 1.0
     disappear: float = 1.0
+    position_appear: float | None = 0.1
+    position_disappear: float | None = 0.1
     normalise: bool = True
     border_margin: float | None = None
     # solving
@@ -83,10 +89,13 @@ class LinkConfig:
         def bad(problem: str) -> InputError:
             return InputError("link config", problem)
 
-        infinite = [name for name in _COSTS if not math.isfinite(getattr(self, name))]
+        starts = ("appear", "disappear", "position_appear", "position_disappear")
+        given = [name for name in starts if getattr(self, name) is not None]
+        costs = dict.fromkeys(_COSTS + tuple(given))
+        infinite = [name for name in costs if not math.isfinite(getattr(self, name))]
         if infinite:
             raise bad(f"costs must be finite numbers: {', '.join(infinite)}")
-        negative = [name for name in ("appear", "disappear") if getattr(self, name) < 0]
+        negative = [name for name in given if getattr(self, name) < 0]
         if negative:
             raise bad(
                 f"{' and '.join(negative)} must be >= 0 (a track's start or end cannot earn a "
@@ -117,6 +126,17 @@ class LinkConfig:
             raise bad(f"on_time_limit must be 'raise' or 'warn', got {self.on_time_limit!r}")
         if self.backend not in ("auto", "scip", "gurobi"):
             raise bad(f"backend must be 'auto', 'scip' or 'gurobi', got {self.backend!r}")
+
+    def with_position_costs(self) -> LinkConfig:
+        """The same costs with ``position_appear``/``position_disappear`` spelled out (``None``
+        becomes ``appear``/``disappear``)."""
+        return replace(
+            self,
+            position_appear=self.appear if self.position_appear is None else self.position_appear,
+            position_disappear=(
+                self.disappear if self.position_disappear is None else self.position_disappear
+            ),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able fields."""

@@ -140,10 +140,10 @@ def near_border(
 
 @dataclass
 class Appear(Cost):
-    """``constant`` for each node that starts a track, free where the previous frame of its
-    sequence is empty (the first frame, for one) and on ``border`` nodes."""
+    """``constant`` (one, or one per node) for each node that starts a track, free where the
+    previous frame of its sequence is empty (the first frame, for one) and on ``border`` nodes."""
 
-    constant: float
+    constant: float | np.ndarray
     border: np.ndarray | None = None
 
     def apply(self, graph: CandidateGraph, costs: Costs) -> None:
@@ -156,10 +156,10 @@ class Appear(Cost):
 
 @dataclass
 class Disappear(Cost):
-    """``constant`` for each node that ends a track, free where the next frame of its sequence
-    is empty (the last frame, for one) and on ``border`` nodes."""
+    """``constant`` (one, or one per node) for each node that ends a track, free where the next
+    frame of its sequence is empty (the last frame, for one) and on ``border`` nodes."""
 
-    constant: float
+    constant: float | np.ndarray
     border: np.ndarray | None = None
 
     def apply(self, graph: CandidateGraph, costs: Costs) -> None:
@@ -168,6 +168,14 @@ class Disappear(Cost):
             free |= self.border
         costs.disappear_free[:] = free
         costs.disappear[:] = np.where(free, 0.0, self.constant)
+
+
+def _start_or_end(graph: CandidateGraph, cost: float, on_position: float | None):
+    """``cost`` per node, ``on_position`` on the nodes of sequences that link on position alone
+    (one number where that makes no difference)."""
+    if on_position is None or on_position == cost:
+        return cost
+    return np.where(graph.on_position(), on_position, cost)
 
 
 def cost_terms(
@@ -191,8 +199,8 @@ def cost_terms(
         EdgeFeature("association", config.hyper_association_weight, hyper=True, normalised=norm),
         EdgeBias(config.hyper_bias, hyper=True),
         FrameGap(config.gap_weight),
-        Appear(config.appear, border),
-        Disappear(config.disappear, border),
+        Appear(_start_or_end(graph, config.appear, config.position_appear), border),
+        Disappear(_start_or_end(graph, config.disappear, config.position_disappear), border),
     ]
 
 
@@ -216,6 +224,8 @@ WEIGHTS = (
     "hyper_bias",
     "appear",
     "disappear",
+    "position_appear",
+    "position_disappear",
 )
 
 
@@ -229,11 +239,14 @@ def cost_basis(
     ``compute_costs(graph, config)`` equals ``base + sum(getattr(config, n) * units[i])``.
 
     ``base`` holds the costs with those weights at 0; ``units[i]`` the costs with weight
-    ``names[i]`` at 1 and every other term off (its feature per edge, hyper-edge or node).
+    ``names[i]`` at 1 and every other term off (its feature per edge, hyper-edge or node);
+    ``appear`` prices the starts of sequences with associations, ``position_appear`` those of
+    sequences on position alone (spelled out first where ``None``), and likewise the ends.
     """
     unknown = sorted(set(names) - set(WEIGHTS))
     if unknown:
         raise InputError("link config", f"no such cost weight(s) {unknown}; known: {WEIGHTS}")
+    config = config.with_position_costs()
     base = compute_costs(graph, replace(config, **dict.fromkeys(names, 0.0)), meta)
     off = replace(config, **dict.fromkeys(WEIGHTS, 0.0), gap_weight=0.0)
     units = [compute_costs(graph, replace(off, **{name: 1.0}), meta) for name in names]

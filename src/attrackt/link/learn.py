@@ -46,7 +46,7 @@ from attrackt.link.problem import FREE, OFF, ON, LinkProblem, Selection, degrees
 
 logger = logging.getLogger(__name__)
 
-_NON_NEGATIVE = ("appear", "disappear")
+_NON_NEGATIVE = ("appear", "disappear", "position_appear", "position_disappear")
 _POSITIVE = ("distance_weight", "hyper_distance_weight")
 
 
@@ -165,7 +165,7 @@ def learn_weights(
     """
     from attrackt.link import build_problem, guarded
 
-    config = config or LinkConfig()
+    config = (config or LinkConfig()).with_position_costs()
     learn = learn or LearnConfig()
     if not len(annotations):
         raise InputError("annotations", "there are no answers to learn weights from")
