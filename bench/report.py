@@ -187,6 +187,8 @@ HELA_RUNS = {
     "accuracy_hela_alone.json": "HeLa's jobs, auto-encoder 2 min",
     "accuracy_supervised.json": "the supervised models alone, best checkpoint by the fewest "
     "wrong parents on held-out frames instead of the lowest loss",
+    "accuracy_interactive_base.json": "HeLa's and DIC's jobs; its seed-0 models are the "
+    "fine-tuning benchmark's base",
 }
 
 
@@ -258,19 +260,20 @@ def render_link_weights(data: dict) -> list[str]:
     ]  # fmt: skip
     for name, arms in data["test"].items():
         lines.append(f"| {name} | " + " | ".join(_cell(arms[a], 1) for a in settings) + " |")
-    better = {
-        kind: sum(
-            mean_sd(arms[f"{kind} chosen"])[0] < mean_sd(arms[f"{kind} default"])[0]
-            for arms in data["test"].values()
-        )
-        for kind in ("position", "model")
-    }
+
+    def better(arm: str, than: str) -> int:
+        return sum(mean_sd(a[arm])[0] < mean_sd(a[than])[0] for a in data["test"].values())
+
     n = len(data["test"])
     lines += [
         "",
-        f"The weights chosen on 01 beat the defaults on {better['position']} of {n} test movies "
-        f"for position only and on {better['model']} of {n} with the model. attrackt keeps its "
-        "defaults (`attrackt link --appear --disappear` set the others).",
+        f"On position alone the weights chosen on 01 beat appear 1 on "
+        f"{better('position chosen', 'position appear 1')} of {n} test movies; attrackt links a "
+        f"movie on position alone (no model, or the guard's fallback) at appear "
+        f"{settings['position default']['appear']:g} (`--position-appear`, "
+        "`--position-disappear`). With the model they beat the defaults on "
+        f"{better('model chosen', 'model default')} of {n}, and attrackt keeps those "
+        "(`--appear`, `--disappear`).",
     ]
     return lines
 
