@@ -27,7 +27,8 @@ RESULTS = BENCH / "results"
 
 
 def commit() -> str:
-    """The checked-out commit, with ``-dirty`` when ``src/`` or ``bench/`` have changes; where
+    """The checked-out commit, with ``-dirty`` when ``src/`` or ``bench/`` (its results aside)
+    have changes; where
     the caller states it in ``$ATTRACKT_COMMIT``, that (the GPU machine gets a copy of the
     working tree, and its ``.git``, if any, is not this tree's history)."""
     stated = os.environ.get("ATTRACKT_COMMIT")
@@ -37,7 +38,7 @@ def commit() -> str:
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "src", "bench"],
+        ["git", "status", "--porcelain", "--", "src", "bench", ":!bench/results"],
         capture_output=True, text=True, cwd=REPO, check=False,
     ).stdout.strip()  # fmt: skip
     return (head or "unknown") + ("-dirty" if dirty else "")
