@@ -28,9 +28,8 @@ RESULTS = BENCH / "results"
 
 def commit() -> str:
     """The checked-out commit, with ``-dirty`` when ``src/`` or ``bench/`` (its results aside)
-    have changes; where
-    the caller states it in ``$ATTRACKT_COMMIT``, that (the GPU machine gets a copy of the
-    working tree, and its ``.git``, if any, is not this tree's history)."""
+    have changes; where the caller states it in ``$ATTRACKT_COMMIT``, that (the GPU machine gets
+    a copy of the working tree, and its ``.git``, if any, is not this tree's history)."""
     stated = os.environ.get("ATTRACKT_COMMIT")
     if stated:
         return stated

@@ -50,6 +50,22 @@ def _minutes(value: float) -> str:
     return f"{value:g} min"
 
 
+def _start_costs(data: dict) -> str:
+    """How the run priced a track's start and end, from its link settings."""
+    config = data["link_config"]
+    if "position_appear" not in config:
+        return (
+            f" Track starts and ends cost {config['appear']:g} in every movie (measured before "
+            "a movie linked on position alone got its own, cheaper start costs)."
+        )
+    position = config["position_appear"]
+    position = config["appear"] if position is None else position
+    return (
+        f" Track starts and ends cost {config['appear']:g} with the model's associations and "
+        f"{position:g} on position alone (the `position` arm, and the guard's fallback)."
+    )
+
+
 def render_accuracy(data: dict) -> list[str]:
     seeds = data["seeds"]
     budgets = data["budgets_minutes"]
@@ -63,7 +79,7 @@ def render_accuracy(data: dict) -> list[str]:
         f"{_minutes(budgets['ae'])}) while {len(data['training'])} jobs shared one "
         f"{', '.join(data['gpu_provenance']['machine'].get('gpus', ['CPU']))}, batch "
         f"{data['batch_size']}, checkpoint with the lowest validation loss. The guard's "
-        "settings were chosen on the 01 movies.",
+        "settings were chosen on the 01 movies." + _start_costs(data),
         "",
     ]
     names = list(data["datasets"])
@@ -297,10 +313,11 @@ def render_interactive(data: dict) -> list[str]:
         "### Learning from answers, apart from pinning them (`bench/interactive.py` → "
         "`results/interactive.json`)",
         "",
-        "The base model's linking of 02 (the accuracy run's seed-0 unsupervised model, guarded) "
-        "is proof-read from the ground truth at the top B cells of each ranking (children within "
-        "the linker's reach of 1 frame, as a person must answer); every arm links with those "
-        "answers pinned. *Errors outside*: wrong links (false and missed) leaving "
+        "The base model's linking of 02 (an accuracy run's seed-0 unsupervised model, guarded"
+        + ("; that of `accuracy_interactive_base.json`" if ft.get("embedded") else "")
+        + ") is proof-read from the ground truth at the top B cells of each ranking (children "
+        "within the linker's reach of 1 frame, as a person must answer); every arm links with "
+        "those answers pinned. *Errors outside*: wrong links (false and missed) leaving "
         "cells nobody answered, mean ± sd over seeds "
         f"({', '.join(map(str, data['seeds']))}); AOGM of the whole movie in brackets. LoRA: "
         f"{ft['max_steps']} steps at most ({ft['steps_per_cell']} per answered cell, batch "
@@ -308,7 +325,7 @@ def render_interactive(data: dict) -> list[str]:
         + _unsupervised_term(ft)
         + "; SSVM: the linker's weights learned from the "
         "answers (pin+ssvm+pseudo: and the pseudo-labels, an ablation prompted by the test "
-        "movie, see the script).",
+        "movie, see the script)." + _start_costs(data),
         "",
     ]
     arms = ["pin", "pin+lora", "pin+ssvm", "pin+both"]
@@ -390,7 +407,7 @@ def render_ssvm(data: dict) -> list[str]:
         "",
         "The structured SVM on the cases of the interactive benchmark (confidence ranking, seed "
         "0): bundle iterations over all completion rounds, the latent objective at the start of "
-        "the first and the last round, and the weights that moved most.",
+        "the first and the last round, and the weights that moved most." + _start_costs(data),
         "",
         "| dataset | answers | iterations | rounds | converged | objective first → last | "
         "seconds | weights moved most |",
