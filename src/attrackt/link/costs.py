@@ -170,7 +170,9 @@ class Disappear(Cost):
         costs.disappear[:] = np.where(free, 0.0, self.constant)
 
 
-def _start_or_end(graph: CandidateGraph, cost: float, on_position: float | None):
+def _start_or_end(
+    graph: CandidateGraph, cost: float, on_position: float | None
+) -> float | np.ndarray:
     """``cost`` per node, ``on_position`` on the nodes of sequences that link on position alone
     (one number where that makes no difference)."""
     if on_position is None or on_position == cost:
