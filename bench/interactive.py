@@ -24,7 +24,7 @@ unsupervised model of that dataset (``bench/accuracy.py``).
 Fine-tuning has the unsupervised term (the Attrackt loss, weight :data:`UNSUPERVISED_WEIGHT`)
 where the accuracy run kept the base model's embedding of 02 (``DATASET_embedding.npz`` beside
 ``DATASET.pt``, written since that run kept it); without one, the supervised, pseudo-label and
-transitive terms only (the committed run). A fixed step plan for every case.
+transitive terms only (as in an earlier run). A fixed step plan for every case.
 
     python bench/interactive.py prepare --carry .gpu/interactive --base DIR   # CPU
     PYTHONPATH=src python3 bench/interactive.py gpu --carry .gpu/interactive --out $OUT
@@ -399,7 +399,6 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     cache = Path(args.cache or carry / "evaluated")
     cache.mkdir(parents=True, exist_ok=True)
     failed: dict[str, str] = {}
-    arms_of: dict[Path, tuple[str, ...]] = {}
     with ProcessPoolExecutor(args.processes) as pool:
         futures = {}
         for names, case, record, arms in tasks:
@@ -412,10 +411,9 @@ def evaluate_phase(args: argparse.Namespace) -> None:
                     found[name].update(json.loads(saved.read_text()))
                 continue
             task = (str(carry), str(scores), case, record, arms)
-            futures[pool.submit(score_case, *task)] = (names, saved)
-            arms_of[saved] = arms
+            futures[pool.submit(score_case, *task)] = (names, saved, arms)
         for future in as_completed(futures):
-            names, saved = futures[future]
+            names, saved, arms = futures[future]
             try:
                 result = future.result()
             except Exception as error:  # one case's failure is reported, not the run's end
@@ -424,7 +422,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
                 continue
             for name in names:
                 found[name].update(result)
-            if set(result) == set(arms_of[saved]):  # a case not fine-tuned is scored again later
+            if set(result) == set(arms):  # a case not fine-tuned yet is scored again later
                 write_json(saved, result)
             print(names, result, flush=True)
     datasets: dict = {}

@@ -89,13 +89,14 @@ class LinkConfig:
         def bad(problem: str) -> InputError:
             return InputError("link config", problem)
 
-        starts = ("appear", "disappear", "position_appear", "position_disappear")
-        given = [name for name in starts if getattr(self, name) is not None]
-        costs = dict.fromkeys(_COSTS + tuple(given))
-        infinite = [name for name in costs if not math.isfinite(getattr(self, name))]
+        optional = [
+            n for n in ("position_appear", "position_disappear") if getattr(self, n) is not None
+        ]
+        infinite = [name for name in (*_COSTS, *optional) if not math.isfinite(getattr(self, name))]
         if infinite:
             raise bad(f"costs must be finite numbers: {', '.join(infinite)}")
-        negative = [name for name in given if getattr(self, name) < 0]
+        starts = ("appear", "disappear", *optional)
+        negative = [name for name in starts if getattr(self, name) < 0]
         if negative:
             raise bad(
                 f"{' and '.join(negative)} must be >= 0 (a track's start or end cannot earn a "

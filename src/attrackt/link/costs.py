@@ -170,12 +170,10 @@ class Disappear(Cost):
         costs.disappear[:] = np.where(free, 0.0, self.constant)
 
 
-def _start_or_end(
-    graph: CandidateGraph, cost: float, on_position: float | None
-) -> float | np.ndarray:
+def _start_or_end(graph: CandidateGraph, cost: float, on_position: float) -> float | np.ndarray:
     """``cost`` per node, ``on_position`` on the nodes of sequences that link on position alone
     (one number where that makes no difference)."""
-    if on_position is None or on_position == cost:
+    if on_position == cost:
         return cost
     return np.where(graph.on_position(), on_position, cost)
 
@@ -193,6 +191,7 @@ def cost_terms(
             )
         border = near_border(graph, shape, config.border_margin)
     norm = config.normalise
+    config = config.with_position_costs()
     return [
         EdgeFeature("distance", config.distance_weight, hyper=False, normalised=norm),
         EdgeFeature("association", config.association_weight, hyper=False, normalised=norm),
