@@ -17,6 +17,7 @@ from attrackt.active import (
     rank_cells,
     save_ranking,
     select,
+    wrong_links,
 )
 from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
 from attrackt.errors import InputError
@@ -78,14 +79,63 @@ def test_candidate_links_bound_the_mass_so_a_diffuse_hub_does_not_outrank_an_err
     assoc = hub_associations()
     everything = rank_cells(det, solver, assoc, RankConfig("confidence"))
     assert everything["id"].iloc[0] == 0 and everything["score"].iloc[0] == pytest.approx(1.75)
-    bounded = rank_cells(det, solver, assoc, RankConfig("confidence"), candidates=LinkConfig(k=1))
+    k1 = LinkConfig(k=1, guard=False)  # three cells: too few for the guard to judge the model
+    bounded = rank_cells(det, solver, assoc, RankConfig("confidence"), candidates=k1)
     scores = dict(zip(bounded["id"].tolist(), bounded["score"].tolist(), strict=True))
     assert bounded["id"].tolist()[:2] == [2, 1]  # the division the solver missed, then 1 -> 11
     assert scores[2] == pytest.approx(0.95) and scores[1] == pytest.approx(0.9)
     assert scores[0] == pytest.approx(0.05)  # only 0 -> 10 is a candidate link of cell 0
     # with every earlier cell a candidate (k=3), all the mass counts again
-    wide = rank_cells(det, solver, assoc, RankConfig("confidence"), candidates=LinkConfig(k=3))
+    k3 = LinkConfig(k=3, guard=False)
+    wide = rank_cells(det, solver, assoc, RankConfig("confidence"), candidates=k3)
     assert wide["id"].tolist() == everything["id"].tolist()
+
+
+def divisions():
+    """Four mothers at t=0 (ids 0-3), each with two daughters at t=1 (ids 10+2i, 11+2i), and a
+    cell at t=2 so that t=1 is askable. The solver divides every mother; the ground truth
+    divides 0-2 and gives mother 3 one child (17 starts a new track): a false division. Like a
+    model trained without labels, the model sends little mass across the true divisions (about
+    0.1 to each daughter) and one strong link from mother 3 (0.9 to 16, 0.05 to 17); it is sure
+    of 10 -> 20 (0.97)."""
+    t = [0] * 4 + [1] * 8 + [2]
+    mothers = np.array([[10, 10], [10, 60], [60, 10], [60, 60]])
+    pos = np.concatenate([mothers, np.repeat(mothers, 2, axis=0) + [[0, -2], [0, 2]] * 4, [[0, 0]]])
+    ids = [0, 1, 2, 3, *range(10, 18), 20]
+    det = Detections.from_arrays(t, pos, ids=ids)
+    links = [[m, 10 + 2 * m] for m in range(4)] + [[m, 11 + 2 * m] for m in range(4)]
+    solver = Tracks(det, [*links, [10, 20]])
+    gt = Tracks(det, [link for link in links if link != [3, 17]] + [[10, 20]])
+    source = np.array([0, 0, 1, 1, 2, 2, 3, 3, 10])
+    target = np.array([10, 11, 12, 13, 14, 15, 16, 17, 20])
+    score = np.array([0.1, 0.08, 0.12, 0.1, 0.09, 0.07, 0.9, 0.05, 0.97])
+    return det, gt, solver, Associations.from_arrays(source, target, score)
+
+
+def test_a_false_division_outranks_the_true_ones_the_model_sends_little_mass_across():
+    """Against 2, every true division (mass ~0.2) would score 1.8 and the false one (mass
+    0.95) 1.05; against the model's own median mass at the solver's divisions, the false one
+    stands out, both by its mass and by the gap between its two children."""
+    det, gt, solver, assoc = divisions()
+    scores = dict(zip(det.ids.tolist(), ambiguity_scores(det, solver, assoc).tolist(), strict=True))
+    true_divisions = [scores[m] for m in (0, 1, 2)]
+    assert scores[3] == pytest.approx(0.85)  # the gap 0.9 - 0.05 beats |0.95 - median 0.2|
+    assert max(true_divisions) < 0.1 < scores[3]
+    assert rank_cells(det, solver, assoc)["id"].iloc[0] == 3
+    assert wrong_links(det, solver, gt)[det.rows_of(np.array([3]))[0]] == 1
+
+
+def test_divisions_are_scored_against_2_where_the_guard_did_not_trust_the_model():
+    """With the guard on and too few easy cells to judge the model, the linker did not read the
+    associations: the ranking keeps the model's mass but not its calibration, and scores the
+    divisions against 2 (the method's score: the true divisions, mass ~0.2, come first)."""
+    det, _, solver, assoc = divisions()
+    trusted = ambiguity_scores(det, solver, assoc, candidates=LinkConfig(guard=False))
+    untrusted = ambiguity_scores(det, solver, assoc, candidates=LinkConfig(guard=True))
+    mothers = det.rows_of(np.array([0, 1, 2, 3]))
+    mass = np.array([0.18, 0.22, 0.16, 0.95])
+    np.testing.assert_allclose(untrusted[mothers], 2 - mass, atol=1e-6)
+    assert np.argmax(trusted) == mothers[3] and np.argmin(untrusted[mothers]) == 3
 
 
 def test_the_oracle_sees_a_swap_that_counting_links_would_miss():
@@ -266,15 +316,27 @@ def test_cli_ranks_records_checks_and_exports(tmp_path):
     common = [str(tmp_path / "det.parquet"), str(tmp_path / "solver")]
     result = run(
         app, ["rank", *common, "--out", str(tmp_path / "r.csv"), "--associations",
-              str(tmp_path / "assoc.parquet"), "--top", "2"],
+              str(tmp_path / "assoc.parquet"), "--top", "2", "--no-guard"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert load_ranking(tmp_path / "r.csv")["id"].tolist() == [2, 1]
+    # a solver that divides 2 (12, 13): the model's own mass at the solver's divisions (1.95,
+    # its only one) is the reference, unless the solver linked with the guard (the default),
+    # which cannot judge a model on three cells: then the division is scored against 2
+    Tracks(det, [[0, 10], [2, 12], [2, 13], [10, 20]]).save(tmp_path / "divides")
+    for flag, expected in (("--no-guard", 0.01), ("--guard", 0.05)):
+        result = run(
+            app, ["rank", str(tmp_path / "det.parquet"), str(tmp_path / "divides"), "--out",
+                  str(tmp_path / "g.csv"), "--associations", str(tmp_path / "assoc.parquet"), flag],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        ranked = load_ranking(tmp_path / "g.csv")
+        assert ranked.set_index("id")["score"][2] == pytest.approx(expected)
     hub_associations().save(tmp_path / "hub.parquet")
     for k, first in (("1", 2), ("0", 0)):  # candidate links of k=1, or all the mass
         result = run(
             app, ["rank", *common, "--out", str(tmp_path / "h.csv"), "--associations",
-                  str(tmp_path / "hub.parquet"), "--k", k],
+                  str(tmp_path / "hub.parquet"), "--k", k, "--no-guard"],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         assert load_ranking(tmp_path / "h.csv")["id"].iloc[0] == first

@@ -53,6 +53,13 @@ def rank_command(
             "those candidate links only (0: all mass)."
         ),
     ] = LinkConfig().k,
+    guard: Annotated[
+        bool,
+        typer.Option(
+            help="Whether the tracks were linked with the label-free guard: confidence then "
+            "counts only the associations it let in (as `attrackt link --guard` did)."
+        ),
+    ] = LinkConfig().guard,
 ) -> None:
     """Rank cells for proof-reading, most ambiguous first, with the solver's and model's links."""
     from attrackt.active import RankConfig, rank_cells, save_ranking, select
@@ -68,7 +75,7 @@ def rank_command(
             config,
             gt=Tracks.load(gt) if gt is not None else None,
             annotations=Annotations.load(annotations) if annotations is not None else None,
-            candidates=LinkConfig(k=k) if k > 0 else None,
+            candidates=LinkConfig(k=k, guard=guard) if k > 0 else None,
         )
         if top is not None:
             ranking = ranking.iloc[: len(select(ranking, top))]
