@@ -114,13 +114,15 @@ def divisions():
 
 def test_a_false_division_outranks_the_true_ones_the_model_sends_little_mass_across():
     """Against 2, every true division (mass ~0.2) would score 1.8 and the false one (mass
-    0.95) 1.05; against the model's own median mass at the solver's divisions, the false one
+    0.95) 1.05; the model's median mass at the solver's divisions (0.2) sets every division's
+    base (2 - 0.2), and how unlike that typical division a cell is comes on top: the false one
     stands out, both by its mass and by the gap between its two children."""
     det, gt, solver, assoc = divisions()
     scores = dict(zip(det.ids.tolist(), ambiguity_scores(det, solver, assoc).tolist(), strict=True))
     true_divisions = [scores[m] for m in (0, 1, 2)]
-    assert scores[3] == pytest.approx(0.85)  # the gap 0.9 - 0.05 beats |0.95 - median 0.2|
-    assert max(true_divisions) < 0.1 < scores[3]
+    assert scores[3] == pytest.approx(1.8 + 0.85)  # the gap 0.9 - 0.05 beats |0.95 - 0.2|
+    assert max(true_divisions) < 1.85 < scores[3]
+    assert min(true_divisions) > 1.8  # still before every cell with one child
     assert rank_cells(det, solver, assoc)["id"].iloc[0] == 3
     assert wrong_links(det, solver, gt)[det.rows_of(np.array([3]))[0]] == 1
 
@@ -321,10 +323,11 @@ def test_cli_ranks_records_checks_and_exports(tmp_path):
     assert result.exit_code == 0, result.output
     assert load_ranking(tmp_path / "r.csv")["id"].tolist() == [2, 1]
     # a solver that divides 2 (12, 13): the model's own mass at the solver's divisions (1.95,
-    # its only one) is the reference, unless the solver linked with the guard (the default),
-    # which cannot judge a model on three cells: then the division is scored against 2
+    # its only one) is the reference (2 - 1.95 + the gap 0.98 - 0.97), unless the solver linked
+    # with the guard (the default), which cannot judge a model on three cells: then the
+    # division is scored against 2 (|1.95 - 2|)
     Tracks(det, [[0, 10], [2, 12], [2, 13], [10, 20]]).save(tmp_path / "divides")
-    for flag, expected in (("--no-guard", 0.01), ("--guard", 0.05)):
+    for flag, expected in (("--no-guard", 0.06), ("--guard", 0.05)):
         result = run(
             app, ["rank", str(tmp_path / "det.parquet"), str(tmp_path / "divides"), "--out",
                   str(tmp_path / "g.csv"), "--associations", str(tmp_path / "assoc.parquet"), flag],
