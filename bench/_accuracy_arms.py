@@ -57,11 +57,21 @@ class Evaluation:
     """Links and scores every arm of one dataset."""
 
     def __init__(
-        self, name: str, store, folder: Path, seeds: list[int], guard_config, motion=()
+        self,
+        name: str,
+        store,
+        folder: Path,
+        seeds: list[int],
+        guard_config,
+        motion=(),
+        ensemble_size: int | None = None,
     ) -> None:
-        """``motion``: the arm names of the unsupervised models trained with a motion loss."""
+        """``motion``: the arm names of the unsupervised models trained with a motion loss;
+        ``ensemble_size``: the ``ensemble`` arm averages this many consecutive seeds' models,
+        one value per group (None: all seeds, one value)."""
         self.name, self.store, self.folder, self.seeds = name, store, folder, seeds
         self.guard_config, self.motion = guard_config, tuple(motion)
+        self.ensemble_size = ensemble_size or len(seeds)
         self.config = link_config()
 
     def detections(self, seq: str):
@@ -144,9 +154,9 @@ class Evaluation:
                     if assoc is not None:
                         entry[f"aogm_unsupervised_{arm}"] = self.score("01", assoc)["aogm"]
                 tuning.append(entry)
-        if ensemble:
-            mean = mean_associations(ensemble)
-            add("ensemble", self.score("02", mean))
+        size = self.ensemble_size
+        for start in range(0, len(ensemble) - size + 1, size):
+            add("ensemble", self.score("02", mean_associations(ensemble[start : start + size])))
         return {"arms": arms, "guard": guards, "tuning": tuning}
 
 

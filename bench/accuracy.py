@@ -15,7 +15,8 @@ backwards, every node pinned, the method's costs):
 - ablations: the last checkpoint instead of the best (lowest validation loss) for
   ``unsupervised`` and ``supervised``; ``embedding_input``: the unsupervised model with the
   appearance vector in its token input (best and last); ``ensemble``: the mean association of
-  the seeds' unsupervised models.
+  the seeds' unsupervised models (all seeds, or groups of ``--ensemble-size`` consecutive seeds:
+  one value per group).
 
 Each seed runs the whole chain (auto-encoder, models) with that seed. The guard's settings are
 chosen on the training movies (01): the ``tuning`` block of the JSON holds, per dataset and
@@ -412,6 +413,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         "gpu_provenance": gpu["provenance"],
         "gpu_commit": gpu.get("commit"),
         "seeds": seeds,
+        "ensemble_size": args.ensemble_size or len(seeds),
         "budgets_minutes": gpu["budgets_minutes"],
         "batch_size": gpu["batch_size"],
         "model": gpu["model"],
@@ -441,7 +443,9 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             _jobs.untar(sorted(results.glob(f"{name}*.tar")), tmp)
             start = time.perf_counter()
-            found = Evaluation(name, store, Path(tmp), seeds, guard_config, motion).run()
+            found = Evaluation(
+                name, store, Path(tmp), seeds, guard_config, motion, args.ensemble_size
+            ).run()
         found["kind"] = "synthetic" if name.startswith("synthetic") else "real (CTC)"
         found["test"] = "02"
         found["seconds"] = round(time.perf_counter() - start, 1)
@@ -543,6 +547,10 @@ def main() -> None:
     )  # fmt: skip
     e.add_argument("--datasets", help="comma-separated subset")
     e.add_argument("--json", help="where to write [bench/results/accuracy.json]")
+    e.add_argument(
+        "--ensemble-size", type=int, help="the ensemble arm averages this many consecutive "
+        "seeds' unsupervised models, one value per group [all seeds: one value]",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.phase == "prepare":
