@@ -154,22 +154,12 @@ class Evaluation:
                     if assoc is not None:
                         entry[f"aogm_unsupervised_{arm}"] = self.score("01", assoc)["aogm"]
                 tuning.append(entry)
+        from attrackt.data import Associations
+
         size = self.ensemble_size
         for start in range(0, len(ensemble) - size + 1, size):
-            add("ensemble", self.score("02", mean_associations(ensemble[start : start + size])))
+            add("ensemble", self.score("02", Associations.mean(ensemble[start : start + size])))
         return {"arms": arms, "guard": guards, "tuning": tuning}
-
-
-def mean_associations(parts: list):
-    """The mean score of each pair over ``parts`` (absent = 0)."""
-    import pandas as pd
-
-    from attrackt.data import Associations
-
-    table = pd.concat([p.table for p in parts]).groupby(["source", "target", "dt"], sort=False)
-    summed = table["score"].sum().reset_index()
-    summed["score"] = summed["score"] / len(parts)
-    return Associations(summed)
 
 
 def print_dataset(name: str, found: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -77,6 +78,21 @@ def test_prepare_embed_train_predict(dataset, tmp_path):
         linked = Tracks.load(tracks)
         assert linked.detections.equals(Detections.load(tmp_path / "d02.parquet"))
         assert len(linked.edges) > len(second) // 2
+    # both models at once: the ensemble's score of a pair is the mean of theirs (absent = 0)
+    both = tmp_path / "both.parquet"
+    run(
+        "predict", embedded, "--checkpoint", tmp_path / "unsup" / "last.pt", "--checkpoint",
+        tmp_path / "sup" / "last.pt", "--out", both, "--sequences", "02", "--no-tta",
+        "--device", "cpu",
+    )  # fmt: skip
+    ensemble = Associations.load(both)
+    unsup, sup = (Associations.load(tmp_path / f"{n}.parquet") for n in ("unsup", "sup"))
+    pairs = pd.concat([unsup.table, sup.table])[["source", "target"]].drop_duplicates()
+    expected = (
+        unsup.lookup(pairs.source, pairs.target) + sup.lookup(pairs.source, pairs.target)
+    ) / 2
+    assert len(ensemble) == len(pairs) and ensemble.meta["ensemble"] == 2
+    np.testing.assert_allclose(ensemble.lookup(pairs.source, pairs.target), expected, rtol=1e-6)
 
 
 def test_train_reports_what_does_not_fit(dataset, tmp_path):

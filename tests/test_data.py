@@ -123,6 +123,19 @@ def test_associations_lookup_mass_and_round_trip(tmp_path) -> None:
         Associations.from_arrays(np.array([1, 1]), np.array([2, 2]), np.array([0.1, 0.2]))
 
 
+def test_the_mean_of_associations_counts_an_absent_pair_as_zero() -> None:
+    a = Associations.from_arrays(np.array([1, 1]), np.array([2, 3]), np.array([0.8, 0.2]))
+    b = Associations.from_arrays(np.array([1, 4]), np.array([2, 5]), np.array([0.4, 0.6]), [1, 2])
+    mean = Associations.mean([a, b])
+    assert mean.lookup(np.array([1, 1, 4]), np.array([2, 3, 5])).tolist() == pytest.approx(
+        [0.6, 0.1, 0.3]
+    )
+    assert mean.table.set_index("target")["dt"].to_dict() == {2: 1, 3: 1, 5: 2}
+    assert mean.meta["ensemble"] == 2
+    with pytest.raises(InputError, match="no associations"):
+        Associations.mean([])
+
+
 def test_annotations_latest_wins_history_kept(tmp_path) -> None:
     path = tmp_path / "answers.jsonl"
     journal = Annotations(path)

@@ -212,7 +212,13 @@ def train_command(
 @app.command("predict")
 def predict_command(
     data: StoreOrDetections,
-    checkpoint: Annotated[Path, typer.Option(help="A checkpoint of `attrackt train`.")],
+    checkpoint: Annotated[
+        list[Path],
+        typer.Option(
+            help="A checkpoint of `attrackt train`; give it more than once to average the "
+            "models' associations (an ensemble, e.g. of training seeds)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Associations parquet to write.")],
     sequences: SequencesOption = None,
     tta: Annotated[
@@ -229,7 +235,9 @@ def predict_command(
         typer.Option(help="Also write the scored detections (parquet) for `attrackt link`."),
     ] = None,
 ) -> None:
-    """Score every pair of detections up to MAX_DT frames apart with a trained model."""
+    """Score every pair of detections up to MAX_DT frames apart with a trained model (the
+    mean score over several models where more than one checkpoint is given)."""
+    from attrackt.data import Associations
     from attrackt.predict import PredictConfig, predict_from_checkpoint
 
     with reported():
@@ -237,18 +245,20 @@ def predict_command(
         config = PredictConfig(
             max_dt=max_dt, threshold=threshold, tta=tta, batch_size=batch_size, device=device
         )
-        associations = predict_from_checkpoint(checkpoint, detections, config)
+        parts = [predict_from_checkpoint(path, detections, config) for path in checkpoint]
+        associations = parts[0] if len(parts) == 1 else Associations.mean(parts)
         associations.save(out)
         if detections_out is not None:
             detections.save(detections_out)
-    meta = associations.meta
+    frames, seconds = associations.meta["frames"], sum(p.meta["seconds"] for p in parts)
     logging.getLogger(__name__).info(
-        "wrote %d associations to %s (%d frames in %.1f s: %.1f frames/s)",
+        "wrote %d associations to %s (%d model%s, %d frames in %.1f s)",
         len(associations),
         out,
-        meta["frames"],
-        meta["seconds"],
-        meta["frames"] / max(meta["seconds"], 1e-9),
+        len(parts),
+        "s" if len(parts) > 1 else "",
+        frames,
+        seconds,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,18 @@ class Associations:
         hit = idx >= 0
         out[hit] = self.table["score"].to_numpy()[idx[hit]]
         return out
+
+    @classmethod
+    def mean(cls, parts: Sequence[Associations]) -> Associations:
+        """The mean score of each pair over ``parts`` (a pair absent from a part counts 0): the
+        associations of an ensemble of models. ``meta`` is the first part's, with
+        ``ensemble`` (how many parts) added."""
+        if not parts:
+            raise InputError(None, "the mean of no associations is undefined")
+        table = pd.concat([p.table for p in parts]).groupby(["source", "target", "dt"], sort=False)
+        summed = table["score"].sum().reset_index()
+        summed["score"] = summed["score"] / len(parts)
+        return cls(summed, dict(parts[0].meta, ensemble=len(parts)))
 
     def between(self, pairs: np.ndarray) -> Associations:
         """Only the rows whose ``(source, target)`` is one of the ``(E, 2)`` id ``pairs``."""
