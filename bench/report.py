@@ -205,6 +205,7 @@ HELA_RUNS = {
     "wrong parents on held-out frames instead of the lowest loss",
     "accuracy_interactive_base.json": "HeLa's and DIC's jobs; its seed-0 models are the "
     "fine-tuning benchmark's base",
+    "accuracy_ensemble.json": "HeLa's unsupervised jobs alone, 9 seeds",
 }
 
 
@@ -253,6 +254,40 @@ def render_hela_runs(_: dict) -> list[str]:
             f"{', '.join(str(s) for s in steps if s is not None) or '–'} | {supervised} |"
         )
     return lines
+
+
+def render_ensemble(data: dict) -> list[str]:
+    name = "Fluo-N2DL-HeLa"
+    arms = data["datasets"][name]["arms"]
+    size, seeds = data["ensemble_size"], data["seeds"]
+    groups = [seeds[k : k + size] for k in range(0, len(seeds) - size + 1, size)]
+    budgets = data["budgets_minutes"]
+    single, sd = mean_sd(arms["unsupervised"]["aogm"])
+    gain = single - mean_sd(arms["ensemble"]["aogm"])[0]
+    per_group = "; ".join(
+        f"seeds {', '.join(map(str, g))}: {v:g}"
+        for g, v in zip(groups, arms["ensemble"]["aogm"], strict=True)
+    )
+    return [
+        "### Ensembles of seeds (`results/accuracy_ensemble.json`)",
+        "",
+        f"HeLa's unsupervised chain with {len(seeds)} seeds in one run (auto-encoder "
+        f"{_minutes(budgets['ae'])}, model {_minutes(budgets['unsupervised'])}, "
+        f"{len(data['training'])} jobs on {len(data['gpu_provenance']['machine']['gpus'])} GPUs), "
+        f"and the mean association of {size} seeds' models (`attrackt predict` with "
+        f"{size} `--checkpoint`s), {len(groups)} such ensembles. AOGM on HeLa 02:",
+        "",
+        "| position only | one model (per seed) | one model, guarded | "
+        f"ensemble of {size} (per ensemble) |",
+        "|---|---|---|---|",
+        f"| {_cell(arms['position']['aogm'], 1)} | {_cell(arms['unsupervised']['aogm'], 1)} | "
+        f"{_cell(arms['guarded']['aogm'], 1)} | {_cell(arms['ensemble']['aogm'], 1)} |",
+        "",
+        f"Per ensemble: {per_group}. The ensembles' mean AOGM is {abs(gain):.1f} "
+        f"{'lower' if gain > 0 else 'higher'} than one model's, "
+        f"{'within' if abs(gain) <= sd else 'beyond'} one model's standard deviation "
+        f"({sd:.1f}), for {size} times the training.",
+    ]
 
 
 def render_link_weights(data: dict) -> list[str]:
@@ -458,6 +493,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy_run_a.json": render_input_ablation,
     "accuracy_motion.json": render_motion,
     "accuracy_hela_alone.json": render_hela_runs,
+    "accuracy_ensemble.json": render_ensemble,
     "link_weights.json": render_link_weights,
     "interactive.json": render_interactive,
     "ssvm_convergence.json": render_ssvm,
