@@ -399,8 +399,41 @@ def render_interactive(data: dict) -> list[str]:
                 f"A LoRA fine-tuning took {median:.0f} s (median; {min(seconds):.0f}-"
                 f"{max(seconds):.0f} s; GPUs shared by the jobs, as the gpu_provenance says).",
             ]
-        lines.append("")
+        lines += ["", *_interactive_findings(rankings), ""]
     return lines
+
+
+def _interactive_findings(rankings: dict) -> list[str]:
+    """What the issue asks of the tables: learning against pinning alone (errors outside,
+    confidence ranking, 100 and 250 answers) and confidence against random (pinning alone,
+    AOGM of the whole movie, every budget)."""
+
+    def mean(found: dict, arm: str, key: str) -> float:
+        return mean_sd(found[arm][key])[0]
+
+    learned = []
+    for budget in ("100", "250"):
+        found = rankings["confidence"][budget]
+        pin = mean(found, "pin", "errors_outside")
+        best = min((a for a in found if a != "pin"), key=lambda a: mean(found, a, "errors_outside"))
+        value = mean(found, best, "errors_outside")
+        learned.append(
+            f"{budget} answers: {best} {value:.1f} against {pin:.1f} "
+            f"({100 * (value - pin) / pin:+.0f} %)"
+        )
+    versus = [
+        (budget, mean(found, "pin", "aogm"), mean(rankings["random"][budget], "pin", "aogm"))
+        for budget, found in rankings["confidence"].items()
+    ]
+    lower = sum(c < r for _, c, r in versus)
+    return [
+        "Best learning arm against pinning alone (errors outside, confidence ranking): "
+        + "; ".join(learned)
+        + f". Confidence against random (pinning alone, AOGM): lower at {lower} of "
+        f"{len(versus)} budgets ("
+        + ", ".join(f"{b}: {c:.1f} vs {r:.1f}" for b, c, r in versus)
+        + ")."
+    ]
 
 
 def render_run_cpu(data: dict) -> list[str]:
