@@ -6,8 +6,10 @@ The exact linker's costs are z-scored per movie: an edge costs ``distance - w * 
 (``LinkConfig.position_appear``, the choice this script made on 01). Here both are chosen on the
 training movies (01) of the accuracy benchmark, separately for position-only linking (``w = 0``)
 and for linking with the unsupervised model's associations, by the lowest geometric mean (over
-datasets) of the mean AOGM over seeds; then both choices, the defaults and position linking at
-``appear = 1`` (the default before) link the test movies (02).
+datasets) of the mean AOGM over seeds; so is, apart, the division cost (``hyper_bias``, a
+constant on every division hyper-edge) with the model at the default ``w`` and ``appear``. Then
+the choices, the defaults and position linking at ``appear = 1`` (the default before) link the
+test movies (02).
 
 It reads what ``bench/accuracy.py`` left (the stores of its ``prepare`` phase and the
 associations of its ``gpu`` phase, every seed's unsupervised model on 01 and 02) and needs no
@@ -41,15 +43,24 @@ from attrackt.link import LinkConfig  # noqa: E402
 
 APPEAR = (0.1, 0.25, 0.5, 0.75, 1.0)
 ASSOCIATION = (0.5, 1.0, 1.5)
+DIVISION = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT = {"appear": LinkConfig.appear, "association": -LinkConfig.association_weight}
 POSITION_DEFAULT = {"appear": LinkConfig.position_appear, "association": 0.0}
 
 
-def score(arms: Evaluation, seq: str, associations, appear: float, association: float) -> float:
+def score(
+    arms: Evaluation,
+    seq: str,
+    associations,
+    appear: float,
+    association: float,
+    division: float = LinkConfig.hyper_bias,
+) -> float:
     """AOGM of sequence ``seq`` linked with these weights (``associations`` None: position; the
-    start and end costs are ``appear`` either way)."""
+    start and end costs are ``appear`` either way; ``division``: the division hyper-edges'
+    bias)."""
     starts = dict.fromkeys(("appear", "disappear", "position_appear", "position_disappear"), appear)
-    found = arms.score(seq, associations, -association, **starts)
+    found = arms.score(seq, associations, -association, hyper_bias=division, **starts)
     return float(found["aogm"])
 
 
@@ -61,15 +72,18 @@ def model(arms: Evaluation, seed: int, seq: str):
     return found
 
 
-def grid(with_model: bool) -> list[dict[str, float]]:
-    """The settings tried: ``appear`` alone for position, ``appear`` x ``association`` else."""
-    if not with_model:
+def grid(arm: str) -> list[dict[str, float]]:
+    """The settings tried: ``appear`` alone for position, ``appear`` x ``association`` for the
+    model, the division cost alone (at the model's defaults) for ``division``."""
+    if arm == "position":
         return [{"appear": a, "association": 0.0} for a in APPEAR]
+    if arm == "division":
+        return [dict(DEFAULT, division=d) for d in DIVISION]
     return [{"appear": a, "association": w} for a, w in itertools.product(APPEAR, ASSOCIATION)]
 
 
 def key(setting: dict[str, float]) -> str:
-    return f"appear={setting['appear']:g},association={setting['association']:g}"
+    return ",".join(f"{name}={value:g}" for name, value in setting.items())
 
 
 def main() -> None:
@@ -86,7 +100,7 @@ def main() -> None:
     seeds = gpu["seeds"]
     measured = provenance()  # the tree as it was when the run began
     start = time.perf_counter()
-    tuning = {"position": {}, "model": {}}  # arm -> dataset -> setting -> AOGM per seed
+    tuning = {"position": {}, "model": {}, "division": {}}  # arm -> dataset -> setting -> AOGMs
     test = {}  # dataset -> arm -> AOGM per seed
     evaluations = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,11 +109,12 @@ def main() -> None:
             _jobs.untar(sorted(results.glob(f"{name}*.tar")), Path(tmp) / name)
             evaluations[name] = Evaluation(name, store, Path(tmp) / name, seeds, None)
         for name, arms in evaluations.items():
-            for arm, with_model in (("position", False), ("model", True)):
+            for arm in tuning:
+                with_model = arm != "position"
                 per = tuning[arm].setdefault(name, {})
                 for seed in seeds if with_model else seeds[:1]:
                     assoc = model(arms, seed, "01") if with_model else None
-                    for setting in grid(with_model):
+                    for setting in grid(arm):
                         aogm = score(arms, "01", assoc, **setting)
                         per.setdefault(key(setting), []).append(aogm)
             print(f"{name}: tuned on 01 ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -110,6 +125,7 @@ def main() -> None:
             "position chosen": _parse(chosen["position"][0]),
             "model default": dict(DEFAULT),
             "model chosen": _parse(chosen["model"][0]),
+            "model division chosen": _parse(chosen["division"][0]),
         }
         for name, arms in evaluations.items():
             test[name] = {arm: [] for arm in settings}
@@ -141,6 +157,7 @@ def main() -> None:
             "grid": {
                 "appear": APPEAR,
                 "association": ASSOCIATION,
+                "division": DIVISION,
                 "default": DEFAULT,
                 "position_default": POSITION_DEFAULT,
             },  # fmt: skip

@@ -303,7 +303,14 @@ def render_link_weights(data: dict) -> list[str]:
         f"{', '.join(f'{a:g}' for a in grid['appear'])}, w in "
         f"{', '.join(f'{w:g}' for w in grid['association'])}), separately for position only "
         "and for the unsupervised model's associations (those of `accuracy.json`, commit "
-        f"{data['gpu_commit']}), then used on 02 beside attrackt's defaults. AOGM on 02:",
+        f"{data['gpu_commit']})"
+        + (
+            "; apart, with the model at its defaults, the division cost (a constant on every "
+            f"division hyper-edge, in {', '.join(f'{d:g}' for d in grid['division'])})"
+            if "division" in grid
+            else ""
+        )
+        + "; then used on 02 beside attrackt's defaults. AOGM on 02:",
         "",
         "| dataset | " + " | ".join(f"{arm} ({_setting(settings[arm])})" for arm in settings)
         + " |",
@@ -324,7 +331,14 @@ def render_link_weights(data: dict) -> list[str]:
         f"{settings['position default']['appear']:g} (`--position-appear`, "
         "`--position-disappear`). With the model they beat the defaults on "
         f"{better('model chosen', 'model default')} of {n}, and attrackt keeps those "
-        "(`--appear`, `--disappear`).",
+        "(`--appear`, `--disappear`)."
+        + (
+            " The division cost chosen on 01 beats the default (0) on "
+            f"{better('model division chosen', 'model default')} of {n}; attrackt's default "
+            "is still 0, the choice is not adopted yet."
+            if "model division chosen" in settings
+            else ""
+        ),
     ]
     return lines
 
@@ -332,7 +346,8 @@ def render_link_weights(data: dict) -> list[str]:
 def _setting(setting: dict) -> str:
     if not setting["association"]:
         return f"appear {setting['appear']:g}"
-    return f"appear {setting['appear']:g}, w {setting['association']:g}"
+    division = f", division {setting['division']:g}" if "division" in setting else ""
+    return f"appear {setting['appear']:g}, w {setting['association']:g}{division}"
 
 
 def _unsupervised_term(ft: dict) -> str:
