@@ -334,8 +334,8 @@ def render_link_weights(data: dict) -> list[str]:
         "(`--appear`, `--disappear`)."
         + (
             " The division cost chosen on 01 beats the default (0) on "
-            f"{better('model division chosen', 'model default')} of {n}; attrackt's default "
-            "is still 0, the choice is not adopted yet."
+            f"{better('model division chosen', 'model default')} of {n}, and attrackt keeps 0 "
+            "(`LinkConfig.hyper_bias`)."
             if "model division chosen" in settings
             else ""
         ),
