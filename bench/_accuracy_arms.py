@@ -68,7 +68,8 @@ class Evaluation:
     ) -> None:
         """``motion``: the arm names of the unsupervised models trained with a motion loss;
         ``ensemble_size``: the ``ensemble`` arm averages this many consecutive seeds' models,
-        one value per group (None: all seeds, one value)."""
+        one value per group, none where a seed's model is missing (None: all seeds, one
+        value)."""
         self.name, self.store, self.folder, self.seeds = name, store, folder, seeds
         self.guard_config, self.motion = guard_config, tuple(motion)
         self.ensemble_size = ensemble_size or len(seeds)
@@ -118,7 +119,7 @@ class Evaluation:
         position_train = None
         tuning = []
         guards = []
-        ensemble: list = []
+        ensemble: dict = {}  # seed -> its unsupervised model's associations of 02
         for seed in self.seeds:
             add("position", position)
             emb = self.associations("embedding-distance", seed, "02")
@@ -135,7 +136,7 @@ class Evaluation:
             if unsup is None:
                 add("guarded", None)
                 continue
-            ensemble.append(unsup)
+            ensemble[seed] = unsup
             verdict = self.guard("02", unsup)
             add("guarded", self.score("02", unsup, guard=True))
             guards.append(verdict.to_dict()["sequences"])
@@ -157,8 +158,10 @@ class Evaluation:
         from attrackt.data import Associations
 
         size = self.ensemble_size
-        for start in range(0, len(ensemble) - size + 1, size):
-            add("ensemble", self.score("02", Associations.mean(ensemble[start : start + size])))
+        for start in range(0, len(self.seeds) - size + 1, size):
+            group = [ensemble.get(seed) for seed in self.seeds[start : start + size]]
+            complete = None not in group
+            add("ensemble", self.score("02", Associations.mean(group)) if complete else None)
         return {"arms": arms, "guard": guards, "tuning": tuning}
 
 

@@ -181,14 +181,7 @@ def wrong_links(detections: Detections, solver: Tracks, gt: Tracks) -> np.ndarra
     lacks plus the ground truth's that the solver lacks."""
 
     def next_frame(tracks: Tracks) -> set[tuple[int, int]]:
-        edges = tracks.edges
-        if not len(edges):
-            return set()
-        det = tracks.detections
-        known = det.has_ids(edges).all(axis=1)
-        edges = edges[known]
-        dt = det.times[det.rows_of(edges[:, 1])] - det.times[det.rows_of(edges[:, 0])]
-        return set(map(tuple, edges[dt == 1].tolist()))
+        return set(map(tuple, next_frame_links(tracks.detections, tracks).tolist()))
 
     differ = next_frame(solver) ^ next_frame(gt)
     counts = pd.Series([p for p, _ in differ], dtype=np.int64).value_counts()
