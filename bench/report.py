@@ -343,6 +343,32 @@ def render_link_weights(data: dict) -> list[str]:
     return lines
 
 
+def render_ranking(data: dict) -> list[str]:
+    budgets = [str(b) for b in data["budgets"]]
+    lines = [
+        "### Which cells to ask about first (`bench/ranking.py` → `results/ranking.json`)",
+        "",
+        "On the training movies (01), with every seed's unsupervised model of the accuracy run "
+        f"(commit {data['gpu_commit']}; seeds {', '.join(map(str, data['seeds']))}) and its "
+        "guarded linking: the wrongly linked cells among a ranking's top B, mean over seeds, and "
+        "in brackets the AOGM once those B cells' answers are pinned. *method*: "
+        "|Σ A − Σ S|; *attrackt*: the solver's divisions scored against the model's typical "
+        "division where the guard trusts it (`attrackt.active`); *random*: the expected count.",
+        "",
+        "| dataset | score | " + " | ".join(f"top {b}" for b in budgets) + " |",
+        "|---" * (len(budgets) + 2) + "|",
+    ]
+    for name, by_score in data["datasets"].items():
+        for label, figures in by_score.items():
+            cells = []
+            for b in budgets:
+                wrong = mean_sd(figures["wrong"][b])[0]
+                aogm = figures["aogm"].get(b)
+                cells.append(f"{wrong:.1f}" + (f" ({mean_sd(aogm)[0]:.1f})" if aogm else ""))
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _setting(setting: dict) -> str:
     if not setting["association"]:
         return f"appear {setting['appear']:g}"
@@ -543,6 +569,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy_hela_alone.json": render_hela_runs,
     "accuracy_ensemble.json": render_ensemble,
     "link_weights.json": render_link_weights,
+    "ranking.json": render_ranking,
     "interactive.json": render_interactive,
     "ssvm_convergence.json": render_ssvm,
     "run_cpu.json": render_run_cpu,

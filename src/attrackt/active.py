@@ -11,8 +11,7 @@ ranking's top 250 cells, 1 was linked wrongly counting all mass, 48 counting can
 
 Where the solver divides ``v``, the score also weighs what the model says at the solver's
 divisions: models trained without labels send little mass across a division (the mother looks
-unlike her daughters; on the training movies 01 the median mass at the solver's divisions was
-0.4 on HeLa), so against 2 the correct divisions came first and the false ones (one strong
+unlike her daughters), so against 2 the correct divisions came first and the false ones (one strong
 child, mass near 1) after them. A divided cell scores ``2 - m + max(|mass - m|, gap)``, with
 ``m`` the median mass over the solver's divisions in its sequence and ``gap`` the difference
 between the scores of its two chosen children (a false division keeps one strong child): a
@@ -22,13 +21,12 @@ come before it.
 Only a model the linker trusts is calibrated against: in a sequence where the solver's label-free
 guard switched the associations off (:func:`attrackt.link.guarded`), or that no association
 covers, ``m`` is 2 (the method's score, which asks about the solver's divisions first). Chosen
-on the training movies 01 (HeLa, DIC, two synthetic movies; the models of two benchmark runs,
-3 seeds each) against the method's score: wrongly linked cells among a ranking's top 10 / 25
-rose from 0.3-1.0 / 1.3 to 7.3-9.0 / 15.3-15.7 on HeLa (means over seeds) and from 0 / 0 to
-4.7 / 7.7 on the look-alike movie, with as many deeper (100 to 1,000 cells: at most 0.3 fewer,
-on average); pinning the answers to HeLa 01's top 10 / 100 cells left AOGM 50.5-52.5 / 27-31
-against 62.5-71 / 44.5-50. (Scoring divisions by ``max(|mass - m|, gap)`` alone found more at
-the top but fewer at 250-1,000.) On DIC, whose models the guard switches off, nothing changes."""
+on the training movies 01 (``bench/ranking.py`` -> ``results/ranking.json``: HeLa, DIC, two
+synthetic movies, the accuracy benchmark's models, 3 seeds) against the method's score: wrongly
+linked cells among a ranking's top 10 / 25 rose from 1.0 / 1.3 to 7.3 / 15.7 on HeLa (means
+over seeds) and from 0 / 0 to 4.7 / 7.7 on the look-alike movie, with as many deeper (100 to
+1,000 cells: at most 0.3 fewer); pinning the answers to HeLa 01's top 10 / 100 cells left AOGM
+69.5 / 41.3 against 79.8 / 50.3. On DIC, whose models the guard switches off, nothing changes."""
 
 from __future__ import annotations
 
