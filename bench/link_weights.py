@@ -7,9 +7,12 @@ The exact linker's costs are z-scored per movie: an edge costs ``distance - w * 
 training movies (01) of the accuracy benchmark, separately for position-only linking (``w = 0``)
 and for linking with the unsupervised model's associations, by the lowest geometric mean (over
 datasets) of the mean AOGM over seeds; so is, apart, the division cost (``hyper_bias``, a
-constant on every division hyper-edge) with the model at the default ``w`` and ``appear``. Then
-the choices, the defaults and position linking at ``appear = 1`` (the default before) link the
-test movies (02).
+constant on every division hyper-edge) with the model at the default ``w`` and ``appear``; and
+so is the border where track starts and ends are free (``LinkConfig.border_cells``, in typical
+cell diameters, 0: nowhere), at every other default and with the guard on, as attrackt links
+(where the guard turns the model off, on position alone). Each choice is made at the others'
+defaults. Then the choices, the defaults and position linking at ``appear = 1`` (the default
+before) link the test movies (02).
 
 It reads what ``bench/accuracy.py`` left (the stores of its ``prepare`` phase and the
 associations of its ``gpu`` phase, every seed's unsupervised model on 01 and 02) and needs no
@@ -44,6 +47,7 @@ from attrackt.link import LinkConfig  # noqa: E402
 APPEAR = (0.1, 0.25, 0.5, 0.75, 1.0)
 ASSOCIATION = (0.5, 1.0, 1.5)
 DIVISION = (0.0, 0.25, 0.5, 0.75, 1.0)
+BORDER = (0.0, 0.5, 1.0, 1.5, 2.0)
 DEFAULT = {"appear": LinkConfig.appear, "association": -LinkConfig.association_weight}
 POSITION_DEFAULT = {"appear": LinkConfig.position_appear, "association": 0.0}
 
@@ -55,10 +59,17 @@ def score(
     appear: float,
     association: float,
     division: float = LinkConfig.hyper_bias,
+    border: float | None = None,
 ) -> float:
     """AOGM of sequence ``seq`` linked with these weights (``associations`` None: position; the
     start and end costs are ``appear`` either way; ``division``: the division hyper-edges'
-    bias)."""
+    bias). ``border`` (free starts and ends within that many cell diameters of the border):
+    linked as attrackt does, guarded and at the default position costs; None: unguarded, at
+    the default border."""
+    if border is not None:
+        found = arms.score(seq, associations, -association, guard=True, border_cells=border,
+                           hyper_bias=division, appear=appear, disappear=appear)  # fmt: skip
+        return float(found["aogm"])
     starts = dict.fromkeys(("appear", "disappear", "position_appear", "position_disappear"), appear)
     found = arms.score(seq, associations, -association, hyper_bias=division, **starts)
     return float(found["aogm"])
@@ -74,11 +85,14 @@ def model(arms: Evaluation, seed: int, seq: str):
 
 def grid(arm: str) -> list[dict[str, float]]:
     """The settings tried: ``appear`` alone for position, ``appear`` x ``association`` for the
-    model, the division cost alone (at the model's defaults) for ``division``."""
+    model, the division cost alone (at the model's defaults) for ``division``, the border alone
+    for ``border``."""
     if arm == "position":
         return [{"appear": a, "association": 0.0} for a in APPEAR]
     if arm == "division":
         return [dict(DEFAULT, division=d) for d in DIVISION]
+    if arm == "border":
+        return [dict(DEFAULT, border=b) for b in BORDER]
     return [{"appear": a, "association": w} for a, w in itertools.product(APPEAR, ASSOCIATION)]
 
 
@@ -100,7 +114,12 @@ def main() -> None:
     seeds = gpu["seeds"]
     measured = provenance()  # the tree as it was when the run began
     start = time.perf_counter()
-    tuning = {"position": {}, "model": {}, "division": {}}  # arm -> dataset -> setting -> AOGMs
+    tuning = {
+        "position": {},
+        "model": {},
+        "division": {},
+        "border": {},
+    }  # arm -> dataset -> setting -> AOGMs
     test = {}  # dataset -> arm -> AOGM per seed
     evaluations = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,13 +145,15 @@ def main() -> None:
             "model default": dict(DEFAULT),
             "model chosen": _parse(chosen["model"][0]),
             "model division chosen": _parse(chosen["division"][0]),
+            "attrackt no border": dict(DEFAULT, border=0.0),
+            "attrackt border chosen": _parse(chosen["border"][0]),
         }
         for name, arms in evaluations.items():
             test[name] = {arm: [] for arm in settings}
             for seed in seeds:
                 assoc = model(arms, seed, "02")
                 for arm, setting in settings.items():
-                    uses_model = arm.startswith("model")
+                    uses_model = arm.startswith(("model", "attrackt"))
                     test[name][arm].append(score(arms, "02", assoc if uses_model else None,
                                                  **setting))  # fmt: skip
     print(f"\nAOGM on 02, mean ± sd over seeds {seeds}")
@@ -158,6 +179,7 @@ def main() -> None:
                 "appear": APPEAR,
                 "association": ASSOCIATION,
                 "division": DIVISION,
+                "border": BORDER,
                 "default": DEFAULT,
                 "position_default": POSITION_DEFAULT,
             },  # fmt: skip

@@ -134,3 +134,43 @@ def test_border_margin_frees_appear_and_disappear_near_the_border() -> None:
     assert compute_costs(graph, LinkConfig(border_margin=5), flat.meta).appear_free[middle][1]
     with pytest.raises(InputError, match="image_shape"):
         compute_costs(graph, LinkConfig(border_margin=5), {})
+
+
+def test_border_cells_free_starts_within_typical_cell_diameters_of_the_border() -> None:
+    t = np.repeat([0, 1, 2], 3)
+    # the cells sit 50, 12 and 4 px from the top border; all have the area of a disc of diameter 10
+    pos = np.array([[50, 50], [12, 50], [4, 30]] * 3, float)
+    area = np.full(len(t), np.pi * 25)
+    det = Detections.from_arrays(t, pos, area=area, meta={"image_shape": {"": [100, 100]}})
+    graph = build_candidates(det)
+    np.testing.assert_allclose(graph.diameter, 10)
+    middle = graph.rows_of(np.array([3, 4, 5]))
+
+    def free(config: LinkConfig, meta=det.meta, g=graph) -> list[bool]:
+        costs = compute_costs(g, config, meta)
+        assert (costs.appear_free[middle] == costs.disappear_free[middle]).all()
+        return costs.appear_free[middle].tolist()
+
+    assert free(LinkConfig()) == [False, False, True]  # the default: one diameter (10 px)
+    assert free(LinkConfig(border_cells=1.5)) == [False, True, True]
+    assert free(LinkConfig(border_cells=0)) == free(LinkConfig(border_cells=None)) == [False] * 3
+    assert free(LinkConfig(border_cells=1.5, border_margin=3)) == [False] * 3  # margin wins
+    # the margin follows the cells' size: twice as wide cells reach 12 px from the border
+    big = Detections.from_arrays(t, pos, area=area * 4, meta=det.meta)
+    assert free(LinkConfig(), g=build_candidates(big)) == [False, True, True]
+    # without an area or an image shape the border is left out
+    bare = build_candidates(Detections.from_arrays(t, pos, meta=det.meta))
+    assert bare.diameter is None
+    assert free(LinkConfig(), g=bare) == [False] * 3
+    assert free(LinkConfig(), meta={}) == [False] * 3
+    with pytest.raises(InputError, match="border_cells"):
+        LinkConfig(border_cells=-1)
+
+
+def test_border_cells_measure_a_ball_in_3d() -> None:
+    det = Detections.from_arrays(
+        np.array([0, 1]),
+        np.array([[5.0, 20, 20], [5.0, 20, 20]]),
+        area=np.full(2, np.pi / 6 * 8**3),
+    )
+    np.testing.assert_allclose(build_candidates(det).diameter, 8)

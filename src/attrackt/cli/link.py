@@ -124,8 +124,19 @@ def link_command(
             f"{LINK.position_disappear}, or --disappear where that is given]."
         ),
     ] = None,
+    border_cells: Annotated[
+        float | None,
+        typer.Option(
+            help="Track starts and ends within this many typical cell diameters of the image "
+            "border are free (cells come into view there); 0: nowhere."
+        ),
+    ] = LINK.border_cells,
     border_margin: Annotated[
-        float | None, typer.Option(help="Starts and ends this close to the border are free.")
+        float | None,
+        typer.Option(
+            help="Instead of --border-cells: starts and ends this close to the border "
+            "are free (in the voxel size's units)."
+        ),
     ] = LINK.border_margin,
     voxel_size: Annotated[
         str | None, typer.Option(help="Pixel size per axis, e.g. 2,1,1 (Z,Y,X).")
@@ -181,6 +192,7 @@ def link_command(
             position_appear=_start_cost(position_appear, appear, "appear"),
             position_disappear=_start_cost(position_disappear, disappear, "disappear"),
             normalise=normalise,
+            border_cells=border_cells,
             border_margin=border_margin,
             pin_nodes=pin_nodes,
             guard=guard,

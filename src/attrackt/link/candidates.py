@@ -30,7 +30,9 @@ class CandidateGraph:
     regular edges parent -> child 1 and parent -> child 2 of each hyper-edge. Features:
     ``*_distance`` (in scaled units) and ``*_association`` (``None`` without associations).
     ``informed`` marks the sequences (by code) that associations cover; the others link on
-    position alone (every sequence without associations, ``None``).
+    position alone (every sequence without associations, ``None``). ``diameter``: each
+    detection's equivalent diameter (of a disc or ball of its ``area``; ``None`` without an
+    ``area`` column).
     """
 
     ids: np.ndarray  # (N,) int64
@@ -47,6 +49,7 @@ class CandidateGraph:
     edge_association: np.ndarray | None = None  # (E,)
     hyper_association: np.ndarray | None = None  # (H,)
     informed: np.ndarray | None = None  # (S,) bool
+    diameter: np.ndarray | None = None  # (N,) float64
 
     def on_position(self) -> np.ndarray:
         """Nodes of the sequences that link on position alone (no associations cover them)."""
@@ -163,6 +166,7 @@ def build_candidates(
         edge_association=None if associations is None else np.zeros(0),
         hyper_association=None if associations is None else np.zeros(0),
         informed=_informed(detections, seq, len(names), associations),
+        diameter=_diameters(detections),
     )
     graph = _append_edges(graph, edge_rows, associations)
     if config.divisions:
@@ -192,6 +196,16 @@ def _layout(
     scale = check_voxel_size(config.voxel_size, detections.ndim)
     codes, names = pd.factorize(detections.table["sequence"], sort=True)
     return scale, detections.positions() * scale, codes.astype(np.int64), list(names)
+
+
+def _diameters(detections: Detections) -> np.ndarray | None:
+    """Each detection's equivalent diameter: that of the disc (2D) or ball (3D) of its
+    ``area``, in the area's units (``None`` without an ``area`` column)."""
+    if "area" not in detections.table.columns:
+        return None
+    ndim = detections.ndim
+    area = detections.table["area"].to_numpy(np.float64)
+    return (2 * ndim * np.clip(area, 0, None) / np.pi) ** (1 / ndim)
 
 
 def _frame_blocks(t: np.ndarray, seq: np.ndarray) -> dict[tuple[int, int], slice]:

@@ -35,8 +35,14 @@ class LinkConfig:
     + edge_bias + gap_weight * (dt - 1)``; a division hyper-edge (parent; two children) has its
     own ``hyper_*`` weights over the distance from the parent to the children's midpoint and the
     mean of the two association scores. Appearing costs ``appear`` except where the previous
-    frame of the sequence is empty (the first frame, for one) or, with ``border_margin``, near the
-    image border; disappearing likewise with the next frame. A sequence that links on position
+    frame of the sequence is empty (the first frame, for one) or near the image border, where
+    cells come into view; disappearing likewise with the next frame, and where they leave it.
+    Near the border means within ``border_cells`` typical cell diameters (the median
+    equivalent diameter of the sequence's detections, from their ``area``) or, where
+    ``border_margin`` is given, within that distance; ``border_cells = None`` and no
+    ``border_margin``: nowhere. The default border, one cell diameter, was chosen on the
+    training movies of the accuracy benchmark (``bench/link_weights.py``); without an ``area``
+    column or ``meta["image_shape"]`` it is left out (logged). A sequence that links on position
     alone (no associations given for it, or the guard turned them off) pays ``position_appear``
     and ``position_disappear`` instead (``None``: ``appear``, ``disappear``): 0.1, chosen on the
     training movies of the accuracy benchmark (``bench/link_weights.py``), where appear 1 left
@@ -74,6 +80,7 @@ class LinkConfig:
     position_appear: float | None = 0.1
     position_disappear: float | None = 0.1
     normalise: bool = True
+    border_cells: float | None = 1.0
     border_margin: float | None = None
     # solving
     pin_nodes: bool = True
@@ -113,6 +120,8 @@ class LinkConfig:
             if any(not 0 < s < math.inf for s in self.voxel_size):
                 raise bad(f"voxel_size must be positive, got {self.voxel_size}")
             object.__setattr__(self, "voxel_size", tuple(float(s) for s in self.voxel_size))
+        if self.border_cells is not None and not 0 <= self.border_cells < math.inf:
+            raise bad(f"border_cells must be >= 0, got {self.border_cells}")
         if self.border_margin is not None and not 0 <= self.border_margin < math.inf:
             raise bad(f"border_margin must be >= 0, got {self.border_margin}")
         if self.solver not in SOLVERS:

@@ -6,6 +6,7 @@ per-node disappear costs. :func:`compute_costs` assembles the terms a :class:`Li
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -16,6 +17,8 @@ import numpy as np
 from attrackt.errors import InputError
 from attrackt.link.candidates import CandidateGraph
 from attrackt.link.config import LinkConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -119,11 +122,13 @@ def _neighbour_frame_empty(graph: CandidateGraph, step: int) -> np.ndarray:
 
 
 def near_border(
-    graph: CandidateGraph, image_shape: Mapping[str, Sequence[int]] | Sequence[int], margin: float
+    graph: CandidateGraph,
+    image_shape: Mapping[str, Sequence[int]] | Sequence[int],
+    margin: float | Mapping[str, float],
 ) -> np.ndarray:
-    """Nodes closer than ``margin`` to the image border of their sequence, in the units of the
-    graph's voxel size (pixels without one): in a thin 3D stack, the z border only counts as
-    near as its planes are far apart."""
+    """Nodes closer than ``margin`` (one, or one per sequence name) to the image border of their
+    sequence, in the units of the graph's voxel size (pixels without one): in a thin 3D stack,
+    the z border only counts as near as its planes are far apart."""
     pix = graph.pixel_positions()
     out = np.zeros(graph.num_nodes, bool)
     for code, name in enumerate(graph.sequence_names):
@@ -134,8 +139,35 @@ def near_border(
         sel = graph.sequence == code
         p = pix[sel]
         dist = (np.minimum(p, shape - 1 - p) * graph.scale).min(axis=1)
-        out[sel] = dist < margin
+        out[sel] = dist < (margin[name] if isinstance(margin, Mapping) else margin)
     return out
+
+
+def border_nodes(
+    graph: CandidateGraph, config: LinkConfig, meta: Mapping[str, Any] | None = None
+) -> np.ndarray | None:
+    """The nodes whose track may start or end for free at the image border (``None``: none):
+    within ``config.border_margin`` of it or, without one, within ``config.border_cells``
+    median cell diameters of their sequence (left out, and logged, where the detections have
+    no ``area`` or ``meta`` no ``image_shape``)."""
+    shape = (meta or {}).get("image_shape")
+    if config.border_margin is not None:
+        if shape is None:
+            raise InputError(
+                "detections meta", "border_margin needs meta['image_shape'] (per sequence or one)"
+            )
+        return near_border(graph, shape, config.border_margin)
+    if not config.border_cells:
+        return None
+    if shape is None or graph.diameter is None:
+        missing = "an image_shape in their meta" if shape is None else "an area column"
+        logger.info("the detections have no %s: no free track starts at the border", missing)
+        return None
+    margin = {
+        name: config.border_cells * float(np.median(graph.diameter[graph.sequence == code]))
+        for code, name in enumerate(graph.sequence_names)
+    }
+    return near_border(graph, shape, margin)
 
 
 @dataclass
@@ -181,15 +213,8 @@ def _start_or_end(graph: CandidateGraph, cost: float, on_position: float) -> flo
 def cost_terms(
     graph: CandidateGraph, config: LinkConfig, meta: Mapping[str, Any] | None = None
 ) -> list[Cost]:
-    """The terms ``config`` asks for (``meta["image_shape"]`` is needed with a border margin)."""
-    border = None
-    if config.border_margin is not None:
-        shape = (meta or {}).get("image_shape")
-        if shape is None:
-            raise InputError(
-                "detections meta", "border_margin needs meta['image_shape'] (per sequence or one)"
-            )
-        border = near_border(graph, shape, config.border_margin)
+    """The terms ``config`` asks for (``meta["image_shape"]`` is needed with ``border_margin``)."""
+    border = border_nodes(graph, config, meta)
     norm = config.normalise
     config = config.with_position_costs()
     return [
