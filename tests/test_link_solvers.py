@@ -112,7 +112,7 @@ def test_motile_refuses_negative_appear_costs_that_the_fast_solver_takes_exactly
 
 @pytest.mark.parametrize("seed", range(6))
 def test_fast_equals_motile_with_the_default_start_costs(seed: int) -> None:
-    """The defaults: starts and ends cost 0.1 on position alone, 1 with associations."""
+    """The defaults: starts and ends cost less on position alone than with associations."""
     rng = np.random.default_rng(100 + seed)
     det = random_detections(rng, frames=5, per_frame=7)
     config = LinkConfig(k=3, pin_nodes=seed % 2 == 0)

@@ -44,9 +44,9 @@ class LinkConfig:
     training movies of the accuracy benchmark (``bench/link_weights.py``); without an ``area``
     column or ``meta["image_shape"]`` it is left out (logged). A sequence that links on position
     alone (no associations given for it, or the guard turned them off) pays ``position_appear``
-    and ``position_disappear`` instead (``None``: ``appear``, ``disappear``): 0.1, chosen on the
-    training movies of the accuracy benchmark (``bench/link_weights.py``), where appear 1 left
-    cells without a parent rather than start a track. With ``guard`` (the default)
+    and ``position_disappear`` instead (``None``: ``appear``, ``disappear``): 0.25, chosen on the
+    training movies of the accuracy benchmark (``bench/link_weights.py``, with the border free),
+    where appear 1 left cells without a parent rather than start a track. With ``guard`` (the default)
     associations count only in the sequences where the label-free guard passes them
     (:mod:`attrackt.link.guard`); elsewhere those sequences link on position alone.
 
@@ -77,8 +77,8 @@ class LinkConfig:
     gap_weight: float = 0.0
     appear: float = 1.0
     disappear: float = 1.0
-    position_appear: float | None = 0.1
-    position_disappear: float | None = 0.1
+    position_appear: float | None = 0.25
+    position_disappear: float | None = 0.25
     normalise: bool = True
     border_cells: float | None = 1.0
     border_margin: float | None = None
