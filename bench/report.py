@@ -60,10 +60,29 @@ def _start_costs(data: dict) -> str:
         )
     position = config["position_appear"]
     position = config["appear"] if position is None else position
+    border = config.get("border_cells")
     return (
         f" Track starts and ends cost {config['appear']:g} with the model's associations and "
-        f"{position:g} on position alone (the `position` arm, and the guard's fallback)."
+        f"{position:g} on position alone (the `position` arm, and the guard's fallback)"
+        + (
+            f", nothing within {_diameters(border).replace('cell', 'typical cell')} of the "
+            "image border."
+            if border
+            else "."
+        )
     )
+
+
+def _devices(machine: dict) -> str:
+    """ "one NVIDIA H200", "2 NVIDIA H200": the accelerators a run's machine had."""
+    gpus = machine.get("gpus") or ["CPU"]
+    if len(set(gpus)) == 1:
+        return f"{'one' if len(gpus) == 1 else len(gpus)} {gpus[0]}"
+    return ", ".join(gpus)
+
+
+def _diameters(value: float) -> str:
+    return f"{value:g} cell diameter{'' if value == 1 else 's'}"
 
 
 def render_accuracy(data: dict) -> list[str]:
@@ -76,8 +95,8 @@ def render_accuracy(data: dict) -> list[str]:
         "candidates, every node pinned; test movie 02; unsupervised models trained on 01 + 02 "
         f"without labels, supervised on 01; {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
         f"mean ± sd; each model trained {_minutes(budgets['unsupervised'])} (auto-encoder "
-        f"{_minutes(budgets['ae'])}) while {len(data['training'])} jobs shared one "
-        f"{', '.join(data['gpu_provenance']['machine'].get('gpus', ['CPU']))}, batch "
+        f"{_minutes(budgets['ae'])}) while {len(data['training'])} jobs shared "
+        f"{_devices(data['gpu_provenance']['machine'])}, batch "
         f"{data['batch_size']}, checkpoint with the lowest validation loss. The guard's "
         "settings were chosen on the 01 movies." + _start_costs(data),
         "",
@@ -217,11 +236,13 @@ def render_hela_runs(_: dict) -> list[str]:
         "every run of `bench/accuracy.py` here; the runs differ in how many jobs shared the "
         "GPUs, and so in the steps the auto-encoder and the model made in their minutes. Per "
         "seed: auto-encoder steps / model steps → AOGM. The supervised model (trained on 01) "
-        "at its best and its last checkpoint, with its steps.",
+        "at its best and its last checkpoint, with its steps. Each run as it was linked when "
+        "it was scored: the linker changed between runs (*border*: track starts and ends free "
+        "near the image border, `link_config.border_cells`).",
         "",
-        "| run | jobs sharing | unsupervised, per seed | unsupervised | supervised steps | "
-        "supervised, best / last checkpoint |",
-        "|---|---|---|---|---|---|",
+        "| run | jobs sharing | border | unsupervised, per seed | unsupervised | "
+        "supervised steps | supervised, best / last checkpoint |",
+        "|---|---|---|---|---|---|---|",
     ]
     name = "Fluo-N2DL-HeLa"
     for file, what in HELA_RUNS.items():
@@ -248,9 +269,11 @@ def render_hela_runs(_: dict) -> list[str]:
             if any(v is not None for v in arms["supervised"]["aogm"])
             else "–"
         )
+        border = data["link_config"].get("border_cells")
         lines.append(
             f"| `{file}` | {jobs} jobs ({what}) on {gpus} GPU{'s' if gpus > 1 else ''} | "
-            f"{'; '.join(seeds) or '–'} | {_cell(arms['unsupervised']['aogm'], 1)} | "
+            f"{_diameters(border) if border else 'none'} | {'; '.join(seeds) or '–'} | "
+            f"{_cell(arms['unsupervised']['aogm'], 1)} | "
             f"{', '.join(str(s) for s in steps if s is not None) or '–'} | {supervised} |"
         )
     return lines
@@ -310,6 +333,14 @@ def render_link_weights(data: dict) -> list[str]:
             if "division" in grid
             else ""
         )
+        + (
+            "; and, linked as attrackt links (guarded, the rest at the defaults), the border "
+            "within which a track starts and ends for free, in typical cell diameters (in "
+            f"{', '.join(f'{b:g}' for b in grid['border'])}; 0: nowhere). Each choice is made "
+            "at the others' defaults"
+            if "border" in grid
+            else ""
+        )
         + "; then used on 02 beside attrackt's defaults. AOGM on 02:",
         "",
         "| dataset | " + " | ".join(f"{arm} ({_setting(settings[arm])})" for arm in settings)
@@ -333,10 +364,23 @@ def render_link_weights(data: dict) -> list[str]:
         f"{better('model chosen', 'model default')} of {n}, and attrackt keeps those "
         "(`--appear`, `--disappear`)."
         + (
-            " The division cost chosen on 01 beats the default (0) on "
-            f"{better('model division chosen', 'model default')} of {n}, and attrackt keeps 0 "
-            "(`LinkConfig.hyper_bias`)."
+            (
+                " The division cost chosen on 01 is the default (0)."
+                if not settings["model division chosen"]["division"]
+                else " The division cost chosen on 01 beats the default (0) on "
+                f"{better('model division chosen', 'model default')} of {n}, and attrackt keeps "
+                "0 (`LinkConfig.hyper_bias`)."
+            )
             if "model division chosen" in settings
+            else ""
+        )
+        + (
+            f" The border chosen on 01 ({_diameters(settings['attrackt border chosen']['border'])}"
+            ") beats linking without one on "
+            f"{better('attrackt border chosen', 'attrackt no border')} of {n}; attrackt frees "
+            f"starts and ends within {_diameters(data['link_config']['border_cells'])} of it "
+            "(`--border-cells`)."
+            if "attrackt border chosen" in settings
             else ""
         ),
     ]
@@ -373,7 +417,8 @@ def _setting(setting: dict) -> str:
     if not setting["association"]:
         return f"appear {setting['appear']:g}"
     division = f", division {setting['division']:g}" if "division" in setting else ""
-    return f"appear {setting['appear']:g}, w {setting['association']:g}{division}"
+    border = f", border {setting['border']:g}, guarded" if "border" in setting else ""
+    return f"appear {setting['appear']:g}, w {setting['association']:g}{division}{border}"
 
 
 def _unsupervised_term(ft: dict) -> str:
