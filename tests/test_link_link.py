@@ -192,3 +192,28 @@ def test_a_single_frame_has_nothing_to_link(solver: str) -> None:
     result = link(det, config=LinkConfig(solver=solver))
     assert len(result.tracks.edges) == 0 and len(result.tracks.detections) == 2
     assert result.objective == 0  # appearing in the first and ending in the last frame is free
+
+
+def test_a_cell_coming_into_view_at_the_border_starts_a_track() -> None:
+    """A cell that enters beside a resident one is a new track, not the resident's daughter:
+    starts and ends are free within one cell diameter of the border (the default)."""
+    rows = []  # (t, y, x): a resident 25 px from the left border, a newcomer 5 px from frame 3
+    for t in range(6):
+        rows.append((t, 50.0 + 0.5 * t, 25.0))
+        rows += [(t, 20.0 + 15 * i + 0.5 * t, 45.0 + 15 * j) for i in range(4) for j in range(3)]
+        if t >= 3:
+            rows.append((t, 50.0 + 0.5 * t, 5.0))
+    t, y, x = np.array(rows).T
+    det = Detections.from_arrays(
+        t.astype(int), np.stack([y, x], 1), area=np.full(len(t), np.pi * 36),  # 12 px wide
+        meta={"image_shape": [100, 100]},
+    )  # fmt: skip
+    newcomer = det.ids[(det.times == 3) & (det.positions()[:, 1] == 5)]
+    resident = det.ids[(det.times == 2) & (det.positions()[:, 1] == 25)]
+
+    def parent(config: LinkConfig) -> int | None:
+        return link(det, config=config).tracks.parents.get(int(newcomer[0]))
+
+    costly = {"position_appear": 5.0, "position_disappear": 5.0}
+    assert parent(LinkConfig(**costly)) is None
+    assert parent(LinkConfig(border_cells=0, **costly)) == int(resident[0])
