@@ -217,13 +217,14 @@ def _motion_key(arm: str) -> str:
 
 #: the runs of the HeLa table: result file -> what differs in it
 HELA_RUNS = {
-    "accuracy.json": "all four datasets' jobs",
+    "accuracy.json": "all four datasets' jobs; its seed-0 models are the fine-tuning "
+    "benchmark's base",
     "accuracy_motion.json": "HeLa's jobs, with the motion ablation",
     "accuracy_hela_alone.json": "HeLa's jobs, auto-encoder 2 min",
     "accuracy_supervised.json": "the supervised models alone, best checkpoint by the fewest "
     "wrong parents on held-out frames instead of the lowest loss",
-    "accuracy_interactive_base.json": "HeLa's and DIC's jobs; its seed-0 models are the "
-    "fine-tuning benchmark's base",
+    "accuracy_interactive_base.json": "HeLa's and DIC's jobs; its seed-0 models were an "
+    "earlier fine-tuning benchmark's base",
     "accuracy_ensemble.json": "HeLa's unsupervised jobs alone, 9 seeds",
 }
 
@@ -435,7 +436,7 @@ def render_interactive(data: dict) -> list[str]:
         "`results/interactive.json`)",
         "",
         "The base model's linking of 02 (an accuracy run's seed-0 unsupervised model, guarded"
-        + ("; that of `accuracy_interactive_base.json`" if ft.get("embedded") else "")
+        + ("; that of `accuracy.json`" if ft.get("embedded") else "")
         + ") is proof-read from the ground truth at the top B cells of each ranking (children "
         "within the linker's reach of 1 frame, as a person must answer); every arm links with "
         "those answers pinned. *Errors outside*: wrong links (false and missed) leaving "
