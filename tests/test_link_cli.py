@@ -95,7 +95,7 @@ def test_start_costs_on_position_alone_follow_appear_where_given(tmp_path: Path)
         assert result.exit_code == 0, result.output
         return set(map(tuple, Tracks.load(out).edges.tolist()))
 
-    assert (8, 18) in edges() and (9, 19) not in edges()  # the default on position (cheap starts and ends)
+    assert (8, 18) in edges() and (9, 19) not in edges()  # cheap starts and ends on position
     dear = ["--appear", "5", "--disappear", "5"]
     assert (9, 19) in edges(*dear)  # --appear counts on position too where given
     cheap = ["--position-appear", "0.1", "--position-disappear", "0.1"]

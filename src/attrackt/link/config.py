@@ -46,8 +46,8 @@ class LinkConfig:
     alone (no associations given for it, or the guard turned them off) pays ``position_appear``
     and ``position_disappear`` instead (``None``: ``appear``, ``disappear``): 0.25, chosen on the
     training movies of the accuracy benchmark (``bench/link_weights.py``, with the border free),
-    where appear 1 left cells without a parent rather than start a track. With ``guard`` (the default)
-    associations count only in the sequences where the label-free guard passes them
+    where appear 1 left cells without a parent rather than start a track. With ``guard`` (the
+    default) associations count only in the sequences where the label-free guard passes them
     (:mod:`attrackt.link.guard`); elsewhere those sequences link on position alone.
 
     Every cost setting must be finite, and ``appear``/``disappear`` non-negative: motile 1.0.1
