@@ -72,6 +72,8 @@ CROP_PIXELS = 32
 Z_INPUT = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
 #: datasets whose seed-0 unsupervised model is exported for the fine-tuning benchmark
 FINETUNING_BASE = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
+#: the seed-0 auto-encoder's embedding of 02 (the base model's), in its dataset's export
+BASE_EMBEDDING = "embedding_s0_02.npz"
 ARMS = ("position", "embedding", "unsupervised", "guarded", "supervised")
 #: model sizes: the method's (the benchmark) and a small one for checking the phases on a CPU
 MODELS = {
@@ -237,7 +239,7 @@ def bundle(work: Path, out: Path, datasets: list[str], summary: dict) -> None:
             suffix = f".{k}" if parts > 1 else ""
             _jobs.tar_files(out / f"{name}{suffix}.tar", files[k::parts])
     _jobs.tar_files(out / "logs.tar", sorted((work / "logs").glob("*.log")), tail=200_000)
-    for kept in sorted((work / "checkpoints").glob("*.*")):  # base models, their embeddings
+    for kept in sorted((work / "checkpoints").glob("*.*")):  # the fine-tuning's base models
         (out / kept.name).write_bytes(kept.read_bytes())
     _jobs.save_summary(out, summary)
 
@@ -282,8 +284,7 @@ class Job:
         embedded.save(self.folder / "embedded.npz")
         test = embedded.select(["02"]).detections
         if self.name in FINETUNING_BASE and self.seed == 0:  # the base model's appearance
-            path = self.work / "checkpoints" / f"{self.name}_embedding.npz"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = self.export / BASE_EMBEDDING  # in the dataset's tar: $OUT holds 8 files
             embedding = test.vectors["embedding"].astype(np.float16)
             np.savez_compressed(path, ids=test.ids, embedding=embedding)
         for kind in ("distance", "affinity"):

@@ -22,9 +22,9 @@ order) and the fine-tuning's randomness; the base model is the accuracy benchmar
 unsupervised model of that dataset (``bench/accuracy.py``).
 
 Fine-tuning has the unsupervised term (the Attrackt loss, weight :data:`UNSUPERVISED_WEIGHT`)
-where the accuracy run kept the base model's embedding of 02 (``DATASET_embedding.npz`` beside
-``DATASET.pt``, written since that run kept it); without one, the supervised, pseudo-label and
-transitive terms only (as in an earlier run). A fixed step plan for every case.
+where the accuracy run kept the base model's embedding of 02 (in the dataset's tar; in runs
+before, ``DATASET_embedding.npz`` beside ``DATASET.pt``); without one, the supervised,
+pseudo-label and transitive terms only (as in an earlier run). A fixed step plan for every case.
 
     python bench/interactive.py prepare --carry .gpu/interactive --base DIR   # CPU
     PYTHONPATH=src python3 bench/interactive.py gpu --carry .gpu/interactive --out $OUT
@@ -58,7 +58,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _jobs  # noqa: E402
 from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
-from accuracy import link_config, load_scores, save_scores  # noqa: E402
+from accuracy import BASE_EMBEDDING, link_config, load_scores, save_scores  # noqa: E402
 
 log = logging.getLogger("interactive")
 
@@ -88,26 +88,39 @@ def guarded_link_config():
 # --------------------------------------------------------------------------------------------
 
 
-def _base_associations(base: Path, dataset: str, detections):
-    """The accuracy run's seed-0 unsupervised associations of movie 02."""
-    member = "assoc_unsupervised-best_s0_02.npz"
+def _base_member(base: Path, dataset: str, member: str, read):
+    """``read(path)`` of ``member`` of the dataset's tars in the accuracy run's output ``base``
+    (None where none holds it)."""
     for part in sorted(base.glob(f"{dataset}*.tar")):
         with tarfile.open(part) as tar, tempfile.TemporaryDirectory() as tmp:
             if member in tar.getnames():
                 tar.extract(member, tmp, filter="data")
-                return load_scores(Path(tmp) / member, detections)
-    raise SystemExit(f"{base}: no {member} for {dataset}")
+                return read(Path(tmp) / member)
+    return None
+
+
+def _base_associations(base: Path, dataset: str, detections):
+    """The accuracy run's seed-0 unsupervised associations of movie 02."""
+    member = "assoc_unsupervised-best_s0_02.npz"
+    found = _base_member(base, dataset, member, lambda path: load_scores(path, detections))
+    if found is None:
+        raise SystemExit(f"{base}: no {member} for {dataset}")
+    return found
 
 
 def _base_embedding(base: Path, dataset: str, detections) -> np.ndarray | None:
     """The embedding of movie 02 that the base model was trained with, in the rows of
-    ``detections`` (None where the accuracy run did not keep it)."""
-    path = base / f"{dataset}_embedding.npz"
-    if not path.is_file():
+    ``detections`` (None where the accuracy run did not keep it): in the dataset's tar, or
+    beside it as ``DATASET_embedding.npz`` (the runs before that)."""
+    beside = base / f"{dataset}_embedding.npz"
+    if beside.is_file():
+        saved = dict(np.load(beside))
+    else:
+        saved = _base_member(base, dataset, BASE_EMBEDDING, lambda path: dict(np.load(path)))
+    if saved is None:
         return None
-    saved = np.load(path)  # written from the same store's 02, in its order
-    if not np.array_equal(saved["ids"], detections.ids):
-        raise SystemExit(f"{path}: its cells are not those of {dataset} 02")
+    if not np.array_equal(saved["ids"], detections.ids):  # written from the same store's 02
+        raise SystemExit(f"{base}: the embedding's cells are not those of {dataset} 02")
     return saved["embedding"].astype(np.float32)
 
 
