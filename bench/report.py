@@ -60,16 +60,16 @@ def _start_costs(data: dict) -> str:
         )
     position = config["position_appear"]
     position = config["appear"] if position is None else position
-    border = config.get("border_cells")
+    if "border_cells" not in config:
+        where = " (measured before starts and ends near the image border were free)."
+    elif config["border_cells"]:
+        near = _diameters(config["border_cells"]).replace("cell", "typical cell")
+        where = f", nothing within {near} of the image border."
+    else:
+        where = "."
     return (
         f" Track starts and ends cost {config['appear']:g} with the model's associations and "
-        f"{position:g} on position alone (the `position` arm, and the guard's fallback)"
-        + (
-            f", nothing within {_diameters(border).replace('cell', 'typical cell')} of the "
-            "image border."
-            if border
-            else "."
-        )
+        f"{position:g} on position alone (the `position` arm, and the guard's fallback)" + where
     )
 
 
