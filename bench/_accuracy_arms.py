@@ -3,16 +3,21 @@
 The linker every arm uses (:func:`link_config`), the compact scores files the ``gpu`` phase
 exports and the ``evaluate`` phase reads (:func:`save_scores`, :func:`load_scores`; also read by
 ``interactive.py`` and ``ssvm_convergence.py`` through ``accuracy``), the evaluation of every
-arm of one dataset (:class:`Evaluation`) and its table (:func:`print_dataset`).
+arm of one dataset (:class:`Evaluation`) and its table (:func:`print_dataset`); for the scripts
+that read an accuracy run's models (``link_weights.py``, ``ranking.py``), their command line
+(:func:`run_arguments`) and that run's datasets (:func:`open_run`).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import logging
 from pathlib import Path
 
+import _jobs
 import numpy as np
-from _common import mean_sd
+from _common import RESULTS, mean_sd
 
 K = 10  # the method's candidate graph
 
@@ -163,6 +168,32 @@ class Evaluation:
             complete = None not in group
             add("ensemble", self.score("02", Associations.mean(group)) if complete else None)
         return {"arms": arms, "guard": guards, "tuning": tuning}
+
+
+def run_arguments(description: str, json_name: str) -> argparse.Namespace:
+    """``--carry``, ``--gpu-results`` (an accuracy run's folders) and ``--json`` (default
+    ``bench/results/JSON_NAME``); logging at warnings."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--carry", required=True, help="bench/accuracy.py's carry folder")
+    parser.add_argument("--gpu-results", required=True, help="its gpu phase's output folder")
+    parser.add_argument("--json", default=str(RESULTS / json_name))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    return args
+
+
+def open_run(carry: Path, results: Path, folder: Path) -> tuple[dict, dict[str, Evaluation]]:
+    """The summary of an accuracy run's ``gpu`` phase and, per dataset of its plan, an
+    :class:`Evaluation` of its associations (unpacked under ``folder``; no guard settings)."""
+    from attrackt.store import Store
+
+    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
+    evaluations = {}
+    for name in plan["datasets"]:
+        store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
+        _jobs.untar(sorted(results.glob(f"{name}*.tar")), folder / name)
+        evaluations[name] = Evaluation(name, store, folder / name, gpu["seeds"], None)
+    return gpu, evaluations
 
 
 def print_dataset(name: str, found: dict) -> None:

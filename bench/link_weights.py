@@ -23,19 +23,15 @@ GPU:
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _jobs  # noqa: E402
-from _accuracy_arms import Evaluation, link_config  # noqa: E402
+from _accuracy_arms import Evaluation, link_config, open_run, run_arguments  # noqa: E402
 from _common import (  # noqa: E402
-    RESULTS,
     choose_by_geometric_mean,
     mean_sd,
     provenance,
@@ -101,17 +97,7 @@ def key(setting: dict[str, float]) -> str:
 
 
 def main() -> None:
-    from attrackt.store import Store
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--carry", required=True, help="bench/accuracy.py's carry folder")
-    parser.add_argument("--gpu-results", required=True, help="its gpu phase's output folder")
-    parser.add_argument("--json", default=str(RESULTS / "link_weights.json"))
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    carry, results = Path(args.carry), Path(args.gpu_results)
-    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
-    seeds = gpu["seeds"]
+    args = run_arguments(__doc__.splitlines()[0], "link_weights.json")
     measured = provenance()  # the tree as it was when the run began
     start = time.perf_counter()
     tuning = {
@@ -121,12 +107,9 @@ def main() -> None:
         "border": {},
     }  # arm -> dataset -> setting -> AOGMs
     test = {}  # dataset -> arm -> AOGM per seed
-    evaluations = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in plan["datasets"]:
-            store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
-            _jobs.untar(sorted(results.glob(f"{name}*.tar")), Path(tmp) / name)
-            evaluations[name] = Evaluation(name, store, Path(tmp) / name, seeds, None)
+        gpu, evaluations = open_run(Path(args.carry), Path(args.gpu_results), Path(tmp))
+        seeds = gpu["seeds"]
         for name, arms in evaluations.items():
             for arm in tuning:
                 with_model = arm != "position"

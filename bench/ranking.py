@@ -14,8 +14,6 @@ It reads what ``bench/accuracy.py`` left and needs no GPU:
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import tempfile
 import time
@@ -24,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _jobs  # noqa: E402
-from _accuracy_arms import Evaluation, link_config  # noqa: E402
-from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
+from _accuracy_arms import link_config, open_run, run_arguments  # noqa: E402
+from _common import mean_sd, provenance, write_results  # noqa: E402
 
 BUDGETS = (10, 25, 100, 250, 1000)
 
@@ -36,17 +33,9 @@ def main() -> None:
     from attrackt.evaluate import evaluate
     from attrackt.link import link
     from attrackt.link.candidates import candidate_links
-    from attrackt.store import Store
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--carry", required=True, help="bench/accuracy.py's carry folder")
-    parser.add_argument("--gpu-results", required=True, help="its gpu phase's output folder")
-    parser.add_argument("--json", default=str(RESULTS / "ranking.json"))
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    carry, results = Path(args.carry), Path(args.gpu_results)
-    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
-    seeds, measured, start = gpu["seeds"], provenance(), time.perf_counter()
+    args = run_arguments(__doc__.splitlines()[0], "ranking.json")
+    measured, start = provenance(), time.perf_counter()
     config = link_config(guard=True)
     scores = {  # score name -> the sequences whose divisions are calibrated (None: all)
         "method": [],
@@ -54,10 +43,10 @@ def main() -> None:
     }
     found: dict = {}  # dataset -> score -> {"wrong": {B: [per seed]}, "aogm": {B: [...]}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in plan["datasets"]:
-            store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
-            _jobs.untar(sorted(results.glob(f"{name}*.tar")), Path(tmp) / name)
-            arms = Evaluation(name, store, Path(tmp) / name, seeds, None)
+        gpu, evaluations = open_run(Path(args.carry), Path(args.gpu_results), Path(tmp))
+        seeds = gpu["seeds"]
+        for name, arms in evaluations.items():
+            store = arms.store
             detections = arms.detections("01")
             gt = store.tracks[store.select(["01"]).sequences[0]]
             askable = active.askable(detections)
