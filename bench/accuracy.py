@@ -61,10 +61,10 @@ log = logging.getLogger("accuracy")
 
 #: name -> how to make it: a CTC dataset under the data folder, or a synthetic preset
 DATASETS: dict[str, dict] = {
-    "Fluo-N2DL-HeLa": {"ctc": "Fluo-N2DL-HeLa", "crop_size": 64, "gpu": 0},
-    "DIC-C2DH-HeLa": {"ctc": "DIC-C2DH-HeLa", "crop_size": 128, "gpu": 1},
-    "synthetic-look-alike": {"preset": "look-alike", "crop_size": 32, "gpu": 1},
-    "synthetic-crowded": {"preset": "crowded", "crop_size": 32, "gpu": 1},
+    "Fluo-N2DL-HeLa": {"ctc": "Fluo-N2DL-HeLa", "gpu": 0},
+    "DIC-C2DH-HeLa": {"ctc": "DIC-C2DH-HeLa", "gpu": 1},
+    "synthetic-look-alike": {"preset": "look-alike", "gpu": 1},
+    "synthetic-crowded": {"preset": "crowded", "gpu": 1},
 }
 SYNTHETIC_SEEDS = {"01": 101, "02": 102}  # the synthetic movies' own seeds
 CROP_PIXELS = 32
@@ -107,11 +107,8 @@ def prepare_phase(args: argparse.Namespace) -> None:
                     generate(preset(spec["preset"], seed=seed)).write(Path(tmp) / name, seq)
                 sources = [Path(tmp) / name / s for s in ("01", "02")]
                 gt_detections = False  # the synthetic TRA masks are the full masks
-            config = PrepareConfig(
-                gt_detections=gt_detections,
-                crop_size=spec["crop_size"],
-                crop_pixels=CROP_PIXELS,
-            )
+            # the crops' field: attrackt's default, in typical cell diameters
+            config = PrepareConfig(gt_detections=gt_detections, crop_pixels=CROP_PIXELS)
             store = prepare(sources, config)
         path = carry / f"{name}.npz"
         store.save(path)
@@ -120,8 +117,12 @@ def prepare_phase(args: argparse.Namespace) -> None:
             "sequences": store.sequences,
             "detections": len(store.detections),
             "mib": round(path.stat().st_size / 2**20, 2),
+            "crop_size": store.meta["crop_size"],
         }
-        print(f"{name}: {len(store.detections)} detections in {time.perf_counter() - start:.0f} s")
+        print(
+            f"{name}: {len(store.detections)} detections, crops of {store.meta['crop_size']} px, "
+            f"in {time.perf_counter() - start:.0f} s"
+        )
     _jobs.save_plan(carry, plan)
 
 
@@ -449,6 +450,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             ).run()
         found["kind"] = "synthetic" if name.startswith("synthetic") else "real (CTC)"
         found["test"] = "02"
+        found["crop_size"] = store.meta.get("crop_size")  # the crops' field of view (px)
         found["seconds"] = round(time.perf_counter() - start, 1)
         report["datasets"][name] = found
         print_dataset(name, found)

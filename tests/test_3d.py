@@ -77,7 +77,9 @@ def test_a_3d_movie_runs_through_attrackt_run_with_its_voxel_size(ran) -> None:
     store = Store.load(project / "embedded.npz")
     assert store.detections.ndim == 3 and store.detections.meta["scale"] == [2.0, 1.0, 1.0]
     # the quick field of 32 px spans 16 planes 2 px apart, at 16 voxels a side
-    assert store.meta["crop_size"] == [16, 32, 32] and store.crops.shape[1:] == (16, 16, 16)
+    field = max(32, round(2.5 * float(np.median(store.detections.diameters()))))  # 2.5 cells
+    assert store.meta["crop_size"] == [round(field / 2), field, field]  # z: planes 2 px apart
+    assert store.crops.shape[1:] == (16, 16, 16)
     assert store.detections.vectors["embedding"].shape[0] == len(store.detections)
     config = json.loads((project / "config.json").read_text(encoding="utf-8"))
     for where in (config["prepare"], config["train"]["windows"], config["link"]):
@@ -194,7 +196,7 @@ def test_crops_and_shape_features_span_true_lengths_along_z() -> None:
     given = PrepareConfig(crop_size=(8, 32, 32), crop_pixels=8, voxel_size=(2, 1, 1))
     assert given.sizes(3) == ((8, 32, 32), (8, 8, 8))  # a field given per axis is kept
     with pytest.raises(InputError, match="--voxel-size: has 2 value"):
-        PrepareConfig(voxel_size=(2, 1)).sizes(3)
+        PrepareConfig(crop_size=64, voxel_size=(2, 1)).sizes(3)
 
     movie = movie_3d()
     half = z_sampled(movie)

@@ -292,3 +292,26 @@ def test_points_table_problems(movie, tmp_path) -> None:
         prepare_segmentation(movie.images, points=path, config=CONFIG)
     with pytest.raises(InputError, match="no such points table"):
         prepare_segmentation(movie.images, points=tmp_path / "none.csv", config=CONFIG)
+
+
+def test_the_crops_field_follows_the_cells_size() -> None:
+    """The same movie at twice the magnification: twice the field, the same stored crops."""
+    small = generate(SyntheticConfig(shape=(96, 96), frames=3, density=6.0, radius=6.0, seed=4))
+    big_images = np.kron(small.images, np.ones((1, 2, 2), small.images.dtype))
+    big_masks = np.kron(small.masks, np.ones((1, 2, 2), small.masks.dtype))
+    config = PrepareConfig(crop_pixels=16)
+    a = prepare_segmentation(small.images, small.masks, config=config)
+    b = prepare_segmentation(big_images, big_masks, config=config)
+    diameter = float(np.median(a.detections.diameters()))
+    field = max(16, round(2.5 * diameter))
+    assert a.meta["crop_size"] == [field, field] and field > 16  # 2.5 typical cell diameters
+    assert abs(b.meta["crop_size"][0] - 2 * field) <= 1
+    same = np.abs(a.crops.astype(int) - b.crops.astype(int)).mean()
+    assert same < 0.1 * a.crops.std()  # the cells and their neighbours at one scale
+    fixed = prepare_segmentation(big_images, big_masks, config=PrepareConfig(crop_size=40))
+    assert fixed.meta["crop_size"] == [40, 40]  # a fixed field wins
+    points = small.tracks().detections.table[["t", "y", "x"]]
+    no_area = prepare_segmentation(small.images, points=points, config=config)
+    assert no_area.meta["crop_size"] == [64, 64]  # points have no size: the fallback
+    with pytest.raises(InputError, match="crop_cells must be positive"):
+        PrepareConfig(crop_cells=0)

@@ -99,7 +99,7 @@ class PipelineConfig:
             d_model=64, n_heads=4, encoder_layers=2, decoder_layers=2, dropout=0.0
         )
         return cls(
-            prepare=PrepareConfig(masks=True, crop_size=32, crop_pixels=32, crop_pixels_3d=16),
+            prepare=PrepareConfig(masks=True, crop_pixels=32, crop_pixels_3d=16),
             embed=EmbedConfig(
                 model=AutoEncoderConfig(crop_size=(32, 32), base_channels=16), train=short(300, 64)
             ),

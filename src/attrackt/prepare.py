@@ -2,18 +2,21 @@
 
 For each sequence: detections (the GT tracking markers, or the "GT detections" protocol's full
 masks), their shape and intensity features (regionprops), the ground-truth edges, and a small
-crop of every cell. A crop covers ``crop_size`` pixels of the percentile-normalised movie around
-the cell and is resampled (area averaging) to ``crop_pixels`` and stored as ``uint8``, so that big
-cells fit at a small cost: HeLa nuclei want a 64-pixel field, DIC HeLa cells 128, both at 32.
-In 3D, with a voxel size, a crop spans the same length along z as along y-x (fewer planes when
-they lie further apart), and ``crop_pixels_3d`` can keep 3D crops small enough for a CPU.
+crop of every cell. A crop covers a field of the percentile-normalised movie around the cell and
+is resampled (area averaging) to ``crop_pixels`` and stored as ``uint8``, so that big cells fit at
+a small cost. The field follows the cells' size: ``crop_cells`` typical cell diameters (the median
+equivalent diameter of the sequence's cells), so a crop shows a cell and its neighbourhood at the
+same scale whatever the magnification (HeLa nuclei of 27 pixels get a 67-pixel field, DIC HeLa
+cells of 116 pixels 290); ``crop_size`` sets a fixed field in pixels instead. In 3D, with a voxel
+size, a crop spans the same length along z as along y-x (fewer planes when they lie further
+apart), and ``crop_pixels_3d`` can keep 3D crops small enough for a CPU.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,12 @@ from attrackt.data import Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.features import extract_crops, normalise_movie, regionprops_features
 from attrackt.store import Store
-from attrackt.voxels import relative_voxel_size
+from attrackt.voxels import check_voxel_size, relative_voxel_size
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 4096  # detections cropped and resampled at a time
+FALLBACK_CROP = 64  # the field (px) of cells without an area (points)
 
 
 @dataclass(frozen=True)
@@ -36,18 +40,22 @@ class PrepareConfig:
     """How sequences become a store.
 
     ``gt_detections``: use TRA markers painted over the silver truth (full cells) instead of the
-    bare markers. ``crop_size``: the field of view of a crop in pixels (per spatial axis, or one
-    number for all); ``crop_pixels``: the crops' resolution. ``masks``: keep the label masks in
-    the store. ``low``/``high``: the normalisation percentiles of each movie. ``voxel_size``:
-    the movie's (:mod:`attrackt.voxels`); shape features are measured in its units, and a
-    ``crop_size`` given as one number is the field along the finest axis, the other axes
-    spanning the same length (in at most as many pixels as ``crop_pixels``).
-    ``crop_pixels_3d``: the resolution of 3D crops (``None``: ``crop_pixels``); a 32^3 crop
-    costs 32 times the compute of a 32^2 one.
+    bare markers. ``crop_cells``: the field of view of a crop in typical cell diameters (the
+    median equivalent diameter of each sequence's cells, from their ``area``; at least
+    ``crop_pixels``; :data:`FALLBACK_CROP` pixels where the cells have no area, as points);
+    ``crop_size``: a fixed field in pixels instead (per spatial axis, or one number for all);
+    ``crop_pixels``: the crops' resolution. ``masks``: keep the label masks in the store.
+    ``low``/``high``: the normalisation percentiles of each movie. ``voxel_size``: the movie's
+    (:mod:`attrackt.voxels`); shape features are measured in its units, and a field given as
+    one number (or in diameters) is the field along the finest axis, the other axes spanning
+    the same length (in at most as many pixels as ``crop_pixels``). ``crop_pixels_3d``: the
+    resolution of 3D crops (``None``: ``crop_pixels``); a 32^3 crop costs 32 times the compute
+    of a 32^2 one.
     """
 
     gt_detections: bool = False
-    crop_size: int | tuple[int, ...] = 64
+    crop_size: int | tuple[int, ...] | None = None
+    crop_cells: float = 2.5
     crop_pixels: int | tuple[int, ...] = 32
     masks: bool = False
     low: float = 1.0
@@ -58,12 +66,43 @@ class PrepareConfig:
     def __post_init__(self) -> None:
         if self.voxel_size is not None:
             object.__setattr__(self, "voxel_size", tuple(float(v) for v in self.voxel_size))
+        if not 0 < self.crop_cells < float("inf"):
+            raise InputError("prepare", f"crop_cells must be positive, got {self.crop_cells}")
+
+    def _pixels(self, ndim: int) -> int | tuple[int, ...]:
+        return self.crop_pixels_3d if ndim == 3 and self.crop_pixels_3d else self.crop_pixels
+
+    def for_cells(self, detections: Detections) -> PrepareConfig:
+        """This config with the crops' field fixed: ``crop_size`` where given, else
+        ``crop_cells`` times the cells' median equivalent diameter along the finest axis (at
+        least ``crop_pixels``; :data:`FALLBACK_CROP` for cells without an area)."""
+        if self.crop_size is not None:
+            return self
+        diameters = detections.diameters()
+        if diameters is None or not len(diameters):
+            logger.info(
+                "the cells have no area (points): crops cover %d px (crop_size changes it)",
+                FALLBACK_CROP,
+            )
+            return replace(self, crop_size=FALLBACK_CROP)
+        finest = float(check_voxel_size(self.voxel_size, detections.ndim).min())
+        diameter = float(np.median(diameters)) / finest
+        field = max(round(self.crop_cells * diameter), int(np.max(self._pixels(detections.ndim))))
+        logger.info(
+            "typical cell diameter %.1f px: crops cover %d px (%g diameters)",
+            diameter, field, self.crop_cells,
+        )  # fmt: skip
+        return replace(self, crop_size=field)
 
     def sizes(self, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """``(crop_size, crop_pixels)`` as per-axis tuples for ``ndim`` spatial axes."""
-        pixels = self.crop_pixels_3d if ndim == 3 and self.crop_pixels_3d else self.crop_pixels
+        """``(crop_size, crop_pixels)`` as per-axis tuples for ``ndim`` spatial axes (the field
+        set: see :meth:`for_cells`)."""
+        crop_size = self.crop_size
+        if crop_size is None:
+            raise InputError("prepare", "the crops' field follows the cells: see for_cells")
+        pixels = self._pixels(ndim)
         out = []
-        for name, value in (("crop_size", self.crop_size), ("crop_pixels", pixels)):
+        for name, value in (("crop_size", crop_size), ("crop_pixels", pixels)):
             sizes = (value,) * ndim if np.isscalar(value) else tuple(value)
             if len(sizes) != ndim or any(int(s) < 1 for s in sizes):
                 raise InputError("prepare", f"{name} needs {ndim} positive sizes, got {value}")
@@ -73,7 +112,7 @@ class PrepareConfig:
             raise InputError(
                 "prepare", f"crop_pixels {pixels} exceed the field of view crop_size {size}"
             )
-        if np.isscalar(self.crop_size):  # the same length along every axis
+        if np.isscalar(crop_size):  # the same length along every axis
             stretch = relative_voxel_size(self.voxel_size, ndim)
             size = tuple(max(1, round(s / k)) for s, k in zip(size, stretch, strict=True))
             pixels = tuple(min(p, s) for s, p in zip(size, pixels, strict=True))
@@ -101,7 +140,7 @@ def to_uint8(crops: np.ndarray) -> np.ndarray:
 
 def crop_cells(images: np.ndarray, detections: Detections, config: PrepareConfig) -> np.ndarray:
     """``uint8`` crops ``(N, *crop_pixels)`` of every detection of one movie (table order)."""
-    size, pixels = config.sizes(detections.ndim)
+    size, pixels = config.for_cells(detections).sizes(detections.ndim)
     logger.info(
         "crops of %d cells: a field of %s px at %s voxels (voxel size %s)",
         len(detections), " x ".join(map(str, size)), " x ".join(map(str, pixels)),
@@ -191,6 +230,7 @@ def prepare_segmentation(
     if not len(detections):
         raise InputError(masks, "holds no labelled cell in any frame")
     detections.meta = _detections_meta({name: list(movie.shape[1:])}, config)
+    config = config.for_cells(detections)
     crops = crop_cells(movie.array, detections, config)
     meta = _store_meta(config, detections.ndim, {name: movie.source})
     meta["cells"] = "masks" if labels is not None else "points"
@@ -236,7 +276,10 @@ def prepare(sources: Sequence[str | Path], config: PrepareConfig | None = None) 
     """Every CTC sequence named by ``sources`` in one store (see the module docstring)."""
     config = config or PrepareConfig()
     sequences = [s for source in sources for s in _sequences(source)]
-    parts = [prepare_sequence(s, config) for s in sequences]
+    parts = []
+    for sequence in sequences:  # the first sequence's cells set the field for all
+        parts.append(prepare_sequence(sequence, config))
+        config = config.for_cells(parts[0].detections)
     ndim = parts[0].detections.ndim if parts else 2
     sources_of = {s.label: str(s.root / s.name) for s in sequences}
     return merge_stores(parts, _store_meta(config, ndim, sources_of))

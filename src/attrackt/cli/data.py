@@ -153,7 +153,12 @@ def prepare_command(
     gt_detections: Annotated[
         bool, typer.Option(help="Full cells: TRA markers painted over the silver truth (ST).")
     ] = False,
-    crop_size: Annotated[str, typer.Option(help="Field of view of a crop (px): N or Y,X.")] = "64",
+    crop_size: Annotated[
+        str | None, typer.Option(help="A fixed field of view of a crop (px): N or Y,X.")
+    ] = None,
+    crop_cells: Annotated[
+        float, typer.Option(help="Field of view in typical cell diameters (without --crop-size).")
+    ] = 2.5,
     crop_pixels: Annotated[str, typer.Option(help="Resolution of the stored crops.")] = "32",
     masks: Annotated[bool, typer.Option(help="Keep the label masks in the store.")] = False,
 ) -> None:
@@ -165,7 +170,8 @@ def prepare_command(
             raise InputError(out, "a store file must end in .npz")
         config = PrepareConfig(
             gt_detections=gt_detections,
-            crop_size=parse_sizes(crop_size, "--crop-size"),
+            crop_size=None if crop_size is None else parse_sizes(crop_size, "--crop-size"),
+            crop_cells=crop_cells,
             crop_pixels=parse_sizes(crop_pixels, "--crop-pixels"),
             masks=masks,
         )

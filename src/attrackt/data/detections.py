@@ -152,6 +152,14 @@ class Detections:
         pos = self.table[list(self.spatial_axes)].to_numpy(dtype=np.float64)
         return pos if scale is None else pos * np.asarray(scale, dtype=np.float64)
 
+    def diameters(self) -> np.ndarray | None:
+        """Each detection's equivalent diameter: that of the disc (2D) or ball (3D) of its
+        ``area``, in the area's units (``None`` without an ``area`` column)."""
+        if "area" not in self.table.columns:
+            return None
+        area = self.table["area"].to_numpy(np.float64)
+        return (2 * self.ndim * np.clip(area, 0, None) / np.pi) ** (1 / self.ndim)
+
     def frames(self) -> np.ndarray:
         """Sorted distinct frame indices."""
         return np.unique(self.times)

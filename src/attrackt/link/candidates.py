@@ -166,7 +166,7 @@ def build_candidates(
         edge_association=None if associations is None else np.zeros(0),
         hyper_association=None if associations is None else np.zeros(0),
         informed=_informed(detections, seq, len(names), associations),
-        diameter=_diameters(detections),
+        diameter=detections.diameters(),
     )
     graph = _append_edges(graph, edge_rows, associations)
     if config.divisions:
@@ -196,16 +196,6 @@ def _layout(
     scale = check_voxel_size(config.voxel_size, detections.ndim)
     codes, names = pd.factorize(detections.table["sequence"], sort=True)
     return scale, detections.positions() * scale, codes.astype(np.int64), list(names)
-
-
-def _diameters(detections: Detections) -> np.ndarray | None:
-    """Each detection's equivalent diameter: that of the disc (2D) or ball (3D) of its
-    ``area``, in the area's units (``None`` without an ``area`` column)."""
-    if "area" not in detections.table.columns:
-        return None
-    ndim = detections.ndim
-    area = detections.table["area"].to_numpy(np.float64)
-    return (2 * ndim * np.clip(area, 0, None) / np.pi) ** (1 / ndim)
 
 
 def _frame_blocks(t: np.ndarray, seq: np.ndarray) -> dict[tuple[int, int], slice]:
