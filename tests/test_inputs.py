@@ -303,8 +303,8 @@ def test_the_crops_field_follows_the_cells_size() -> None:
     a = prepare_segmentation(small.images, small.masks, config=config)
     b = prepare_segmentation(big_images, big_masks, config=config)
     diameter = float(np.median(a.detections.diameters()))
-    field = max(16, round(2.5 * diameter))
-    assert a.meta["crop_size"] == [field, field] and field > 16  # 2.5 typical cell diameters
+    field = max(16, round(config.crop_cells * diameter))
+    assert a.meta["crop_size"] == [field, field] and field > 16  # typical cell diameters
     assert abs(b.meta["crop_size"][0] - 2 * field) <= 1
     same = np.abs(a.crops.astype(int) - b.crops.astype(int)).mean()
     assert same < 0.1 * a.crops.std()  # the cells and their neighbours at one scale

@@ -5,11 +5,13 @@ masks), their shape and intensity features (regionprops), the ground-truth edges
 crop of every cell. A crop covers a field of the percentile-normalised movie around the cell and
 is resampled (area averaging) to ``crop_pixels`` and stored as ``uint8``, so that big cells fit at
 a small cost. The field follows the cells' size: ``crop_cells`` typical cell diameters (the median
-equivalent diameter of the sequence's cells), so a crop shows a cell and its neighbourhood at the
-same scale whatever the magnification (HeLa nuclei of 27 pixels get a 67-pixel field, DIC HeLa
-cells of 116 pixels 290); ``crop_size`` sets a fixed field in pixels instead. In 3D, with a voxel
-size, a crop spans the same length along z as along y-x (fewer planes when they lie further
-apart), and ``crop_pixels_3d`` can keep 3D crops small enough for a CPU.
+equivalent diameter of the first sequence's cells, kept for the store's other sequences), so a
+crop shows a cell and its neighbours at one scale whatever the magnification: HeLa nuclei of 26
+pixels get a 117-pixel field, DIC HeLa cells of 114 pixels 512. The width was chosen on the
+training movies (``bench/crop_field.py``): the wider the field, the more often a cell's embedding
+was nearest its own parent's. ``crop_size`` sets a fixed field in pixels instead. In 3D, with a
+voxel size, a crop spans the same length along z as along y-x (fewer planes when they lie
+further apart), and ``crop_pixels_3d`` can keep 3D crops small enough for a CPU.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class PrepareConfig:
 
     ``gt_detections``: use TRA markers painted over the silver truth (full cells) instead of the
     bare markers. ``crop_cells``: the field of view of a crop in typical cell diameters (the
-    median equivalent diameter of each sequence's cells, from their ``area``; at least
+    median equivalent diameter of the cells, from their ``area``: see :meth:`for_cells`; at least
     ``crop_pixels``; :data:`FALLBACK_CROP` pixels where the cells have no area, as points);
     ``crop_size``: a fixed field in pixels instead (per spatial axis, or one number for all);
     ``crop_pixels``: the crops' resolution. ``masks``: keep the label masks in the store.
@@ -55,7 +57,7 @@ class PrepareConfig:
 
     gt_detections: bool = False
     crop_size: int | tuple[int, ...] | None = None
-    crop_cells: float = 2.5
+    crop_cells: float = 4.5
     crop_pixels: int | tuple[int, ...] = 32
     masks: bool = False
     low: float = 1.0
@@ -88,10 +90,7 @@ class PrepareConfig:
         finest = float(check_voxel_size(self.voxel_size, detections.ndim).min())
         diameter = float(np.median(diameters)) / finest
         field = max(round(self.crop_cells * diameter), int(np.max(self._pixels(detections.ndim))))
-        logger.info(
-            "typical cell diameter %.1f px: crops cover %d px (%g diameters)",
-            diameter, field, self.crop_cells,
-        )  # fmt: skip
+        logger.debug("typical cell diameter %.1f px: crops cover %d px", diameter, field)
         return replace(self, crop_size=field)
 
     def sizes(self, ndim: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -141,9 +140,10 @@ def to_uint8(crops: np.ndarray) -> np.ndarray:
 def crop_cells(images: np.ndarray, detections: Detections, config: PrepareConfig) -> np.ndarray:
     """``uint8`` crops ``(N, *crop_pixels)`` of every detection of one movie (table order)."""
     size, pixels = config.for_cells(detections).sizes(detections.ndim)
+    how = "fixed" if config.crop_size is not None else f"{config.crop_cells:g} cell diameters"
     logger.info(
-        "crops of %d cells: a field of %s px at %s voxels (voxel size %s)",
-        len(detections), " x ".join(map(str, size)), " x ".join(map(str, pixels)),
+        "crops of %d cells: a field of %s px (%s) at %s voxels (voxel size %s)",
+        len(detections), " x ".join(map(str, size)), how, " x ".join(map(str, pixels)),
         config.voxel_size or "not given: pixels",
     )  # fmt: skip
     movie = normalise_movie(images, config.low, config.high)
@@ -279,7 +279,7 @@ def prepare(sources: Sequence[str | Path], config: PrepareConfig | None = None) 
     parts = []
     for sequence in sequences:  # the first sequence's cells set the field for all
         parts.append(prepare_sequence(sequence, config))
-        config = config.for_cells(parts[0].detections)
+        config = config.for_cells(parts[0].detections)  # one scale for the whole store
     ndim = parts[0].detections.ndim if parts else 2
     sources_of = {s.label: str(s.root / s.name) for s in sequences}
     return merge_stores(parts, _store_meta(config, ndim, sources_of))
