@@ -94,7 +94,11 @@ def prepare_phase(args: argparse.Namespace) -> None:
     carry = Path(args.carry)
     carry.mkdir(parents=True, exist_ok=True)
     plan = {"datasets": {}, "synthetic_seeds": SYNTHETIC_SEEDS}
+    chosen = args.datasets.split(",") if args.datasets else list(DATASETS)
+    field = {} if args.crop_cells is None else {"crop_cells": args.crop_cells}
     for name, spec in DATASETS.items():
+        if name not in chosen:
+            continue
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             if "ctc" in spec:
@@ -108,7 +112,7 @@ def prepare_phase(args: argparse.Namespace) -> None:
                 sources = [Path(tmp) / name / s for s in ("01", "02")]
                 gt_detections = False  # the synthetic TRA masks are the full masks
             # the crops' field: attrackt's default, in typical cell diameters
-            config = PrepareConfig(gt_detections=gt_detections, crop_pixels=CROP_PIXELS)
+            config = PrepareConfig(gt_detections=gt_detections, crop_pixels=CROP_PIXELS, **field)
             store = prepare(sources, config)
         path = carry / f"{name}.npz"
         store.save(path)
@@ -511,6 +515,8 @@ def main() -> None:
     p = sub.add_parser("prepare", help="CPU: one store per dataset into the carry folder")
     p.add_argument("--carry", required=True, help="folder to fill (git-ignored, e.g. .gpu/...)")
     p.add_argument("--data", default=os.environ.get("ATTRACKT_DATA", "../shared/data"))
+    p.add_argument("--crop-cells", type=float, help="the crops' field [attrackt's default]")
+    p.add_argument("--datasets", help=f"comma-separated subset of {list(DATASETS)}")
     g = sub.add_parser("gpu", help="GPU: every chain; small files into --out")
     g.add_argument("--carry", required=True)
     g.add_argument("--out", required=True)
