@@ -438,7 +438,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         report["gpu_runs"] = [
             {key: summary.get(key) for key in ("provenance", "commit", "budgets_minutes",
                                                "batch_size", "wall_seconds", "motion_weights")}
-            | {"datasets": [n for n in names if source[n] == k]}
+            | {"datasets": [n for n in names if source[n] == k], "jobs": len(summary["jobs"])}
             for k, (_, summary) in enumerate(runs)
         ]  # fmt: skip
     motion_weights = {w for _, summary in runs for w in summary.get("motion_weights", [])}

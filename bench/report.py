@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, RESULTS, mean_sd  # noqa: E402
 
@@ -81,6 +83,18 @@ def _devices(machine: dict) -> str:
     return ", ".join(gpus)
 
 
+def _sharing(data: dict) -> str:
+    """How many jobs shared which GPUs, per GPU run of an accuracy result."""
+    runs = data.get("gpu_runs")
+    if not runs:
+        return f"{len(data['training'])} jobs shared {_devices(data['gpu_provenance']['machine'])}"
+    return "; ".join(
+        f"{r['jobs']} jobs shared {_devices(r['provenance']['machine'])} (run at {r['commit']}: "
+        f"{', '.join(r['datasets'])})"
+        for r in runs
+    )
+
+
 def _crops(data: dict) -> str:
     """The crops' field of view per dataset, where the run recorded it."""
     fields = {n: d["crop_size"] for n, d in data["datasets"].items() if d.get("crop_size")}
@@ -104,8 +118,7 @@ def render_accuracy(data: dict) -> list[str]:
         "candidates, every node pinned; test movie 02; unsupervised models trained on 01 + 02 "
         f"without labels, supervised on 01; {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
         f"mean ± sd; each model trained {_minutes(budgets['unsupervised'])} (auto-encoder "
-        f"{_minutes(budgets['ae'])}) while {len(data['training'])} jobs shared "
-        f"{_devices(data['gpu_provenance']['machine'])}, batch "
+        f"{_minutes(budgets['ae'])}) while {_sharing(data)}, batch "
         f"{data['batch_size']}, checkpoint with the lowest validation loss. The guard's "
         "settings were chosen on the 01 movies." + _start_costs(data) + _crops(data),
         "",
@@ -168,11 +181,66 @@ def render_crop_field(data: dict) -> list[str]:
     scores = ", ".join(f"{f} {v:.2%}" for f, v in choice["geometric_mean_miss_rate"].items())
     lines += [
         "",
-        f"Chosen by the lowest geometric mean over the four: **{choice['crop_cells']:g} "
-        f"diameters** ({scores}); `PrepareConfig.crop_cells`, `attrackt prepare --crop-cells`.",
+        f"The lowest geometric mean over the four: {choice['crop_cells']:g} diameters "
+        f"({scores}), the widest measured. A wide crop shows the neighbours more than the cell "
+        "(at 4.5 diameters DIC's crop is the whole image), so the embedding comes to say where a "
+        "cell is, which position already says; the models are the judge:",
     ]
-    if float(choice["crop_cells"]) == max(data["fields"]):
-        lines[-1] += " The widest field measured was the best; wider ones were not measured."
+    return lines + [""] + _crop_accuracy()
+
+
+#: accuracy runs at two crop fields: result file -> the field, in typical cell diameters
+CROP_RUNS = {"accuracy.json": 2.5, "accuracy_crop45.json": 4.5}
+
+
+def _guarded_01(found: dict) -> list[float]:
+    """Per seed, the 01 AOGM as attrackt links it: the model's where the guard used it."""
+    return [
+        t["aogm_unsupervised"] if all(v["use"] for v in t["guard"].values()) else t["aogm_position"]
+        for t in found.get("tuning", [])
+    ]
+
+
+def _crop_accuracy() -> list[str]:
+    runs = {
+        f: json.loads((RESULTS / f).read_text("utf-8"))
+        for f in CROP_RUNS
+        if (RESULTS / f).is_file()
+    }
+    if len(runs) < 2:
+        return []
+    names = list(next(iter(runs.values()))["datasets"])
+    lines = [
+        "The unsupervised model with crops of each field (`accuracy.json`, "
+        '`accuracy_crop45.json`: the protocol of "Linking accuracy" above, 3 seeds). AOGM '
+        "on the training movie 01 as attrackt links it (guarded; the model alone in brackets), "
+        "and on the test movie 02 (guarded / the model alone); the crops' field in pixels:",
+        "",
+        "| dataset | field | crops | 01 guarded (model) | 02 guarded / model |",
+        "|---|---|---|---|---|",
+    ]
+    logs: dict[str, list[float]] = {f: [] for f in runs}
+    for name in names:
+        for file, data in runs.items():
+            found = data["datasets"][name]
+            guarded = _guarded_01(found)
+            model = [t["aogm_unsupervised"] for t in found.get("tuning", [])]
+            logs[file].append(float(np.log(np.mean(guarded))))
+            arms = found["arms"]
+            lines.append(
+                f"| {name} | {CROP_RUNS[file]:g} diameters | {found['crop_size'][-1]} px | "
+                f"{_cell(guarded, 1)} ({_cell(model, 1)}) | {_cell(arms['guarded']['aogm'], 1)} / "
+                f"{_cell(arms['unsupervised']['aogm'], 1)} |"
+            )
+    means = {f: float(np.exp(np.mean(v))) for f, v in logs.items()}
+    best = min(means, key=means.get)
+    listed = ", ".join(f"{CROP_RUNS[f]:g} diameters {v:.1f}" for f, v in means.items())
+    lines += [
+        "",
+        "Chosen on 01 by the lowest geometric mean of the guarded AOGM (as the linker's settings "
+        f"are): **{CROP_RUNS[best]:g} diameters** ({listed}); attrackt's default "
+        "(`PrepareConfig.crop_cells`, `attrackt prepare --crop-cells`).",
+    ]
     return lines
 
 
@@ -257,8 +325,9 @@ def _motion_key(arm: str) -> str:
 
 #: the runs of the HeLa table: result file -> what differs in it
 HELA_RUNS = {
-    "accuracy.json": "all four datasets' jobs; its seed-0 models are the fine-tuning "
-    "benchmark's base",
+    "accuracy_fixed_crops.json": "all four datasets' jobs, crops of a fixed field; its "
+    "HeLa models are `accuracy.json`'s, its seed-0 models the fine-tuning benchmark's base",
+    "accuracy_crop45.json": "HeLa's jobs, crops of 4.5 cell diameters",
     "accuracy_motion.json": "HeLa's jobs, with the motion ablation",
     "accuracy_hela_alone.json": "HeLa's jobs, auto-encoder 2 min",
     "accuracy_supervised.json": "the supervised models alone, best checkpoint by the fewest "
@@ -366,7 +435,8 @@ def render_link_weights(data: dict) -> list[str]:
         "geometric mean over the four datasets of the mean AOGM over seeds; appear in "
         f"{', '.join(f'{a:g}' for a in grid['appear'])}, w in "
         f"{', '.join(f'{w:g}' for w in grid['association'])}), separately for position only "
-        "and for the unsupervised model's associations (those of `accuracy.json`, commit "
+        "and for the unsupervised model's associations (those of "
+        "`accuracy_fixed_crops.json`, commit "
         f"{data['gpu_commit']})"
         + (
             "; apart, with the model at its defaults, the division cost (a constant on every "
@@ -476,7 +546,7 @@ def render_interactive(data: dict) -> list[str]:
         "`results/interactive.json`)",
         "",
         "The base model's linking of 02 (an accuracy run's seed-0 unsupervised model, guarded"
-        + ("; that of `accuracy.json`" if ft.get("embedded") else "")
+        + ("; that of `accuracy_fixed_crops.json`" if ft.get("embedded") else "")
         + ") is proof-read from the ground truth at the top B cells of each ranking (children "
         "within the linker's reach of 1 frame, as a person must answer); every arm links with "
         "those answers pinned. *Errors outside*: wrong links (false and missed) leaving "

@@ -7,9 +7,10 @@ is resampled (area averaging) to ``crop_pixels`` and stored as ``uint8``, so tha
 a small cost. The field follows the cells' size: ``crop_cells`` typical cell diameters (the median
 equivalent diameter of the first sequence's cells, kept for the store's other sequences), so a
 crop shows a cell and its neighbours at one scale whatever the magnification: HeLa nuclei of 26
-pixels get a 117-pixel field, DIC HeLa cells of 114 pixels 512. The width was chosen on the
-training movies (``bench/crop_field.py``): the wider the field, the more often a cell's embedding
-was nearest its own parent's. ``crop_size`` sets a fixed field in pixels instead. In 3D, with a
+pixels get a 65-pixel field, DIC HeLa cells of 114 pixels 284. The width was chosen on the
+training movies by the AOGM of the unsupervised model, guarded (``bench/crop_field.py`` and
+``bench/accuracy.py``: wider crops make the embedding nearer its own parent's, and more like
+position alone). ``crop_size`` sets a fixed field in pixels instead. In 3D, with a
 voxel size, a crop spans the same length along z as along y-x (fewer planes when they lie
 further apart), and ``crop_pixels_3d`` can keep 3D crops small enough for a CPU.
 """
@@ -57,7 +58,7 @@ class PrepareConfig:
 
     gt_detections: bool = False
     crop_size: int | tuple[int, ...] | None = None
-    crop_cells: float = 4.5
+    crop_cells: float = 2.5
     crop_pixels: int | tuple[int, ...] = 32
     masks: bool = False
     low: float = 1.0
@@ -140,9 +141,9 @@ def to_uint8(crops: np.ndarray) -> np.ndarray:
 def crop_cells(images: np.ndarray, detections: Detections, config: PrepareConfig) -> np.ndarray:
     """``uint8`` crops ``(N, *crop_pixels)`` of every detection of one movie (table order)."""
     size, pixels = config.for_cells(detections).sizes(detections.ndim)
-    how = "fixed" if config.crop_size is not None else f"{config.crop_cells:g} cell diameters"
+    how = "" if config.crop_size is not None else f" ({config.crop_cells:g} cell diameters)"
     logger.info(
-        "crops of %d cells: a field of %s px (%s) at %s voxels (voxel size %s)",
+        "crops of %d cells: a field of %s px%s at %s voxels (voxel size %s)",
         len(detections), " x ".join(map(str, size)), how, " x ".join(map(str, pixels)),
         config.voxel_size or "not given: pixels",
     )  # fmt: skip

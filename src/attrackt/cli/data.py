@@ -158,7 +158,7 @@ def prepare_command(
     ] = None,
     crop_cells: Annotated[
         float, typer.Option(help="Field of view in typical cell diameters (without --crop-size).")
-    ] = 4.5,
+    ] = 2.5,
     crop_pixels: Annotated[str, typer.Option(help="Resolution of the stored crops.")] = "32",
     masks: Annotated[bool, typer.Option(help="Keep the label masks in the store.")] = False,
 ) -> None:
