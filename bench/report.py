@@ -186,7 +186,7 @@ def render_crop_field(data: dict) -> list[str]:
         "(at 4.5 diameters DIC's crop is the whole image), so the embedding comes to say where a "
         "cell is, which position already says; the models are the judge:",
     ]
-    return lines + [""] + _crop_accuracy()
+    return lines + [""] + _crop_accuracy(data)
 
 
 #: accuracy runs at two crop fields: result file -> the field, in typical cell diameters
@@ -201,7 +201,8 @@ def _guarded_01(found: dict) -> list[float]:
     ]
 
 
-def _crop_accuracy() -> list[str]:
+def _crop_accuracy(field: dict) -> list[str]:
+    """The accuracy runs at each crop field (``field``: crop_field.json, the fields' pixels)."""
     runs = {
         f: json.loads((RESULTS / f).read_text("utf-8"))
         for f in CROP_RUNS
@@ -232,6 +233,19 @@ def _crop_accuracy() -> list[str]:
                 f"{_cell(guarded, 1)} ({_cell(model, 1)}) | {_cell(arms['guarded']['aogm'], 1)} / "
                 f"{_cell(arms['unsupervised']['aogm'], 1)} |"
             )
+    for name in names:  # a dataset trained at another field than the factor's
+        for file, data in runs.items():
+            found, factor = data["datasets"][name], f"{CROP_RUNS[file]:g}"
+            wanted = field["datasets"].get(name, {}).get(factor, {}).get("crop_size")
+            if wanted and found["crop_size"] != wanted:
+                run = next(r for r in data.get("gpu_runs", []) if name in r["datasets"])
+                lines += [
+                    "",
+                    f"{name} at {factor} diameters: models trained on crops of "
+                    f"{found['crop_size'][-1]} px (the run at {run['commit']}, a fixed field), "
+                    f"against the {wanted[-1]} px of {factor} diameters; no run at "
+                    f"{wanted[-1]} px.",
+                ]
     means = {f: float(np.exp(np.mean(v))) for f, v in logs.items()}
     best = min(means, key=means.get)
     listed = ", ".join(f"{CROP_RUNS[f]:g} diameters {v:.1f}" for f, v in means.items())
