@@ -111,7 +111,7 @@ def prepare_phase(args: argparse.Namespace) -> None:
                     generate(preset(spec["preset"], seed=seed)).write(Path(tmp) / name, seq)
                 sources = [Path(tmp) / name / s for s in ("01", "02")]
                 gt_detections = False  # the synthetic TRA masks are the full masks
-            # the crops' field: attrackt's default, in typical cell diameters
+            # the crops' field in typical cell diameters: attrackt's default or --crop-cells
             config = PrepareConfig(gt_detections=gt_detections, crop_pixels=CROP_PIXELS, **field)
             store = prepare(sources, config)
         path = carry / f"{name}.npz"
@@ -249,6 +249,22 @@ def bundle(work: Path, out: Path, datasets: list[str], summary: dict) -> None:
     _jobs.save_summary(out, summary)
 
 
+def autoencoder_config(seed: int, device: str, minutes: float, base_channels: int = 32):
+    """The auto-encoder every benchmark run trains: batch 256, lr 1e-3, for ``minutes``."""
+    from attrackt.embed import AutoEncoderConfig, EmbedConfig
+    from attrackt.train import TrainConfig
+
+    return EmbedConfig(
+        model=AutoEncoderConfig(base_channels=base_channels),
+        train=TrainConfig(
+            steps=1000, batch_size=256, lr=1e-3, min_lr=3e-5, warmup_steps=0.02,
+            val_every=0, checkpoint_every=0, log_every=50, seed=seed, device=device,
+            progress=False,
+        ),
+        minutes=minutes,
+    )  # fmt: skip
+
+
 class Job:
     """One GPU job of one (dataset, seed): auto-encoder, or one association model."""
 
@@ -271,19 +287,11 @@ class Job:
         return Store.load(self.folder / "embedded.npz", masks=False)
 
     def ae(self) -> dict:
-        from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_store
+        from attrackt.embed import embed_store
         from attrackt.link.affinities import embedding_associations
-        from attrackt.train import TrainConfig
 
-        config = EmbedConfig(
-            model=AutoEncoderConfig(base_channels=8 if self.args.model == "small" else 32),
-            train=TrainConfig(
-                steps=1000, batch_size=256, lr=1e-3, min_lr=3e-5, warmup_steps=0.02,
-                val_every=0, checkpoint_every=0, log_every=50, seed=self.seed,
-                device=self.args.device, progress=False,
-            ),
-            minutes=self.minutes,
-        )  # fmt: skip
+        channels = 8 if self.args.model == "small" else 32
+        config = autoencoder_config(self.seed, self.args.device, self.minutes, channels)
         run = self.folder / "ae"
         embedded = embed_store(self.store(), config, run, resume=False)
         embedded.save(self.folder / "embedded.npz")

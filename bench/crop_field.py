@@ -58,21 +58,16 @@ def miss_rates(store, sequence: str) -> dict[str, float]:
 
 def measure(name: str, sources: list[Path], gt: bool, field: float, args) -> dict:
     """Prepare the movie at this field, train the auto-encoder, count the misses on 01."""
-    from attrackt.embed import AutoEncoderConfig, EmbedConfig, embed_store
+    from accuracy import CROP_PIXELS, autoencoder_config
+
+    from attrackt.embed import embed_store
     from attrackt.prepare import PrepareConfig, prepare
-    from attrackt.train import TrainConfig
 
     start = time.perf_counter()
-    store = prepare(sources, PrepareConfig(gt_detections=gt, crop_cells=field, crop_pixels=32))
-    config = EmbedConfig(
-        model=AutoEncoderConfig(base_channels=args.base_channels),
-        train=TrainConfig(
-            steps=1000, batch_size=256, lr=1e-3, min_lr=3e-5, warmup_steps=0.02,
-            val_every=0, checkpoint_every=0, seed=args.seed, device=args.device,
-            progress=False,
-        ),
-        minutes=args.minutes,
-    )  # fmt: skip
+    store = prepare(
+        sources, PrepareConfig(gt_detections=gt, crop_cells=field, crop_pixels=CROP_PIXELS)
+    )
+    config = autoencoder_config(args.seed, args.device, args.minutes, args.base_channels)
     with tempfile.TemporaryDirectory() as tmp:
         embedded = embed_store(store, config, Path(tmp) / "ae", resume=False)
     found = miss_rates(embedded, "01")

@@ -76,7 +76,7 @@ def test_a_3d_movie_runs_through_attrackt_run_with_its_voxel_size(ran) -> None:
     assert result.exit_code == 0, result.output
     store = Store.load(project / "embedded.npz")
     assert store.detections.ndim == 3 and store.detections.meta["scale"] == [2.0, 1.0, 1.0]
-    # the quick field of 32 px spans 16 planes 2 px apart, at 16 voxels a side
+    # the field (typical cell diameters) spans half as many planes 2 px apart, 16 voxels a side
     cells = PrepareConfig().crop_cells  # the field, in typical cell diameters
     field = max(32, round(cells * float(np.median(store.detections.diameters()))))
     assert store.meta["crop_size"] == [round(field / 2), field, field]  # z: planes 2 px apart

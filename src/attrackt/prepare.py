@@ -231,9 +231,8 @@ def prepare_segmentation(
     if not len(detections):
         raise InputError(masks, "holds no labelled cell in any frame")
     detections.meta = _detections_meta({name: list(movie.shape[1:])}, config)
-    config = config.for_cells(detections)
     crops = crop_cells(movie.array, detections, config)
-    meta = _store_meta(config, detections.ndim, {name: movie.source})
+    meta = _store_meta(config.for_cells(detections), detections.ndim, {name: movie.source})
     meta["cells"] = "masks" if labels is not None else "points"
     logger.info(
         "%s: %d cells (%s) in %d frames of %s",
