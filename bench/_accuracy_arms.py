@@ -5,7 +5,8 @@ exports and the ``evaluate`` phase reads (:func:`save_scores`, :func:`load_score
 ``interactive.py`` and ``ssvm_convergence.py`` through ``accuracy``), the evaluation of every
 arm of one dataset (:class:`Evaluation`) and its table (:func:`print_dataset`); for the scripts
 that read an accuracy run's models (``link_weights.py``, ``ranking.py``), their command line
-(:func:`run_arguments`) and that run's datasets (:func:`open_run`).
+(:func:`run_arguments`) and that run's datasets (:func:`open_run`), each from the GPU run that
+trained it (:func:`dataset_sources`, also used by ``accuracy.py evaluate``).
 """
 
 from __future__ import annotations
@@ -175,23 +176,62 @@ def run_arguments(description: str, json_name: str) -> argparse.Namespace:
     ``bench/results/JSON_NAME``); logging at warnings."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--carry", required=True, help="bench/accuracy.py's carry folder")
-    parser.add_argument("--gpu-results", required=True, help="its gpu phase's output folder")
+    parser.add_argument(
+        "--gpu-results",
+        required=True,
+        nargs="+",
+        help="its gpu phase's output folder(s); each dataset from the last that trained it",
+    )
     parser.add_argument("--json", default=str(RESULTS / json_name))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     return args
 
 
-def open_run(carry: Path, results: Path, folder: Path) -> tuple[dict, dict[str, Evaluation]]:
-    """The summary of an accuracy run's ``gpu`` phase and, per dataset of its plan, an
-    :class:`Evaluation` of its associations (unpacked under ``folder``; no guard settings)."""
+def dataset_sources(runs: list[tuple[Path, dict]], names: list[str]) -> dict[str, int]:
+    """Which of the gpu phase's ``runs`` (folder, summary) each dataset is taken from: the last
+    whose every job of that dataset ended well, else the last that trained it at all."""
+    source = {}
+    for name in names:
+        trained = [
+            k
+            for k, (_, summary) in enumerate(runs)
+            if any(job.split("/")[0] == name for job in summary["jobs"])
+        ]
+        if not trained:
+            raise SystemExit(f"no --gpu-results folder trained {name}")
+        complete = [
+            k
+            for k in trained
+            if all(r["status"] == "ok" for job, r in runs[k][1]["jobs"].items()
+                   if job.split("/")[0] == name)
+        ]  # fmt: skip
+        source[name] = (complete or trained)[-1]
+    return source
+
+
+def open_run(carry: Path, results: list[Path], folder: Path) -> tuple[dict, dict[str, Evaluation]]:
+    """The summary of an accuracy run's ``gpu`` phase (the first of ``results``; with several,
+    ``"datasets_from"`` names each dataset's commit) and, per dataset of its plan that one of
+    them trained, an :class:`Evaluation` of its associations (unpacked under ``folder``; no
+    guard settings), taken from the last folder that trained it (:func:`dataset_sources`)."""
     from attrackt.store import Store
 
-    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
+    plan = _jobs.load_plan(carry)
+    runs = [(Path(r), _jobs.load_summary(Path(r))) for r in results]
+    if any(summary["seeds"] != runs[0][1]["seeds"] for _, summary in runs):
+        raise SystemExit("the --gpu-results folders ran different seeds; read them apart")
+    trained = {job.split("/")[0] for _, summary in runs for job in summary["jobs"]}
+    names = [name for name in plan["datasets"] if name in trained]
+    source = dataset_sources(runs, names)
+    gpu = dict(runs[0][1])
+    if len(runs) > 1:
+        gpu["datasets_from"] = {name: runs[source[name]][1].get("commit") for name in names}
     evaluations = {}
-    for name in plan["datasets"]:
+    for name in names:
         store = Store.load(carry / plan["datasets"][name]["store"], masks=False)
-        _jobs.untar(sorted(results.glob(f"{name}*.tar")), folder / name)
+        path = runs[source[name]][0]
+        _jobs.untar(sorted(path.glob(f"{name}*.tar")), folder / name)
         evaluations[name] = Evaluation(name, store, folder / name, gpu["seeds"], None)
     return gpu, evaluations
 

@@ -53,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _jobs  # noqa: E402
-from _accuracy_arms import Evaluation, link_config, print_dataset, save_scores  # noqa: E402
+from _accuracy_arms import Evaluation, dataset_sources, link_config, print_dataset, save_scores  # noqa: E402
 from _accuracy_arms import load_scores as load_scores  # noqa: E402 (re-exported)
 from _common import RESULTS, choose_by_geometric_mean, provenance, write_results  # noqa: E402
 
@@ -472,28 +472,6 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     out = Path(args.json) if args.json else RESULTS / "accuracy.json"
     write_results(out, report)
     print(f"wrote {out}")
-
-
-def dataset_sources(runs: list[tuple[Path, dict]], names: list[str]) -> dict[str, int]:
-    """Which of the gpu phase's ``runs`` (folder, summary) each dataset is taken from: the last
-    whose every job of that dataset ended well, else the last that trained it at all."""
-    source = {}
-    for name in names:
-        trained = [
-            k
-            for k, (_, summary) in enumerate(runs)
-            if any(job.split("/")[0] == name for job in summary["jobs"])
-        ]
-        if not trained:
-            raise SystemExit(f"no --gpu-results folder trained {name}")
-        complete = [
-            k
-            for k in trained
-            if all(r["status"] == "ok" for job, r in runs[k][1]["jobs"].items()
-                   if job.split("/")[0] == name)
-        ]  # fmt: skip
-        source[name] = (complete or trained)[-1]
-    return source
 
 
 def motion_choice(datasets: dict, arms: list[str]) -> dict:

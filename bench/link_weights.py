@@ -10,15 +10,17 @@ datasets) of the mean AOGM over seeds; so is, apart, the division cost (``hyper_
 constant on every division hyper-edge) with the model at the default ``w`` and ``appear``; and
 so is the border where track starts and ends are free (``LinkConfig.border_cells``, in typical
 cell diameters, 0: nowhere), at every other default and with the guard on, as attrackt links
-(where the guard turns the model off, on position alone). Each choice is made at the others'
-defaults. Then the choices, the defaults and position linking at ``appear = 1`` (the default
+(where the guard turns the model off, on position alone); and so, linked the same way, is the
+price of a division into unequal daughters (``LinkConfig.daughter_size_weight``, per unit of
+``|ln(d1 / d2)|`` of their diameters; 0: sizes do not matter). Each choice is made at the
+others' defaults. Then the choices, the defaults and position linking at ``appear = 1`` (the default
 before) link the test movies (02).
 
 It reads what ``bench/accuracy.py`` left (the stores of its ``prepare`` phase and the
 associations of its ``gpu`` phase, every seed's unsupervised model on 01 and 02) and needs no
 GPU:
 
-    python bench/link_weights.py --carry .gpu/accuracy --gpu-results DIR
+    python bench/link_weights.py --carry .gpu/accuracy --gpu-results DIR [DIR ...]
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ APPEAR = (0.1, 0.25, 0.5, 0.75, 1.0)
 ASSOCIATION = (0.5, 1.0, 1.5)
 DIVISION = (0.0, 0.25, 0.5, 0.75, 1.0)
 BORDER = (0.0, 0.5, 1.0, 1.5, 2.0)
+DAUGHTERS = (0.0, 0.5, 1.0, 2.0, 4.0)
 DEFAULT = {"appear": LinkConfig.appear, "association": -LinkConfig.association_weight}
 POSITION_DEFAULT = {"appear": LinkConfig.position_appear, "association": 0.0}
 
@@ -56,18 +59,21 @@ def score(
     association: float,
     division: float = LinkConfig.hyper_bias,
     border: float | None = None,
+    daughters: float = LinkConfig.daughter_size_weight,
 ) -> float:
     """AOGM of sequence ``seq`` linked with these weights (``associations`` None: position; the
     start and end costs are ``appear`` either way; ``division``: the division hyper-edges'
-    bias). ``border`` (free starts and ends within that many cell diameters of the border):
-    linked as attrackt does, guarded and at the default position costs; None: unguarded, at
-    the default border."""
+    bias; ``daughters``: the price of unequal daughters). ``border`` (free starts and ends within
+    that many cell diameters of the border): linked as attrackt does, guarded and at the default
+    position costs; None: unguarded, at the default border."""
     if border is not None:
         found = arms.score(seq, associations, -association, guard=True, border_cells=border,
-                           hyper_bias=division, appear=appear, disappear=appear)  # fmt: skip
+                           hyper_bias=division, appear=appear, disappear=appear,
+                           daughter_size_weight=daughters)  # fmt: skip
         return float(found["aogm"])
     starts = dict.fromkeys(("appear", "disappear", "position_appear", "position_disappear"), appear)
-    found = arms.score(seq, associations, -association, hyper_bias=division, **starts)
+    found = arms.score(seq, associations, -association, hyper_bias=division,
+                       daughter_size_weight=daughters, **starts)  # fmt: skip
     return float(found["aogm"])
 
 
@@ -82,13 +88,16 @@ def model(arms: Evaluation, seed: int, seq: str):
 def grid(arm: str) -> list[dict[str, float]]:
     """The settings tried: ``appear`` alone for position, ``appear`` x ``association`` for the
     model, the division cost alone (at the model's defaults) for ``division``, the border alone
-    for ``border``."""
+    for ``border``, the price of unequal daughters alone (linked as attrackt links) for
+    ``daughters``."""
     if arm == "position":
         return [{"appear": a, "association": 0.0} for a in APPEAR]
     if arm == "division":
         return [dict(DEFAULT, division=d) for d in DIVISION]
     if arm == "border":
         return [dict(DEFAULT, border=b) for b in BORDER]
+    if arm == "daughters":
+        return [dict(DEFAULT, border=LinkConfig.border_cells, daughters=d) for d in DAUGHTERS]
     return [{"appear": a, "association": w} for a, w in itertools.product(APPEAR, ASSOCIATION)]
 
 
@@ -105,10 +114,11 @@ def main() -> None:
         "model": {},
         "division": {},
         "border": {},
+        "daughters": {},
     }  # arm -> dataset -> setting -> AOGMs
     test = {}  # dataset -> arm -> AOGM per seed
     with tempfile.TemporaryDirectory() as tmp:
-        gpu, evaluations = open_run(Path(args.carry), Path(args.gpu_results), Path(tmp))
+        gpu, evaluations = open_run(Path(args.carry), args.gpu_results, Path(tmp))
         seeds = gpu["seeds"]
         for name, arms in evaluations.items():
             for arm in tuning:
@@ -130,6 +140,8 @@ def main() -> None:
             "model division chosen": _parse(chosen["division"][0]),
             "attrackt no border": dict(DEFAULT, border=0.0),
             "attrackt border chosen": _parse(chosen["border"][0]),
+            "attrackt daughters 0": dict(DEFAULT, border=LinkConfig.border_cells, daughters=0.0),
+            "attrackt daughters chosen": _parse(chosen["daughters"][0]),
         }
         for name, arms in evaluations.items():
             test[name] = {arm: [] for arm in settings}
@@ -163,6 +175,7 @@ def main() -> None:
                 "association": ASSOCIATION,
                 "division": DIVISION,
                 "border": BORDER,
+                "daughters": DAUGHTERS,
                 "default": DEFAULT,
                 "position_default": POSITION_DEFAULT,
             },  # fmt: skip

@@ -43,7 +43,7 @@ def main() -> None:
     }
     found: dict = {}  # dataset -> score -> {"wrong": {B: [per seed]}, "aogm": {B: [...]}}
     with tempfile.TemporaryDirectory() as tmp:
-        gpu, evaluations = open_run(Path(args.carry), Path(args.gpu_results), Path(tmp))
+        gpu, evaluations = open_run(Path(args.carry), args.gpu_results, Path(tmp))
         seeds = gpu["seeds"]
         for name, arms in evaluations.items():
             store = arms.store

@@ -466,8 +466,15 @@ def render_link_weights(data: dict) -> list[str]:
         + (
             "; and, linked as attrackt links (guarded, the rest at the defaults), the border "
             "within which a track starts and ends for free, in typical cell diameters (in "
-            f"{', '.join(f'{b:g}' for b in grid['border'])}; 0: nowhere). Each choice is made "
-            "at the others' defaults"
+            f"{', '.join(f'{b:g}' for b in grid['border'])}; 0: nowhere)"
+            + (
+                ", and the price of a division into unequal daughters (per unit of |ln(d1/d2)| "
+                f"of their diameters, in {', '.join(f'{d:g}' for d in grid['daughters'])}; 0: "
+                "sizes do not matter)"
+                if "daughters" in grid
+                else ""
+            )
+            + ". Each choice is made at the others' defaults"
             if "border" in grid
             else ""
         )
@@ -512,6 +519,15 @@ def render_link_weights(data: dict) -> list[str]:
             "(`--border-cells`)."
             if "attrackt border chosen" in settings
             else ""
+        )
+        + (
+            " The price of unequal daughters chosen on 01 ("
+            f"{settings['attrackt daughters chosen']['daughters']:g}) beats none on "
+            f"{better('attrackt daughters chosen', 'attrackt daughters 0')} of {n}; attrackt "
+            f"prices them at {data['link_config']['daughter_size_weight']:g} "
+            "(`--daughter-size-weight`)."
+            if "attrackt daughters chosen" in settings
+            else ""
         ),
     ]
     return lines
@@ -548,7 +564,9 @@ def _setting(setting: dict) -> str:
         return f"appear {setting['appear']:g}"
     division = f", division {setting['division']:g}" if "division" in setting else ""
     border = f", border {setting['border']:g}, guarded" if "border" in setting else ""
-    return f"appear {setting['appear']:g}, w {setting['association']:g}{division}{border}"
+    daughters = f", daughters {setting['daughters']:g}" if "daughters" in setting else ""
+    weights = f"appear {setting['appear']:g}, w {setting['association']:g}"
+    return f"{weights}{division}{border}{daughters}"
 
 
 def _unsupervised_term(ft: dict) -> str:

@@ -22,7 +22,8 @@ CASES = [
     *[(link.link_command, name, getattr(LINK, name)) for name in (
         "k", "max_distance", "max_gap", "divisions", "solver", "time_limit", "threads",
         "pin_nodes", "normalise", "distance_weight", "association_weight", "edge_bias",
-        "hyper_bias", "appear", "disappear", "border_cells", "border_margin", "guard",
+        "hyper_bias", "daughter_size_weight", "appear", "disappear", "border_cells",
+        "border_margin", "guard",
     )],
     (proofread.rank_command, "k", LINK.k),
     (proofread.rank_command, "strategy", RANK.strategy),

@@ -174,3 +174,40 @@ def test_border_cells_measure_a_ball_in_3d() -> None:
         area=np.full(2, np.pi / 6 * 8**3),
     )
     np.testing.assert_allclose(build_candidates(det).diameter, 8)
+
+
+def divided(fragment_area: float) -> Detections:
+    """A cell at t=0 and, at t=1, its continuation (same size) beside a second cell whose
+    area is ``fragment_area`` (the parent's is 400)."""
+    return Detections.from_arrays(
+        [0, 1, 1], [[50, 50], [50, 52], [50, 62]], area=np.array([400.0, 400.0, fragment_area])
+    )
+
+
+def test_unequal_daughters_cost_more_and_equal_ones_nothing() -> None:
+    graph = build_candidates(divided(16.0))
+    base = compute_costs(graph, LinkConfig(daughter_size_weight=0.0))
+    priced = compute_costs(graph, LinkConfig(daughter_size_weight=2.0))
+    # one hyper-edge: the parent into (400 px, 16 px): diameters differ 5-fold
+    np.testing.assert_allclose(priced.hyper - base.hyper, 2.0 * np.log(5.0))
+    np.testing.assert_allclose(priced.edge, base.edge)
+    equal = build_candidates(divided(400.0))
+    np.testing.assert_allclose(
+        compute_costs(equal, LinkConfig(daughter_size_weight=2.0)).hyper,
+        compute_costs(equal, LinkConfig(daughter_size_weight=0.0)).hyper,
+    )
+
+
+def test_daughter_sizes_are_skipped_without_area() -> None:
+    dets = Detections.from_arrays([0, 1, 1], [[50, 50], [50, 52], [50, 62]])
+    graph = build_candidates(dets)
+    assert graph.num_hyper == 1
+    np.testing.assert_allclose(
+        compute_costs(graph, LinkConfig(daughter_size_weight=5.0)).hyper,
+        compute_costs(graph, LinkConfig(daughter_size_weight=0.0)).hyper,
+    )
+
+
+def test_a_negative_daughter_size_weight_is_refused() -> None:
+    with pytest.raises(InputError, match="daughter_size_weight"):
+        LinkConfig(daughter_size_weight=-1.0)

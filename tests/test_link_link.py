@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -217,3 +219,23 @@ def test_a_cell_coming_into_view_at_the_border_starts_a_track() -> None:
     costly = {"position_appear": 5.0, "position_disappear": 5.0}
     assert parent(LinkConfig(**costly)) is None
     assert parent(LinkConfig(border_cells=0, **costly)) == int(resident[0])
+
+
+@pytest.mark.parametrize("solver", ["fast", "motile"])
+def test_a_small_cell_beside_a_parent_is_not_taken_for_its_daughter(solver: str) -> None:
+    """A model that links a small cell coming into view to the cell beside it makes a false
+    division; pricing unequal daughters lets the small cell start its own track."""
+    from attrackt.data import Associations
+
+    det = Detections.from_arrays(
+        [0, 1, 1], [[50, 50], [50, 52], [50, 62]], area=np.array([400.0, 400.0, 16.0])
+    )
+    parent, continuation, small = det.ids.tolist()
+    assoc = Associations.from_arrays(
+        np.array([parent, parent]), np.array([continuation, small]), np.array([0.9, 0.9])
+    )
+    config = LinkConfig(normalise=False, distance_weight=0.1, hyper_distance_weight=0.1,
+                        daughter_size_weight=1.0, solver=solver, guard=False)  # fmt: skip
+    divided = links(link(det, assoc, config=replace(config, daughter_size_weight=0.0)))
+    assert divided == {(parent, continuation), (parent, small)}
+    assert links(link(det, assoc, config=config)) == {(parent, continuation)}

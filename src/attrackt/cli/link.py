@@ -103,6 +103,13 @@ def link_command(
     hyper_bias: Annotated[
         float, typer.Option(help="Constant on every division.")
     ] = LINK.hyper_bias,
+    daughter_size_weight: Annotated[
+        float,
+        typer.Option(
+            help="Cost per unit of |ln(d1/d2)| of a division's daughters' diameters (a cell "
+            "divides into two alike; 0: sizes do not matter)."
+        ),
+    ] = LINK.daughter_size_weight,
     appear: Annotated[
         float, typer.Option(help="Cost of a track start where the associations are used.")
     ] = LINK.appear,
@@ -187,6 +194,7 @@ def link_command(
             hyper_distance_weight=distance_weight,
             hyper_association_weight=association_weight,
             hyper_bias=hyper_bias,
+            daughter_size_weight=daughter_size_weight,
             appear=appear,
             disappear=disappear,
             position_appear=_start_cost(position_appear, appear, "appear"),

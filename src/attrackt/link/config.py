@@ -16,6 +16,7 @@ _COSTS = (
     "hyper_distance_weight",
     "hyper_association_weight",
     "hyper_bias",
+    "daughter_size_weight",
     "gap_weight",
     "appear",
     "disappear",
@@ -34,9 +35,13 @@ class LinkConfig:
     An edge costs ``distance_weight * norm(distance) + association_weight * norm(association)
     + edge_bias + gap_weight * (dt - 1)``; a division hyper-edge (parent; two children) has its
     own ``hyper_*`` weights over the distance from the parent to the children's midpoint and the
-    mean of the two association scores. Appearing costs ``appear`` except where the previous
-    frame of the sequence is empty (the first frame, for one) or near the image border, where
-    cells come into view; disappearing likewise with the next frame, and where they leave it.
+    mean of the two association scores, plus ``daughter_size_weight * |ln(d1 / d2)|`` over its
+    daughters' equivalent diameters (from ``area``; a cell divides into two of about its half,
+    so a parent "dividing" into a cell of its own size and a small one entering the view is
+    priced up; chosen on the training movies, ``bench/link_weights.py``). Appearing costs
+    ``appear`` except where the previous frame of the sequence is empty (the first frame, for
+    one) or near the image border, where cells come into view; disappearing likewise with the
+    next frame, and where they leave it.
     Near the border means within ``border_cells`` typical cell diameters (the median
     equivalent diameter of the sequence's detections, from their ``area``) or, where
     ``border_margin`` is given, within that distance; ``border_cells = None`` and no
@@ -74,6 +79,7 @@ class LinkConfig:
     hyper_distance_weight: float = 1.0
     hyper_association_weight: float = -1.0
     hyper_bias: float = 0.0
+    daughter_size_weight: float = 0.0
     gap_weight: float = 0.0
     appear: float = 1.0
     disappear: float = 1.0
@@ -109,6 +115,11 @@ class LinkConfig:
                 f"{' and '.join(negative)} must be >= 0 (a track's start or end cannot earn a "
                 "reward; motile's solver would report a wrong optimum), got "
                 + ", ".join(f"{name}={getattr(self, name)}" for name in negative)
+            )
+        if self.daughter_size_weight < 0:
+            raise bad(
+                "daughter_size_weight must be >= 0 (unequal daughters cannot earn a reward), got "
+                f"{self.daughter_size_weight}"
             )
         if self.k < 1:
             raise bad(f"k must be at least 1, got {self.k}")

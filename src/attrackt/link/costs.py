@@ -100,6 +100,26 @@ class EdgeBias(Cost):
 
 
 @dataclass
+class DaughterSize(Cost):
+    """``weight * |ln(d1 / d2)|`` on each division hyper-edge, ``d1`` and ``d2`` its two
+    daughters' equivalent diameters: a cell divides into two of about its half, so a "division"
+    into a cell of the parent's size and a small one (a cell coming into view beside it, a
+    fragment) costs more. Never a reward, and not normalised: equal daughters cost nothing.
+    Left out, and logged, where the detections have no ``area`` column."""
+
+    weight: float
+
+    def apply(self, graph: CandidateGraph, costs: Costs) -> None:
+        if not self.weight or not graph.num_hyper:
+            return
+        if graph.diameter is None:
+            logger.info("the detections have no area column: divisions are not priced by size")
+            return
+        daughters = np.maximum(graph.diameter[graph.hyper_rows[:, 1:]], 1e-9)
+        costs.hyper[:] += self.weight * np.abs(np.log(daughters[:, 0] / daughters[:, 1]))
+
+
+@dataclass
 class FrameGap(Cost):
     """``weight`` per frame skipped by an edge or hyper-edge (``dt - 1``)."""
 
@@ -224,6 +244,7 @@ def cost_terms(
         EdgeFeature("distance", config.hyper_distance_weight, hyper=True, normalised=norm),
         EdgeFeature("association", config.hyper_association_weight, hyper=True, normalised=norm),
         EdgeBias(config.hyper_bias, hyper=True),
+        DaughterSize(config.daughter_size_weight),
         FrameGap(config.gap_weight),
         Appear(_start_or_end(graph, config.appear, config.position_appear), border),
         Disappear(_start_or_end(graph, config.disappear, config.position_disappear), border),
@@ -248,6 +269,7 @@ WEIGHTS = (
     "hyper_distance_weight",
     "hyper_association_weight",
     "hyper_bias",
+    "daughter_size_weight",
     "appear",
     "disappear",
     "position_appear",
