@@ -12,7 +12,8 @@ so is the border where track starts and ends are free (``LinkConfig.border_cells
 cell diameters, 0: nowhere), at every other default and with the guard on, as attrackt links
 (where the guard turns the model off, on position alone); and so, linked the same way, is the
 price of a division into unequal daughters (``LinkConfig.daughter_size_weight``, per unit of
-``|ln(d1 / d2)|`` of their diameters; 0: sizes do not matter). Each choice is made at the
+``|ln(d1 / d2)|`` of their diameters; 0: sizes do not matter), on the real movies alone: the
+synthetic generator halves a dividing cell exactly. Each choice is made at the
 others' defaults. Then the choices, the defaults and position linking at ``appear = 1`` (the default
 before) link the test movies (02).
 
@@ -130,7 +131,7 @@ def main() -> None:
                         aogm = score(arms, "01", assoc, **setting)
                         per.setdefault(key(setting), []).append(aogm)
             print(f"{name}: tuned on 01 ({time.perf_counter() - start:.0f} s)", flush=True)
-        chosen = {arm: choose_by_geometric_mean(tuning[arm]) for arm in tuning}
+        chosen = {arm: choose_by_geometric_mean(_tuned_on(arm, tuning[arm])) for arm in tuning}
         settings = {
             "position appear 1": {"appear": 1.0, "association": 0.0},
             "position default": dict(POSITION_DEFAULT),
@@ -142,6 +143,14 @@ def main() -> None:
             "attrackt border chosen": _parse(chosen["border"][0]),
             "attrackt daughters 0": dict(DEFAULT, border=LinkConfig.border_cells, daughters=0.0),
             "attrackt daughters chosen": _parse(chosen["daughters"][0]),
+            "position daughters 0": dict(
+                POSITION_DEFAULT, border=LinkConfig.border_cells, daughters=0.0
+            ),
+            "position daughters chosen": dict(
+                POSITION_DEFAULT,
+                border=LinkConfig.border_cells,
+                daughters=_parse(chosen["daughters"][0])["daughters"],
+            ),
         }
         for name, arms in evaluations.items():
             test[name] = {arm: [] for arm in settings}
@@ -168,6 +177,7 @@ def main() -> None:
             "provenance": measured,
             "gpu_provenance": gpu["provenance"],
             "gpu_commit": gpu.get("commit"),
+            "datasets_from": gpu.get("datasets_from"),  # each dataset's GPU run (several)
             "seeds": seeds,
             "link_config": link_config().to_dict(),
             "grid": {
@@ -187,6 +197,15 @@ def main() -> None:
         },
     )
     print(f"wrote {args.json}")
+
+
+def _tuned_on(arm: str, per_dataset: dict) -> dict:
+    """The datasets whose 01 movies choose ``arm``'s setting: for the price of unequal
+    daughters the real ones only (the synthetic generator halves a dividing cell exactly, so
+    its movies would reward any size prior); every dataset for the others."""
+    if arm != "daughters":
+        return per_dataset
+    return {name: v for name, v in per_dataset.items() if not name.startswith("synthetic")}
 
 
 def _parse(setting: str) -> dict[str, float]:

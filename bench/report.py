@@ -455,8 +455,13 @@ def render_link_weights(data: dict) -> list[str]:
         f"{', '.join(f'{a:g}' for a in grid['appear'])}, w in "
         f"{', '.join(f'{w:g}' for w in grid['association'])}), separately for position only "
         "and for the unsupervised model's associations (those of "
-        "`accuracy_fixed_crops.json`, commit "
-        f"{data['gpu_commit']})"
+        + (
+            "`accuracy.json`: "
+            + ", ".join(f"{n} trained at {c}" for n, c in data["datasets_from"].items())
+            if data.get("datasets_from")
+            else f"`accuracy_fixed_crops.json`, commit {data['gpu_commit']}"
+        )
+        + ")"
         + (
             "; apart, with the model at its defaults, the division cost (a constant on every "
             f"division hyper-edge, in {', '.join(f'{d:g}' for d in grid['division'])})"
@@ -523,9 +528,11 @@ def render_link_weights(data: dict) -> list[str]:
         + (
             " The price of unequal daughters chosen on 01 ("
             f"{settings['attrackt daughters chosen']['daughters']:g}) beats none on "
-            f"{better('attrackt daughters chosen', 'attrackt daughters 0')} of {n}; attrackt "
-            f"prices them at {data['link_config']['daughter_size_weight']:g} "
-            "(`--daughter-size-weight`)."
+            f"{better('attrackt daughters chosen', 'attrackt daughters 0')} of {n} (on position "
+            f"alone: {better('position daughters chosen', 'position daughters 0')} of {n}); "
+            "chosen on the real movies alone, as the synthetic generator halves a dividing cell "
+            "exactly; attrackt prices them at "
+            f"{data['link_config']['daughter_size_weight']:g} (`--daughter-size-weight`)."
             if "attrackt daughters chosen" in settings
             else ""
         ),
@@ -560,11 +567,11 @@ def render_ranking(data: dict) -> list[str]:
 
 
 def _setting(setting: dict) -> str:
+    daughters = f", daughters {setting['daughters']:g}" if "daughters" in setting else ""
     if not setting["association"]:
-        return f"appear {setting['appear']:g}"
+        return f"appear {setting['appear']:g}{daughters}"
     division = f", division {setting['division']:g}" if "division" in setting else ""
     border = f", border {setting['border']:g}, guarded" if "border" in setting else ""
-    daughters = f", daughters {setting['daughters']:g}" if "daughters" in setting else ""
     weights = f"appear {setting['appear']:g}, w {setting['association']:g}"
     return f"{weights}{division}{border}{daughters}"
 

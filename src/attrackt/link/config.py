@@ -79,7 +79,7 @@ class LinkConfig:
     hyper_distance_weight: float = 1.0
     hyper_association_weight: float = -1.0
     hyper_bias: float = 0.0
-    daughter_size_weight: float = 0.0
+    daughter_size_weight: float = 2.0
     gap_weight: float = 0.0
     appear: float = 1.0
     disappear: float = 1.0
