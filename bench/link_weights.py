@@ -12,8 +12,9 @@ so is the border where track starts and ends are free (``LinkConfig.border_cells
 cell diameters, 0: nowhere), at every other default and with the guard on, as attrackt links
 (where the guard turns the model off, on position alone); and so, linked the same way, is the
 price of a division into unequal daughters (``LinkConfig.daughter_size_weight``, per unit of
-``|ln(d1 / d2)|`` of their diameters; 0: sizes do not matter), on the real movies alone: the
-synthetic generator halves a dividing cell exactly. Each choice is made at the
+``|ln(d1 / d2)|`` of their diameters; 0: sizes do not matter), and apart that price on
+position alone (``LinkConfig.position_daughter_size_weight``), both on the real movies alone:
+the synthetic generator halves a dividing cell exactly. Each choice is made at the
 others' defaults. Then the choices, the defaults and position linking at ``appear = 1`` (the default
 before) link the test movies (02).
 
@@ -60,21 +61,25 @@ def score(
     association: float,
     division: float = LinkConfig.hyper_bias,
     border: float | None = None,
-    daughters: float = LinkConfig.daughter_size_weight,
+    daughters: float | None = None,
+    position_daughters: float | None = None,
 ) -> float:
     """AOGM of sequence ``seq`` linked with these weights (``associations`` None: position; the
     start and end costs are ``appear`` either way; ``division``: the division hyper-edges'
-    bias; ``daughters``: the price of unequal daughters). ``border`` (free starts and ends within
+    bias; ``daughters``, ``position_daughters``: the price of unequal daughters with the model and
+    on position alone, None: the default). ``border`` (free starts and ends within
     that many cell diameters of the border): linked as attrackt does, guarded and at the default
     position costs; None: unguarded, at the default border."""
+    sizes = {name: value for name, value in (("daughter_size_weight", daughters),
+                                             ("position_daughter_size_weight", position_daughters))
+             if value is not None}  # fmt: skip
     if border is not None:
         found = arms.score(seq, associations, -association, guard=True, border_cells=border,
                            hyper_bias=division, appear=appear, disappear=appear,
-                           daughter_size_weight=daughters)  # fmt: skip
+                           **sizes)  # fmt: skip
         return float(found["aogm"])
     starts = dict.fromkeys(("appear", "disappear", "position_appear", "position_disappear"), appear)
-    found = arms.score(seq, associations, -association, hyper_bias=division,
-                       daughter_size_weight=daughters, **starts)  # fmt: skip
+    found = arms.score(seq, associations, -association, hyper_bias=division, **starts, **sizes)
     return float(found["aogm"])
 
 
@@ -99,6 +104,11 @@ def grid(arm: str) -> list[dict[str, float]]:
         return [dict(DEFAULT, border=b) for b in BORDER]
     if arm == "daughters":
         return [dict(DEFAULT, border=LinkConfig.border_cells, daughters=d) for d in DAUGHTERS]
+    if arm == "position_daughters":
+        return [
+            dict(POSITION_DEFAULT, border=LinkConfig.border_cells, position_daughters=d)
+            for d in DAUGHTERS
+        ]
     return [{"appear": a, "association": w} for a, w in itertools.product(APPEAR, ASSOCIATION)]
 
 
@@ -116,6 +126,7 @@ def main() -> None:
         "division": {},
         "border": {},
         "daughters": {},
+        "position_daughters": {},
     }  # arm -> dataset -> setting -> AOGMs
     test = {}  # dataset -> arm -> AOGM per seed
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +134,7 @@ def main() -> None:
         seeds = gpu["seeds"]
         for name, arms in evaluations.items():
             for arm in tuning:
-                with_model = arm != "position"
+                with_model = arm not in ("position", "position_daughters")
                 per = tuning[arm].setdefault(name, {})
                 for seed in seeds if with_model else seeds[:1]:
                     assoc = model(arms, seed, "01") if with_model else None
@@ -144,13 +155,9 @@ def main() -> None:
             "attrackt daughters 0": dict(DEFAULT, border=LinkConfig.border_cells, daughters=0.0),
             "attrackt daughters chosen": _parse(chosen["daughters"][0]),
             "position daughters 0": dict(
-                POSITION_DEFAULT, border=LinkConfig.border_cells, daughters=0.0
+                POSITION_DEFAULT, border=LinkConfig.border_cells, position_daughters=0.0
             ),
-            "position daughters chosen": dict(
-                POSITION_DEFAULT,
-                border=LinkConfig.border_cells,
-                daughters=_parse(chosen["daughters"][0])["daughters"],
-            ),
+            "position daughters chosen": _parse(chosen["position_daughters"][0]),
         }
         for name, arms in evaluations.items():
             test[name] = {arm: [] for arm in settings}
@@ -203,7 +210,7 @@ def _tuned_on(arm: str, per_dataset: dict) -> dict:
     """The datasets whose 01 movies choose ``arm``'s setting: for the price of unequal
     daughters the real ones only (the synthetic generator halves a dividing cell exactly, so
     its movies would reward any size prior); every dataset for the others."""
-    if arm != "daughters":
+    if arm not in ("daughters", "position_daughters"):
         return per_dataset
     return {name: v for name, v in per_dataset.items() if not name.startswith("synthetic")}
 

@@ -532,7 +532,10 @@ def render_link_weights(data: dict) -> list[str]:
             f"alone: {better('position daughters chosen', 'position daughters 0')} of {n}); "
             "chosen on the real movies alone, as the synthetic generator halves a dividing cell "
             "exactly; attrackt prices them at "
-            f"{data['link_config']['daughter_size_weight']:g} (`--daughter-size-weight`)."
+            f"{data['link_config']['daughter_size_weight']:g} with the model "
+            "(`--daughter-size-weight`) and "
+            f"{data['link_config'].get('position_daughter_size_weight', 0):g} on position alone "
+            "(`--position-daughter-size-weight`)."
             if "attrackt daughters chosen" in settings
             else ""
         ),
@@ -567,7 +570,11 @@ def render_ranking(data: dict) -> list[str]:
 
 
 def _setting(setting: dict) -> str:
-    daughters = f", daughters {setting['daughters']:g}" if "daughters" in setting else ""
+    daughters = "".join(
+        f", daughters {setting[key]:g}"
+        for key in ("daughters", "position_daughters")
+        if key in setting
+    )
     if not setting["association"]:
         return f"appear {setting['appear']:g}{daughters}"
     division = f", division {setting['division']:g}" if "division" in setting else ""

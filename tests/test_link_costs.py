@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -185,17 +187,18 @@ def divided(fragment_area: float) -> Detections:
 
 
 def test_unequal_daughters_cost_more_and_equal_ones_nothing() -> None:
-    graph = build_candidates(divided(16.0))
-    base = compute_costs(graph, LinkConfig(daughter_size_weight=0.0))
-    priced = compute_costs(graph, LinkConfig(daughter_size_weight=2.0))
+    dets = divided(16.0)
+    scores = Associations.from_arrays(np.array([0, 0]), np.array([1, 2]), np.array([0.9, 0.5]))
+    off = LinkConfig(daughter_size_weight=0.0, position_daughter_size_weight=0.0)
+    sizes = replace(off, daughter_size_weight=2.0, position_daughter_size_weight=0.5)
     # one hyper-edge: the parent into (400 px, 16 px): diameters differ 5-fold
-    np.testing.assert_allclose(priced.hyper - base.hyper, 2.0 * np.log(5.0))
-    np.testing.assert_allclose(priced.edge, base.edge)
+    for assoc, weight in ((scores, 2.0), (None, 0.5)):  # with a model; on position alone
+        graph = build_candidates(dets, assoc)
+        base, priced = compute_costs(graph, off), compute_costs(graph, sizes)
+        np.testing.assert_allclose(priced.hyper - base.hyper, weight * np.log(5.0))
+        np.testing.assert_allclose(priced.edge, base.edge)
     equal = build_candidates(divided(400.0))
-    np.testing.assert_allclose(
-        compute_costs(equal, LinkConfig(daughter_size_weight=2.0)).hyper,
-        compute_costs(equal, LinkConfig(daughter_size_weight=0.0)).hyper,
-    )
+    np.testing.assert_allclose(compute_costs(equal, sizes).hyper, compute_costs(equal, off).hyper)
 
 
 def test_daughter_sizes_are_skipped_without_area() -> None:
@@ -203,11 +206,13 @@ def test_daughter_sizes_are_skipped_without_area() -> None:
     graph = build_candidates(dets)
     assert graph.num_hyper == 1
     np.testing.assert_allclose(
-        compute_costs(graph, LinkConfig(daughter_size_weight=5.0)).hyper,
-        compute_costs(graph, LinkConfig(daughter_size_weight=0.0)).hyper,
+        compute_costs(graph, LinkConfig(position_daughter_size_weight=5.0)).hyper,
+        compute_costs(graph, LinkConfig(position_daughter_size_weight=0.0)).hyper,
     )
 
 
 def test_a_negative_daughter_size_weight_is_refused() -> None:
     with pytest.raises(InputError, match="daughter_size_weight"):
         LinkConfig(daughter_size_weight=-1.0)
+    with pytest.raises(InputError, match="position_daughter_size_weight"):
+        LinkConfig(position_daughter_size_weight=-1.0)

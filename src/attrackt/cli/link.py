@@ -110,6 +110,14 @@ def link_command(
             "divides into two alike; 0: sizes do not matter)."
         ),
     ] = LINK.daughter_size_weight,
+    position_daughter_size_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="The same in a movie linked on position alone [default: "
+            f"{LINK.position_daughter_size_weight}, or --daughter-size-weight where that is "
+            "given]."
+        ),
+    ] = None,
     appear: Annotated[
         float, typer.Option(help="Cost of a track start where the associations are used.")
     ] = LINK.appear,
@@ -195,10 +203,13 @@ def link_command(
             hyper_association_weight=association_weight,
             hyper_bias=hyper_bias,
             daughter_size_weight=daughter_size_weight,
+            position_daughter_size_weight=_position_cost(
+                position_daughter_size_weight, daughter_size_weight, "daughter_size_weight"
+            ),
             appear=appear,
             disappear=disappear,
-            position_appear=_start_cost(position_appear, appear, "appear"),
-            position_disappear=_start_cost(position_disappear, disappear, "disappear"),
+            position_appear=_position_cost(position_appear, appear, "appear"),
+            position_disappear=_position_cost(position_disappear, disappear, "disappear"),
             normalise=normalise,
             border_cells=border_cells,
             border_margin=border_margin,
@@ -279,9 +290,9 @@ def _learned_config(
     return learned.config
 
 
-def _start_cost(on_position: float | None, with_model: float, name: str) -> float | None:
-    """A start or end cost on position alone: as given, else the ``--appear``/``--disappear``
-    the user gave, else the default."""
+def _position_cost(on_position: float | None, with_model: float, name: str) -> float | None:
+    """A cost on position alone (of a start, an end, unequal daughters): as given, else the
+    one the user gave for linking with a model (``--appear``...), else the default."""
     if on_position is not None:
         return on_position
     return with_model if with_model != getattr(LINK, name) else getattr(LINK, f"position_{name}")

@@ -51,7 +51,9 @@ class LinkConfig:
     alone (no associations given for it, or the guard turned them off) pays ``position_appear``
     and ``position_disappear`` instead (``None``: ``appear``, ``disappear``): 0.25, chosen on the
     training movies of the accuracy benchmark (``bench/link_weights.py``, with the border free),
-    where appear 1 left cells without a parent rather than start a track. With ``guard`` (the
+    where appear 1 left cells without a parent rather than start a track; and it prices unequal
+    daughters at ``position_daughter_size_weight`` (``None``: ``daughter_size_weight``), chosen
+    there too. With ``guard`` (the
     default) associations count only in the sequences where the label-free guard passes them
     (:mod:`attrackt.link.guard`); elsewhere those sequences link on position alone.
 
@@ -80,6 +82,7 @@ class LinkConfig:
     hyper_association_weight: float = -1.0
     hyper_bias: float = 0.0
     daughter_size_weight: float = 2.0
+    position_daughter_size_weight: float | None = 0.5
     gap_weight: float = 0.0
     appear: float = 1.0
     disappear: float = 1.0
@@ -103,7 +106,9 @@ class LinkConfig:
             return InputError("link config", problem)
 
         optional = [
-            n for n in ("position_appear", "position_disappear") if getattr(self, n) is not None
+            n
+            for n in ("position_appear", "position_disappear", "position_daughter_size_weight")
+            if getattr(self, n) is not None
         ]
         infinite = [name for name in (*_COSTS, *optional) if not math.isfinite(getattr(self, name))]
         if infinite:
@@ -116,10 +121,11 @@ class LinkConfig:
                 "reward; motile's solver would report a wrong optimum), got "
                 + ", ".join(f"{name}={getattr(self, name)}" for name in negative)
             )
-        if self.daughter_size_weight < 0:
+        sizes = [n for n in ("daughter_size_weight", *optional[2:]) if getattr(self, n) < 0]
+        if sizes:
             raise bad(
-                "daughter_size_weight must be >= 0 (unequal daughters cannot earn a reward), got "
-                f"{self.daughter_size_weight}"
+                f"{' and '.join(sizes)} must be >= 0 (unequal daughters cannot earn a reward), "
+                "got " + ", ".join(f"{name}={getattr(self, name)}" for name in sizes)
             )
         if self.k < 1:
             raise bad(f"k must be at least 1, got {self.k}")
@@ -149,14 +155,17 @@ class LinkConfig:
             raise bad(f"backend must be 'auto', 'scip' or 'gurobi', got {self.backend!r}")
 
     def with_position_costs(self) -> LinkConfig:
-        """The same costs with ``position_appear``/``position_disappear`` spelled out (``None``
-        becomes ``appear``/``disappear``)."""
+        """The same costs with ``position_appear``/``position_disappear`` and
+        ``position_daughter_size_weight`` spelled out (``None`` becomes ``appear``/``disappear``
+        and ``daughter_size_weight``)."""
+        sizes = self.position_daughter_size_weight
         return replace(
             self,
             position_appear=self.appear if self.position_appear is None else self.position_appear,
             position_disappear=(
                 self.disappear if self.position_disappear is None else self.position_disappear
             ),
+            position_daughter_size_weight=self.daughter_size_weight if sizes is None else sizes,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -105,18 +105,23 @@ class DaughterSize(Cost):
     daughters' equivalent diameters: a cell divides into two of about its half, so a "division"
     into a cell of the parent's size and a small one (a cell coming into view beside it, a
     fragment) costs more. Never a reward, and not normalised: equal daughters cost nothing.
-    Left out, and logged, where the detections have no ``area`` column."""
+    Left out, and logged, where the detections have no ``area`` column. ``on_position``: the
+    weight in the sequences that link on position alone."""
 
     weight: float
+    on_position: float
 
     def apply(self, graph: CandidateGraph, costs: Costs) -> None:
-        if not self.weight or not graph.num_hyper:
+        if not (self.weight or self.on_position) or not graph.num_hyper:
             return
         if graph.diameter is None:
             logger.info("the detections have no area column: divisions are not priced by size")
             return
+        weight = np.where(
+            graph.on_position()[graph.hyper_rows[:, 0]], self.on_position, self.weight
+        )
         daughters = np.maximum(graph.diameter[graph.hyper_rows[:, 1:]], 1e-9)
-        costs.hyper[:] += self.weight * np.abs(np.log(daughters[:, 0] / daughters[:, 1]))
+        costs.hyper[:] += weight * np.abs(np.log(daughters[:, 0] / daughters[:, 1]))
 
 
 @dataclass
@@ -244,7 +249,7 @@ def cost_terms(
         EdgeFeature("distance", config.hyper_distance_weight, hyper=True, normalised=norm),
         EdgeFeature("association", config.hyper_association_weight, hyper=True, normalised=norm),
         EdgeBias(config.hyper_bias, hyper=True),
-        DaughterSize(config.daughter_size_weight),
+        DaughterSize(config.daughter_size_weight, config.position_daughter_size_weight),
         FrameGap(config.gap_weight),
         Appear(_start_or_end(graph, config.appear, config.position_appear), border),
         Disappear(_start_or_end(graph, config.disappear, config.position_disappear), border),
@@ -270,6 +275,7 @@ WEIGHTS = (
     "hyper_association_weight",
     "hyper_bias",
     "daughter_size_weight",
+    "position_daughter_size_weight",
     "appear",
     "disappear",
     "position_appear",
@@ -289,7 +295,8 @@ def cost_basis(
     ``base`` holds the costs with those weights at 0; ``units[i]`` the costs with weight
     ``names[i]`` at 1 and every other term off (its feature per edge, hyper-edge or node);
     ``appear`` prices the starts of sequences with associations, ``position_appear`` those of
-    sequences on position alone (spelled out first where ``None``), and likewise the ends.
+    sequences on position alone (spelled out first where ``None``), and likewise the ends and
+    the price of unequal daughters.
     """
     unknown = sorted(set(names) - set(WEIGHTS))
     if unknown:

@@ -47,7 +47,8 @@ from attrackt.link.problem import FREE, OFF, ON, LinkProblem, Selection, degrees
 logger = logging.getLogger(__name__)
 
 _NON_NEGATIVE = (
-    "appear", "disappear", "position_appear", "position_disappear", "daughter_size_weight"
+    "appear", "disappear", "position_appear", "position_disappear", "daughter_size_weight",
+    "position_daughter_size_weight",
 )  # fmt: skip
 _POSITIVE = ("distance_weight", "hyper_distance_weight")
 
