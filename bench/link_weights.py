@@ -1,9 +1,8 @@
 """Do linker weights chosen on the training movies carry over to the test movies?
 
 The exact linker's costs are z-scored per movie: an edge costs ``distance - w * association``
-(in standard deviations), a track start or end ``appear`` (= ``disappear``). attrackt uses
-``w = 1``, ``appear = 1`` with a model and ``appear = 0.1`` on position alone
-(``LinkConfig.position_appear``, the choice this script made on 01). Here both are chosen on the
+(in standard deviations), a track start or end ``appear`` (= ``disappear``); attrackt's
+defaults (``LinkConfig``) are the choices this script made on 01. Here both are chosen on the
 training movies (01) of the accuracy benchmark, separately for position-only linking (``w = 0``)
 and for linking with the unsupervised model's associations, by the lowest geometric mean (over
 datasets) of the mean AOGM over seeds; so is, apart, the division cost (``hyper_bias``, a

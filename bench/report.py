@@ -69,9 +69,21 @@ def _start_costs(data: dict) -> str:
         where = f", nothing within {near} of the image border."
     else:
         where = "."
+    sizes = config.get("daughter_size_weight")
+    if sizes is None:
+        daughters = " Divisions were not priced by their daughters' sizes (measured before that)."
+    else:
+        on_position = config.get("position_daughter_size_weight")
+        on_position = sizes if on_position is None else on_position
+        daughters = (
+            f" A division into unequal daughters costs {sizes:g} (on position alone "
+            f"{on_position:g}) per unit of |ln(d1/d2)| of their diameters."
+        )
     return (
         f" Track starts and ends cost {config['appear']:g} with the model's associations and "
-        f"{position:g} on position alone (the `position` arm, and the guard's fallback)" + where
+        f"{position:g} on position alone (the `position` arm, and the guard's fallback)"
+        + where
+        + daughters
     )
 
 
@@ -502,9 +514,15 @@ def render_link_weights(data: dict) -> list[str]:
         f"{better('position chosen', 'position appear 1')} of {n} test movies; attrackt links a "
         f"movie on position alone (no model, or the guard's fallback) at appear "
         f"{settings['position default']['appear']:g} (`--position-appear`, "
-        "`--position-disappear`). With the model they beat the defaults on "
-        f"{better('model chosen', 'model default')} of {n}, and attrackt keeps those "
-        "(`--appear`, `--disappear`)."
+        "`--position-disappear`). "
+        + (
+            "With the model the weights chosen on 01 are attrackt's defaults (`--appear`, "
+            "`--disappear`, `--association-weight`)."
+            if settings["model chosen"] == settings["model default"]
+            else f"With the model they beat the defaults on "
+            f"{better('model chosen', 'model default')} of {n}, and attrackt keeps those "
+            "(`--appear`, `--disappear`)."
+        )
         + (
             (
                 " The division cost chosen on 01 is the default (0)."

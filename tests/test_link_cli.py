@@ -100,3 +100,25 @@ def test_start_costs_on_position_alone_follow_appear_where_given(tmp_path: Path)
     assert (9, 19) in edges(*dear)  # --appear counts on position too where given
     cheap = ["--position-appear", "0.1", "--position-disappear", "0.1"]
     assert (9, 19) not in edges(*dear, *cheap)
+
+
+def test_daughter_size_weight_carries_to_position_unless_given(tmp_path: Path) -> None:
+    """A parent at 50 beside, one frame on, its continuation (2 px) and a small cell (12 px):
+    with dear track starts the small cell is its daughter unless unequal daughters cost enough;
+    --daughter-size-weight counts on position alone too where --position-... is not given."""
+    Detections.from_arrays(
+        [0, 1, 1], [[50, 50], [50, 52], [50, 62]], ids=np.arange(3),
+        area=np.array([400.0, 400.0, 16.0]),
+    ).save(tmp_path / "det.parquet")  # fmt: skip
+
+    def divides(*extra: str) -> bool:
+        out = tmp_path / "tracks"
+        args = ["link", str(tmp_path / "det.parquet"), "--out", str(out), "--no-normalise",
+                "--distance-weight", "0.1", "--position-appear", "2", *extra]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return (0, 2) in set(map(tuple, Tracks.load(out).edges.tolist()))
+
+    assert divides()  # the default on position alone (0.5) is too cheap to stop it here
+    assert not divides("--daughter-size-weight", "1")
+    assert divides("--daughter-size-weight", "1", "--position-daughter-size-weight", "0")

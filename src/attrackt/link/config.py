@@ -27,10 +27,12 @@ _COSTS = (
 class LinkConfig:
     """How to build the candidate graph, price it and solve it.
 
-    The defaults follow the method: its candidate graph of the 10 nearest neighbours backwards
-    in time, division hyper-edges, features normalised per sequence (mean/std, regular and
-    hyper-edges apart), distance weight 1, association weight -1 (an affinity lowers the cost),
-    bias 0, appear and disappear 1, every detection pinned (kept in the result).
+    The candidate graph and the form of the costs follow the method: the 10 nearest neighbours
+    backwards in time, division hyper-edges, features normalised per sequence (mean/std, regular
+    and hyper-edges apart), distance weight 1, bias 0, every detection pinned (kept in the
+    result). The weights the method sets to -1 (association: an affinity lowers the cost) and 1
+    (appear, disappear) are those chosen on the training movies of the accuracy benchmark
+    (``bench/link_weights.py``): association weight -0.5, appear and disappear 0.75.
 
     An edge costs ``distance_weight * norm(distance) + association_weight * norm(association)
     + edge_bias + gap_weight * (dt - 1)``; a division hyper-edge (parent; two children) has its
@@ -49,13 +51,12 @@ class LinkConfig:
     training movies of the accuracy benchmark (``bench/link_weights.py``); without an ``area``
     column or ``meta["image_shape"]`` it is left out (logged). A sequence that links on position
     alone (no associations given for it, or the guard turned them off) pays ``position_appear``
-    and ``position_disappear`` instead (``None``: ``appear``, ``disappear``): 0.25, chosen on the
-    training movies of the accuracy benchmark (``bench/link_weights.py``, with the border free),
-    where appear 1 left cells without a parent rather than start a track; and it prices unequal
-    daughters at ``position_daughter_size_weight`` (``None``: ``daughter_size_weight``), chosen
-    there too. With ``guard`` (the
-    default) associations count only in the sequences where the label-free guard passes them
-    (:mod:`attrackt.link.guard`); elsewhere those sequences link on position alone.
+    and ``position_disappear`` instead (``None``: ``appear``, ``disappear``): 0.5, chosen there
+    too, where appear 1 left cells without a parent rather than start a track; and it prices
+    unequal daughters at ``position_daughter_size_weight`` (``None``: ``daughter_size_weight``),
+    chosen there as well. With ``guard`` (the default) associations count only in the sequences
+    where the label-free guard passes them (:mod:`attrackt.link.guard`); elsewhere those
+    sequences link on position alone.
 
     Every cost setting must be finite, and ``appear``/``disappear`` non-negative: motile 1.0.1
     (the ``"motile"`` solver) lets a cell with a parent among two or more candidates count as
@@ -76,18 +77,18 @@ class LinkConfig:
     voxel_size: tuple[float, ...] | None = None
     # costs
     distance_weight: float = 1.0
-    association_weight: float = -1.0
+    association_weight: float = -0.5
     edge_bias: float = 0.0
     hyper_distance_weight: float = 1.0
-    hyper_association_weight: float = -1.0
+    hyper_association_weight: float = -0.5
     hyper_bias: float = 0.0
     daughter_size_weight: float = 2.0
     position_daughter_size_weight: float | None = 0.5
     gap_weight: float = 0.0
-    appear: float = 1.0
-    disappear: float = 1.0
-    position_appear: float | None = 0.25
-    position_disappear: float | None = 0.25
+    appear: float = 0.75
+    disappear: float = 0.75
+    position_appear: float | None = 0.5
+    position_disappear: float | None = 0.5
     normalise: bool = True
     border_cells: float | None = 1.0
     border_margin: float | None = None
