@@ -167,5 +167,6 @@ def test_link_applies_the_guard_unless_told_not_to():
     position = link(det, None, config=CONFIG)
     assert guarded.guard is not None and guarded.guard.verdict == "off"
     assert np.array_equal(guarded.tracks.edges, position.tracks.edges)
-    raw = link(det, broken, config=LinkConfig(k=4, guard=False))
+    raw = link(det, broken, config=LinkConfig(k=4, guard=False, association_weight=-1.0,
+                                              hyper_association_weight=-1.0))  # fmt: skip
     assert raw.guard is None and not np.array_equal(raw.tracks.edges, position.tracks.edges)

@@ -61,7 +61,10 @@ def test_association_lowers_cost() -> None:
     det = Detections.from_arrays([0, 1, 1], [[0, 0], [1, 0], [0, 1]])
     assoc = Associations.from_arrays(np.array([0]), np.array([1]), np.array([0.9]))
     graph = build_candidates(det, assoc, LinkConfig(k=1))
-    config = LinkConfig(normalise=False, distance_weight=0, hyper_distance_weight=0)
+    config = LinkConfig(
+        normalise=False, distance_weight=0, hyper_distance_weight=0,
+        association_weight=-1.0, hyper_association_weight=-1.0,
+    )  # fmt: skip
     costs = compute_costs(graph, config)
     by_edge = dict(zip(map(tuple, graph.edges.tolist()), costs.edge, strict=True))
     assert by_edge == {(0, 1): pytest.approx(-0.9), (0, 2): 0.0}

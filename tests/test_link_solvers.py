@@ -49,8 +49,8 @@ def random_annotations(rng: np.random.Generator, det: Detections, n: int) -> Ann
 
 
 #: start and end costs for movies with and without associations alike
-COST_SETTINGS = [
-    {"position_appear": None, "position_disappear": None},
+COST_SETTINGS = [  # fixed here, apart from the defaults (some seeds need a fractional LP)
+    {"appear": 1.0, "disappear": 1.0, "position_appear": None, "position_disappear": None},
     {
         "normalise": False,
         "edge_bias": -20,

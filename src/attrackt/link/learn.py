@@ -422,24 +422,33 @@ class _Learner:
                 w, bound = _bundle_qp(a, b, self.w0, self.learn.regularizer, self.lower)
             except SolverError as error:  # a numerically hard QP: keep what was learned
                 logger.warning("%s; keeping the best weights found so far", error)
+                if self.record:  # this iteration's cut counted: record it (the last bound holds)
+                    self._note(number, iteration, value, best, self.record[-1]["lower"], best_w)
                 return best_w, False
-            gap = best - bound
-            self.record.append(
-                {
-                    "round": number,
-                    "iteration": iteration,
-                    "objective": value,
-                    "best": best,
-                    "lower": bound,
-                    "gap": gap,
-                    "weights": _named(self.learn.weights, best_w),
-                    "seconds": time.perf_counter() - self.start,
-                }
-            )
+            gap = self._note(number, iteration, value, best, bound, best_w)
             logger.debug("round %d iteration %d: %.6g (gap %.3g)", number, iteration, best, gap)
             if gap <= self.learn.eps * max(1.0, abs(best)):
                 return best_w, True
         return best_w, False
+
+    def _note(
+        self, number: int, iteration: int, value: float, best: float, bound: float, w: np.ndarray
+    ) -> float:
+        """Record one bundle iteration (``w``: the best weights so far); returns its gap."""
+        gap = best - bound
+        self.record.append(
+            {
+                "round": number,
+                "iteration": iteration,
+                "objective": value,
+                "best": best,
+                "lower": bound,
+                "gap": gap,
+                "weights": _named(self.learn.weights, w),
+                "seconds": time.perf_counter() - self.start,
+            }
+        )
+        return gap
 
 
 def _same(a: Selection, b: Selection) -> bool:
