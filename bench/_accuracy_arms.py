@@ -89,17 +89,23 @@ class Evaluation:
         return load_scores(path, self.detections(seq)) if path.is_file() else None
 
     def score(
-        self, seq: str, associations=None, weight: float = -1.0, guard: bool = False, **link_config
+        self,
+        seq: str,
+        associations=None,
+        weight: float | None = None,
+        guard: bool = False,
+        **link_config,
     ) -> dict:
-        """Link ``seq`` (with ``associations`` at ``weight``; ``link_config``: other settings of
-        the linker) and score it against its ground truth."""
+        """Link ``seq`` (with ``associations`` at ``weight``, None: the linker's default;
+        ``link_config``: other settings of the linker) and score it against its ground truth."""
         from attrackt.evaluate import evaluate
         from attrackt.link import link
 
-        config = dataclasses.replace(
-            self.config, association_weight=weight, hyper_association_weight=weight, guard=guard,
-            **link_config,
-        )  # fmt: skip
+        if weight is not None:
+            link_config = dict(
+                link_config, association_weight=weight, hyper_association_weight=weight
+            )
+        config = dataclasses.replace(self.config, guard=guard, **link_config)
         gt = self.store.tracks[self.store.select([seq]).sequences[0]]
         result = link(self.detections(seq), associations, config=config)
         scores = evaluate(result.tracks, gt, chota=False)

@@ -114,11 +114,11 @@ def test_daughter_size_weight_carries_to_position_unless_given(tmp_path: Path) -
     def divides(*extra: str) -> bool:
         out = tmp_path / "tracks"
         args = ["link", str(tmp_path / "det.parquet"), "--out", str(out), "--no-normalise",
-                "--distance-weight", "0.1", "--position-appear", "2", *extra]  # fmt: skip
+                "--distance-weight", "0.1", "--position-appear", "3", *extra]  # fmt: skip
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         return (0, 2) in set(map(tuple, Tracks.load(out).edges.tolist()))
 
-    assert divides()  # the default on position alone (0.5) is too cheap to stop it here
-    assert not divides("--daughter-size-weight", "1")
-    assert divides("--daughter-size-weight", "1", "--position-daughter-size-weight", "0")
+    assert divides()  # the default on position alone (1) is too cheap to stop it here
+    assert not divides("--daughter-size-weight", "2")
+    assert divides("--daughter-size-weight", "2", "--position-daughter-size-weight", "0")

@@ -82,8 +82,8 @@ class LinkConfig:
     hyper_distance_weight: float = 1.0
     hyper_association_weight: float = -0.5
     hyper_bias: float = 0.0
-    daughter_size_weight: float = 2.0
-    position_daughter_size_weight: float | None = 0.5
+    daughter_size_weight: float = 1.0
+    position_daughter_size_weight: float | None = 1.0
     gap_weight: float = 0.0
     appear: float = 0.75
     disappear: float = 0.75
