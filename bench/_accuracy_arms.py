@@ -194,6 +194,15 @@ def run_arguments(description: str, json_name: str) -> argparse.Namespace:
     return args
 
 
+def load_runs(results: list) -> list[tuple[Path, dict]]:
+    """Each ``--gpu-results`` folder with its gpu phase's summary; they must have run the same
+    seeds."""
+    runs = [(Path(r), _jobs.load_summary(Path(r))) for r in results]
+    if any(summary["seeds"] != runs[0][1]["seeds"] for _, summary in runs):
+        raise SystemExit("the --gpu-results folders ran different seeds; read them apart")
+    return runs
+
+
 def dataset_sources(runs: list[tuple[Path, dict]], names: list[str]) -> dict[str, int]:
     """Which of the gpu phase's ``runs`` (folder, summary) each dataset is taken from: the last
     whose every job of that dataset ended well, else the last that trained it at all."""
@@ -224,9 +233,7 @@ def open_run(carry: Path, results: list[Path], folder: Path) -> tuple[dict, dict
     from attrackt.store import Store
 
     plan = _jobs.load_plan(carry)
-    runs = [(Path(r), _jobs.load_summary(Path(r))) for r in results]
-    if any(summary["seeds"] != runs[0][1]["seeds"] for _, summary in runs):
-        raise SystemExit("the --gpu-results folders ran different seeds; read them apart")
+    runs = load_runs(results)
     trained = {job.split("/")[0] for _, summary in runs for job in summary["jobs"]}
     names = [name for name in plan["datasets"] if name in trained]
     source = dataset_sources(runs, names)

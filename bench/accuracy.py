@@ -53,7 +53,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _jobs  # noqa: E402
-from _accuracy_arms import Evaluation, dataset_sources, link_config, print_dataset, save_scores  # noqa: E402
+from _accuracy_arms import (  # noqa: E402
+    Evaluation,
+    dataset_sources,
+    link_config,
+    load_runs,
+    print_dataset,
+    save_scores,
+)
 from _accuracy_arms import load_scores as load_scores  # noqa: E402 (re-exported)
 from _common import RESULTS, choose_by_geometric_mean, provenance, write_results  # noqa: E402
 
@@ -410,7 +417,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
 
     carry = Path(args.carry)
     plan = _jobs.load_plan(carry)
-    runs = [(Path(d), _jobs.load_summary(Path(d))) for d in args.gpu_results]
+    runs = load_runs(args.gpu_results)
     trained = {job.split("/")[0] for _, summary in runs for job in summary["jobs"]}
     names = (
         args.datasets.split(",") if args.datasets else [n for n in plan["datasets"] if n in trained]
@@ -418,8 +425,6 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     source = dataset_sources(runs, names)
     gpu = runs[0][1]
     seeds = gpu["seeds"]
-    if any(summary["seeds"] != seeds for _, summary in runs):
-        raise SystemExit("the --gpu-results folders ran different seeds; evaluate them apart")
     guard_config = GuardConfig()
     report = {
         "benchmark": "accuracy",

@@ -219,3 +219,8 @@ def test_a_negative_daughter_size_weight_is_refused() -> None:
         LinkConfig(daughter_size_weight=-1.0)
     with pytest.raises(InputError, match="position_daughter_size_weight"):
         LinkConfig(position_daughter_size_weight=-1.0)
+
+
+def test_a_negative_daughter_price_is_refused_whatever_the_start_costs() -> None:
+    with pytest.raises(InputError, match="unequal daughters cannot earn a reward"):
+        LinkConfig(position_appear=None, position_daughter_size_weight=-1.0)

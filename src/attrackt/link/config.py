@@ -107,11 +107,14 @@ class LinkConfig:
             return InputError("link config", problem)
 
         optional = [
-            n
-            for n in ("position_appear", "position_disappear", "position_daughter_size_weight")
-            if getattr(self, n) is not None
+            n for n in ("position_appear", "position_disappear") if getattr(self, n) is not None
         ]
-        infinite = [name for name in (*_COSTS, *optional) if not math.isfinite(getattr(self, name))]
+        sizes = ["daughter_size_weight"] + [
+            n for n in ("position_daughter_size_weight",) if getattr(self, n) is not None
+        ]
+        infinite = [
+            name for name in (*_COSTS, *optional, *sizes) if not math.isfinite(getattr(self, name))
+        ]
         if infinite:
             raise bad(f"costs must be finite numbers: {', '.join(infinite)}")
         starts = ("appear", "disappear", *optional)
@@ -122,7 +125,7 @@ class LinkConfig:
                 "reward; motile's solver would report a wrong optimum), got "
                 + ", ".join(f"{name}={getattr(self, name)}" for name in negative)
             )
-        sizes = [n for n in ("daughter_size_weight", *optional[2:]) if getattr(self, n) < 0]
+        sizes = [name for name in sizes if getattr(self, name) < 0]
         if sizes:
             raise bad(
                 f"{' and '.join(sizes)} must be >= 0 (unequal daughters cannot earn a reward), "

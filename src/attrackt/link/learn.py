@@ -422,7 +422,7 @@ class _Learner:
                 w, bound = _bundle_qp(a, b, self.w0, self.learn.regularizer, self.lower)
             except SolverError as error:  # a numerically hard QP: keep what was learned
                 logger.warning("%s; keeping the best weights found so far", error)
-                if self.record:  # this iteration's cut counted: record it (the last bound holds)
+                if iteration:  # this iteration counted: record it (this round's last bound holds)
                     self._note(number, iteration, value, best, self.record[-1]["lower"], best_w)
                 return best_w, False
             gap = self._note(number, iteration, value, best, bound, best_w)
