@@ -217,7 +217,8 @@ def run_case(carry: Path, out: Path, case: dict, device: str) -> dict:
         )  # fmt: skip
     save_scores(out / f"{name}.npz", detections, predicted)
     return {"steps": result.steps, "seconds": round(seconds, 2),
-            "predict_seconds": round(predicted.meta["seconds"], 2)}  # fmt: skip
+            "predict_seconds": round(predicted.meta["seconds"], 2),
+            "held_out": result.held_out}  # fmt: skip
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -248,8 +249,14 @@ def gpu_phase(args: argparse.Namespace) -> None:
     start = time.time()
     deadline = start + 60 * args.wall_minutes
     queues: list[list[dict]] = [[] for _ in range(args.workers)]
-    heavy = [c for c in plan["cases"] if c["dataset"] == DATASETS[0]]
-    light = [c for c in plan["cases"] if c["dataset"] != DATASETS[0]]
+    chosen = set(args.select.split(",")) if args.select else None
+    cases = [
+        c for c in plan["cases"] if chosen is None or f"{c['ranking']}:{c['budget']}" in chosen
+    ]
+    # the budgets the criterion reads first: a run cut short has those
+    cases.sort(key=lambda c: (c["budget"] not in (100, 250), c["ranking"] != "confidence"))
+    heavy = [c for c in cases if c["dataset"] == DATASETS[0]]
+    light = [c for c in cases if c["dataset"] != DATASETS[0]]
     half = max(1, args.workers // 2)
     for k, case in enumerate(heavy):
         queues[k % half].append(case)
@@ -276,9 +283,11 @@ def gpu_phase(args: argparse.Namespace) -> None:
     summary = {
         "provenance": provenance(), "commit": args.commit,
         "wall_seconds": round(time.time() - start, 1),
+        "selected": sorted(chosen) if chosen else "all",
         "finetune": {"steps_per_cell": STEPS_PER_CELL, "min_steps": MIN_STEPS,
                      "max_steps": MAX_STEPS, "unsupervised_weight": UNSUPERVISED_WEIGHT,
-                     "embedded": plan.get("embedded", []), "batch_size": 8},
+                     "embedded": plan.get("embedded", []), "batch_size": 8,
+                     "check_fraction": finetune_config(0, "cpu").check_fraction},
         "records": records,
     }  # fmt: skip
     _jobs.tar_files(out / "scores.tar", sorted(export.glob("*.npz")))
@@ -509,6 +518,9 @@ def main() -> None:
     g.add_argument("--wall-minutes", type=float, default=8.0)
     g.add_argument("--device", default="auto")
     g.add_argument("--commit", help="the commit the device runs (it has no git)")
+    g.add_argument(
+        "--select", help="fine-tune only these RANKING:BUDGET cases (comma-separated) [all]"
+    )
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     for name in ("--carry", "--export", "--cases", "--deadline", "--device", "--index"):
         w.add_argument(name, required=True)

@@ -10,7 +10,11 @@ The loss is ``L_unsup + L_sup + L_pseudo`` (+ the transitive term):
   the lowest confidence scores that were not answered).
 
 By default only LoRA adapters and the Attrackt heads ``m_E``/``m_D`` train; the base weights stay
-bit-identical, and the adapters are saved apart from the base checkpoint. Training goes through
+bit-identical, and the adapters are saved apart from the base checkpoint. A quarter of the
+answered cells (``check_fraction``) is held out of ``L_sup``: the fine-tuned model's
+associations are used only where they link those cells better than the base model's
+(:func:`attrackt.link.held_out.check_associations`; the answers a person gave are pinned all
+the same). Training goes through
 :func:`attrackt.train.fit` (checkpoints, resume after an interruption, logs).
 """
 
@@ -51,7 +55,9 @@ class FinetuneConfig:
     cells whose solver links serve as pseudo-labels (0 turns ``L_pseudo`` off). The
     ``*_weight`` fields weight the terms. ``labelled_share``: the share of each batch drawn
     from windows that hold an answered cell. ``minutes``: also cap the steps at what fits in
-    this time (measured on the first steps).
+    this time (measured on the first steps). ``check_fraction``: the share of answered cells
+    held out of training, to check the fine-tuned model on (0: none; drawn with the training
+    seed).
     """
 
     lora: LoRAConfig | None = field(default_factory=LoRAConfig)
@@ -65,6 +71,7 @@ class FinetuneConfig:
     transitive_weight: float = 0.1
     labelled_share: float = 0.5
     minutes: float | None = None
+    check_fraction: float = 0.25
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=0.05, checkpoint_every=200)
     )
@@ -79,6 +86,8 @@ class FinetuneConfig:
             problems.append(f"pseudo_fraction must lie in [0, 1), got {self.pseudo_fraction}")
         if self.minutes is not None and not self.minutes > 0:
             problems.append(f"minutes must be positive, got {self.minutes}")
+        if not 0 <= self.check_fraction < 1:
+            problems.append(f"check_fraction must lie in [0, 1), got {self.check_fraction}")
         if not 0 < self.labelled_share <= 1:
             problems.append(f"labelled_share must lie in (0, 1], got {self.labelled_share}")
         weights = (self.unsupervised_weight, self.supervised_weight, self.pseudo_weight)
@@ -283,6 +292,7 @@ class FinetuneResult:
     pseudo: int
     seconds: float
     history: list[dict[str, float]]
+    held_out: list[int] = field(default_factory=list)
 
 
 def finetune(
@@ -404,10 +414,11 @@ def finetune_checkpoint(
     """Fine-tune the association model of ``checkpoint`` on ``annotations`` of ``detections``.
 
     ``pseudo``: ``(parents, links)`` of the pseudo-labelled cells (see :func:`pseudo_labels`).
-    ``scratch``: start from random weights of the same shape instead (a baseline; with it,
-    every parameter trains). Writes what :func:`finetune` writes plus ``out_dir/model.pt``, the
-    merged model as a plain checkpoint for prediction. ``on_step``: see
-    :func:`attrackt.train.fit`.
+    ``config.check_fraction`` of the answered cells are left out of training (the result's
+    ``held_out``), to check the model with. ``scratch``: start from random weights of the
+    same shape instead (a baseline; with it, every parameter trains). Writes what
+    :func:`finetune` writes plus ``out_dir/model.pt``, the merged model as a plain checkpoint
+    for prediction. ``on_step``: see :func:`attrackt.train.fit`.
     """
     from attrackt.checkpoints import resolve_device
     from attrackt.model.network import AssociationModel, load_association_model, windows_from_extra
@@ -423,7 +434,9 @@ def finetune_checkpoint(
     if config.unsupervised_weight == 0 and not model.config.transformer.use_embedding:
         window_config = dataclasses.replace(window_config, embedding=None)  # z is not needed
     windows = WindowSet.build(detections, None, window_config, device=device)
-    supervised = LinkLabels.from_annotations(detections, annotations, device)
+    annotations.check(detections)
+    kept, held = annotations.hold_out(config.check_fraction, config.train.seed)
+    supervised = LinkLabels.from_annotations(detections, kept, device)
     pseudo_labels_ = None
     if pseudo is not None and config.pseudo_fraction > 0:
         pseudo_labels_ = LinkLabels.from_links(detections, *pseudo, device=device)
@@ -431,6 +444,7 @@ def finetune_checkpoint(
         "base": str(checkpoint),
         "scratch": scratch,
         "answered": len(supervised),
+        "held_out": sorted(held.latest()),
         "pseudo": 0 if pseudo_labels_ is None else len(pseudo_labels_),
     }
     result = finetune(
@@ -445,4 +459,5 @@ def finetune_checkpoint(
         on_step=on_step,
     )
     save_merged(result.model, Path(out_dir) / "model.pt", {**extra, "finetune": info})
+    result.held_out = info["held_out"]
     return result

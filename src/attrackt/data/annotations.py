@@ -205,6 +205,20 @@ class Annotations:
     def __len__(self) -> int:
         return len(self.latest())
 
+    def hold_out(self, fraction: float, seed: int = 0) -> tuple[Annotations, Annotations]:
+        """``(kept, held)``: the latest answers split in memory, ``held`` a ``fraction`` of the
+        answered cells drawn with ``seed`` (to check what is learned from ``kept``)."""
+        latest = self.latest()
+        cells = np.array(sorted(latest), np.int64)
+        count = int(round(fraction * len(cells)))
+        held = set(np.random.default_rng(seed).choice(cells, count, replace=False).tolist())
+
+        def part(inside: bool) -> Annotations:
+            return Annotations(answers=[Answer(c, latest[c]) for c in cells.tolist()
+                                        if (c in held) == inside])  # fmt: skip
+
+        return part(False), part(True)
+
     def save(self, path: str | Path) -> None:
         """Write the whole history to a new journal file (atomically)."""
         with atomic_path(path) as tmp:
