@@ -333,6 +333,7 @@ def score_case(
     from attrackt.data import Detections
     from attrackt.evaluate import evaluate
     from attrackt.link import learn_weights, link
+    from attrackt.link.held_out import check_associations
 
     carry_path = Path(carry)
     dataset, name = case["dataset"], case["name"]
@@ -342,21 +343,28 @@ def score_case(
     answered = set(answers.latest())
     sources = {"base": load_scores(carry_path / f"{dataset}_base.npz", detections)}
     tuned = Path(scores) / f"{name}.npz"
+    kept = {"base": "", "lora": ""}
     if record.get("status") == "ok" and tuned.is_file():
-        sources["lora"] = load_scores(tuned, detections)
+        start = time.perf_counter()
+        sources["lora"], verdict = check_associations(
+            detections, sources["base"], load_scores(tuned, detections), answers,
+            record.get("held_out", []), config,
+        )  # fmt: skip
+        kept["lora"] = verdict["kept"]
+        check_seconds = time.perf_counter() - start
     out = {}
     for arm in arms:
         source = "lora" if arm in ("pin+lora", "pin+both") else "base"
         if source not in sources:
             continue
         start = time.perf_counter()
-        weights = config
+        weights, used = config, [kept[source]]
         if arm != "pin" and arm != "pin+lora":
             extra = pseudo if arm == PSEUDO_ARM else None
-            weights = learn_weights(
-                detections, answers, sources[source], config, pseudo=extra
-            ).config
-        learn_seconds = time.perf_counter() - start
+            learned = learn_weights(detections, answers, sources[source], config, pseudo=extra)
+            weights = learned.config
+            used.append(learned.check["kept"])
+        learn_seconds = time.perf_counter() - start + (check_seconds if source == "lora" else 0)
         tracks = link(detections, sources[source], answers, weights).tracks
         steps = record.get("steps", 0) if source == "lora" else 0
         seconds = (record.get("seconds", 0.0) if source == "lora" else 0.0) + learn_seconds
@@ -365,6 +373,7 @@ def score_case(
             "errors_outside": errors_outside(tracks, gt, answered),
             "steps": steps,
             "seconds": round(seconds, 2),
+            "kept": "+".join(filter(None, used)),
         }
     return out
 
@@ -453,7 +462,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         budget = datasets.setdefault(case["dataset"], {}).setdefault(case["ranking"], {})
         for arm, figures in arms.items():
             entry = budget.setdefault(str(case["budget"]), {}).setdefault(
-                arm, {"aogm": [], "errors_outside": [], "steps": [], "seconds": []}
+                arm, {"aogm": [], "errors_outside": [], "steps": [], "seconds": [], "kept": []}
             )
             for key in entry:
                 entry[key].append(figures[key])

@@ -20,6 +20,9 @@ from attrackt.link.candidates import candidate_links
 from attrackt.link.costs import WEIGHTS, cost_basis
 from attrackt.link.learn import LearnConfig, learn_weights
 
+#: the learning itself, without the held-out check (these tests give a handful of answers)
+UNCHECKED = LearnConfig(check_fraction=0)
+
 
 def carousel(frames: int = 8, cells: int = 12, turn: float = 0.6, seed: int = 0):
     """Cells on a circle turning 0.6 of their spacing a frame: each cell's nearest cell in the
@@ -131,7 +134,9 @@ def test_answers_that_need_the_associations_teach_the_other_cells(subgraph: bool
     asked = {ids[(4, 1)]: (ids[(4, 2)],), ids[(6, 3)]: (ids[(6, 4)],), ids[(5, 5)]: (ids[(5, 6)],)}
     journal = answers(asked)
     pinned = link(det, assoc, journal, config).tracks
-    result = learn_weights(det, journal, assoc, config, LearnConfig(subgraph=subgraph))
+    result = learn_weights(
+        det, journal, assoc, config, LearnConfig(subgraph=subgraph, check_fraction=0)
+    )
     learned = link(det, assoc, journal, result.config).tracks
     # the association matters more than distance now
     before = config.association_weight / config.distance_weight
@@ -149,7 +154,7 @@ def test_answers_with_missed_divisions_make_divisions_cheaper() -> None:
     asked = {p: divisions[p] for p in sorted(divisions)[:3]}
     journal = answers(asked)
     pinned = link(det, None, journal, config).tracks
-    result = learn_weights(det, journal, None, config)
+    result = learn_weights(det, journal, None, config, UNCHECKED)
     learned = link(det, None, journal, result.config).tracks
 
     def premium(w) -> float:  # a division against one link plus a daughter appearing
@@ -167,7 +172,7 @@ def test_the_objective_converges() -> None:
     det, assoc, _, ids = carousel()
     config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
     journal = answers({ids[(c, c % 6)]: (ids[(c, c % 6 + 1)],) for c in range(0, 12, 2)})
-    learn = LearnConfig(eps=1e-4)
+    learn = LearnConfig(eps=1e-4, check_fraction=0)
     result = learn_weights(det, journal, assoc, config, learn)
     assert result.converged and result.iterations > 2
     best = [r["best"] for r in result.record]
@@ -198,7 +203,7 @@ def test_a_failing_bundle_qp_keeps_the_best_weights_so_far(monkeypatch, caplog) 
         return solved(*args)
 
     monkeypatch.setattr(learn_module, "_bundle_qp", flaky)
-    result = learn_weights(det, journal, assoc, config, LearnConfig(eps=1e-4))
+    result = learn_weights(det, journal, assoc, config, LearnConfig(eps=1e-4, check_fraction=0))
     assert not result.converged and len(calls) == 3
     # the weights are the best of the iterations made, not the start's and not a crash
     assert result.weights == result.record[-1]["weights"]
@@ -216,7 +221,7 @@ def test_answers_the_solution_already_gets_right_leave_the_weights() -> None:
     # starts and ends at 1 (not the cheaper 0.1 of position-only linking): every alternative to
     # a right answer then costs more than the margin
     config = LinkConfig(k=3, position_appear=None, position_disappear=None)
-    result = learn_weights(det, journal, config=config)
+    result = learn_weights(det, journal, config=config, learn=UNCHECKED)
     moved = np.array([result.weights[n] - result.initial[n] for n in WEIGHTS])
     assert np.abs(moved).max() < 1e-6
     assert result.wrong == {"before": 0, "after": 0}
@@ -227,7 +232,11 @@ def test_appear_and_disappear_stay_non_negative() -> None:
     ends = [(1, 2), (2, 4), (3, 6), (4, 4), (5, 3), (1, 6), (2, 7)]  # contradicted tracks
     config = LinkConfig(k=3, position_appear=0.2, position_disappear=0.2)  # no model here
     result = learn_weights(
-        det, answers({ids[key]: () for key in ends}), None, config, LearnConfig(regularizer=1.0)
+        det,
+        answers({ids[key]: () for key in ends}),
+        None,
+        config,
+        LearnConfig(regularizer=1.0, check_fraction=0),
     )
     starts = ("appear", "disappear", "position_appear", "position_disappear")
     assert min(result.weights[n] for n in starts) >= 0
@@ -242,7 +251,7 @@ def test_learning_is_deterministic() -> None:
     det, assoc, _, ids = carousel(seed=3)
     journal = answers({ids[(3, 2)]: (ids[(3, 3)],), ids[(8, 4)]: (ids[(8, 5)],)})
     config = LinkConfig(k=3, association_weight=-0.2, guard=False)
-    runs = [learn_weights(det, journal, assoc, config) for _ in range(2)]
+    runs = [learn_weights(det, journal, assoc, config, UNCHECKED) for _ in range(2)]
 
     def strip(result) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "seconds"} for r in result.record]
@@ -257,7 +266,7 @@ def test_learn_only_some_weights() -> None:
     journal = answers({ids[(4, 1)]: (ids[(4, 2)],), ids[(6, 3)]: (ids[(6, 4)],)})
     config = LinkConfig(k=3, association_weight=-0.2, guard=False)
     result = learn_weights(
-        det, journal, assoc, config, LearnConfig(weights=("association_weight",))
+        det, journal, assoc, config, LearnConfig(weights=("association_weight",), check_fraction=0)
     )
     assert list(result.weights) == ["association_weight"]
     assert result.weights["association_weight"] < -0.2
@@ -286,7 +295,7 @@ def test_link_command_learns_weights(tmp_path: Path) -> None:
         journal.add(Answer(ids[(c, t)], (ids[(c, t + 1)],)))
     # the carousel's current links are all wrong: they cannot serve as pseudo-labels
     args = ["link", str(tmp_path / "det.parquet"), "--out", str(tmp_path / "tracks"), "--no-guard"]
-    args += ["--pseudo-fraction", "0", "--k", "3"]
+    args += ["--pseudo-fraction", "0", "--check-fraction", "0", "--k", "3"]
     args += ["--associations", str(tmp_path / "assoc.parquet"), "--association-weight", "-0.2"]
     args += ["--annotations", str(tmp_path / "answers.jsonl")]
     runner = CliRunner()
@@ -311,7 +320,7 @@ def test_a_loop_round_relearns_the_weights_from_every_answer() -> None:
     config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
     _, fixed = loop._solve_and_score(det, assoc, journal, gt, loop.LoopConfig(link=config))
     tracks, learned = loop._solve_and_score(
-        det, assoc, journal, gt, loop.LoopConfig(link=config, learn=LearnConfig())
+        det, assoc, journal, gt, loop.LoopConfig(link=config, learn=UNCHECKED)
     )
     assert "learned_weights" not in fixed and fixed["AOGM"] > 50
     assert learned["learned_weights"]["association_weight"] < -0.2
@@ -348,7 +357,7 @@ def test_the_loss_is_the_brute_force_one() -> None:
         augmented = min(augmented, energy - wrong)
         if wrong == 0:
             consistent = min(consistent, energy)
-    learn = LearnConfig(subgraph=False, max_iterations=1)
+    learn = LearnConfig(subgraph=False, max_iterations=1, check_fraction=0)
     result = learn_weights(det, answers(asked), None, config, learn)
     assert result.record[0]["objective"] == pytest.approx(consistent - augmented, abs=1e-9)
     assert consistent - augmented > 0  # the answers disagree with the starting weights
@@ -371,6 +380,53 @@ def test_pseudo_labels_join_the_answers_and_never_override_them() -> None:
     assert set(merged.latest()) == set(kept) | set(asked) and len(journal) == 2
     # pseudo-labels from links that are right teach the weights as answers would
     edges = np.array(sorted(truth))
-    right = learn_weights(det, journal, assoc, config, pseudo=(np.unique(edges[:, 0]), edges))
+    right = learn_weights(
+        det, journal, assoc, config, UNCHECKED, pseudo=(np.unique(edges[:, 0]), edges)
+    )
     assert right.sizes["answered"] > len(asked) and right.converged
     assert outside_errors(link(det, assoc, journal, right.config).tracks, truth, set(asked)) == 0
+
+
+def _one_cell_a_frame(det, assoc, ids, frames: int, held: set[int], truth_like: bool):
+    """An answer for one cell of each frame of the carousel (cell ``t % 12`` of frame ``t``;
+    one a frame, so that no answer's pin decides a held-out cell's link): its true child,
+    except that the ``held`` cells get the child the starting weights give them, unless
+    ``truth_like``."""
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    start = link(det, assoc, None, config).tracks
+    given = {int(p): (int(c),) for p, c in start.edges.tolist()}
+    journal = Annotations()
+    for t in range(frames - 1):
+        cell = ids[(t % 12, t)]
+        child = (ids[(t % 12, t + 1)],) if truth_like or cell not in held else given[cell]
+        journal.add(Answer(cell, child))
+    return journal
+
+
+def test_learned_weights_are_kept_only_where_they_link_held_out_answers_better() -> None:
+    frames = 30
+    det, assoc, truth, ids = carousel(frames=frames)
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    _, held = _one_cell_a_frame(det, assoc, ids, frames, set(), True).hold_out(0.25, 0)
+    held_cells = set(held.latest())
+    assert len(held_cells) == 7  # a quarter of 29
+    # every answer is the truth: weights learned from three quarters link the rest right too
+    journal = _one_cell_a_frame(det, assoc, ids, frames, held_cells, True)
+    result = learn_weights(det, journal, assoc, config)
+    assert result.check == {
+        "held_out": 7, "wrong_start": 7, "wrong_learned": 0, "kept": "learned",
+        "reason": result.check["reason"],
+    }  # fmt: skip
+    assert result.weights["association_weight"] < -0.2 and result.wrong["after"] == 0
+    assert outside_errors(link(det, assoc, journal, result.config).tracks, truth, set()) == 0
+    # the held-out answers say what the starting weights do: what the others teach breaks them
+    journal = _one_cell_a_frame(det, assoc, ids, frames, held_cells, False)
+    result = learn_weights(det, journal, assoc, config)
+    assert result.check["kept"] == "start" and result.check["wrong_start"] == 0
+    assert result.check["wrong_learned"] > 0
+    assert result.weights == result.initial and result.config == config.with_position_costs()
+    # a handful of answers cannot be checked: the starting weights stay
+    few = answers({ids[(4, 1)]: (ids[(4, 2)],), ids[(6, 3)]: (ids[(6, 4)],)})
+    result = learn_weights(det, few, assoc, config)
+    assert result.check["kept"] == "start" and "too few" in result.check["reason"]
+    assert result.weights == result.initial

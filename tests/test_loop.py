@@ -76,10 +76,17 @@ def test_finetuned_checkpoint_keeps_the_base_and_its_merged_model_predicts_the_s
     answers = proofread(det.ids[:5], gt)
     result = finetune_checkpoint(checkpoint, det, answers, small_finetune(), tmp_path / "ft")
     assert digest(checkpoint) == before
-    assert result.steps == 4 and result.answered == 5 and lora_layers(result.model)
+    # a quarter of the answered cells (1 of 5) is held out of training, to check the model on
+    assert result.steps == 4 and result.answered == 4 and lora_layers(result.model)
+    assert len(result.held_out) == 1 and set(result.held_out) <= set(det.ids[:5].tolist())
     assert (tmp_path / "ft" / "adapters.pt").is_file()
     merged, extra = load_association_model(tmp_path / "ft" / "model.pt")
-    assert not lora_layers(merged) and extra["finetune"]["answered"] == 5
+    assert not lora_layers(merged) and extra["finetune"]["answered"] == 4
+    assert extra["finetune"]["held_out"] == result.held_out
+    every = finetune_checkpoint(
+        checkpoint, det, answers, small_finetune(check_fraction=0.0), tmp_path / "all"
+    )
+    assert every.answered == 5 and every.held_out == []
     settings = PredictConfig(tta=False, device="cpu")
     windows = windows_from_extra(extra)
     adapted = predict_associations(result.model, det, windows, settings).table

@@ -3,11 +3,13 @@
 Round 0 links with the base model's associations. Each later round asks the simulated
 proof-reader (the ground truth) about the most ambiguous unanswered cells until the round's
 budget of answered cells is reached (budgets are cumulative), fine-tunes the *base* model on
-every answer so far (plus pseudo-labels from the previous round's solution), predicts new
-associations, links again with the answers pinned (with ``learn``, at linking weights learned
-afresh from every answer so far, see :mod:`attrackt.link.learn`) and scores the result. Every
-round's figures go to ``out_dir/rounds.json``; a finished round is not redone when the loop is
-run again, and an interrupted fine-tuning resumes.
+every answer so far (a quarter held out, plus pseudo-labels from the previous round's
+solution), predicts new associations, keeps them only where they link the held-out answers
+better than the base model's (:mod:`attrackt.link.held_out`), links again with the answers
+pinned (with ``learn``, at linking weights learned afresh from every answer so far, see
+:mod:`attrackt.link.learn`) and scores the result. Every round's figures go to
+``out_dir/rounds.json``; a finished round is not redone when the loop is run again, and an
+interrupted fine-tuning resumes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from attrackt.errors import InputError
 from attrackt.finetune import FinetuneConfig, finetune_checkpoint
 from attrackt.io.jsonfile import plain, write_json
 from attrackt.link.config import LinkConfig
+from attrackt.link.held_out import check_associations
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +151,7 @@ def simulate(
         previous = (associations, tracks)
 
     linker = config.link or LinkConfig()
+    base = Associations.load(_round_dir(out_dir, 0, 0) / "associations.parquet")
     for number, budget in enumerate(config.budgets, 1):
         folder = _round_dir(out_dir, number, budget)
         state = done(folder)
@@ -180,6 +184,7 @@ def simulate(
             dataclasses.replace(predict_config, device=config.finetune.train.device),
         )
         predicted = time.perf_counter() - start
+        assoc, check = check_associations(detections, base, assoc, journal, result.held_out, linker)
         tracks, scores = _solve_and_score(detections, assoc, journal, gt, config)
         record = {
             "round": number,
@@ -192,6 +197,7 @@ def simulate(
             "finetune_seconds": result.seconds,
             "pseudo_cells": result.pseudo,
             "predict_seconds": predicted,
+            "finetune_check": check,
         }
         finish(folder, record, assoc, tracks)
         previous = (assoc, tracks)

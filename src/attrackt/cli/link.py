@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 
 from attrackt.cli.common import app, reported
 from attrackt.link.config import LinkConfig
+from attrackt.link.learn import LearnConfig
 
 #: every option's default is the configuration's (no value written twice)
 LINK = LinkConfig()
+LEARN = LearnConfig()
 
 
 @app.command()
@@ -182,6 +184,14 @@ def link_command(
             "count as answers too (0: the answers alone)."
         ),
     ] = 0.0,
+    check_fraction: Annotated[
+        float,
+        typer.Option(
+            help="With --learn-weights: the share of answered cells held out to check the "
+            "learned weights, which are used only where they link those cells better than the "
+            "starting weights (0: no check)."
+        ),
+    ] = LEARN.check_fraction,
 ) -> None:
     """Link detections into tracks: candidate graph, costs, and the method's ILP."""
     from attrackt.data import Annotations, Associations
@@ -232,7 +242,9 @@ def link_command(
         assoc = Associations.load(associations) if associations is not None else None
         answers = Annotations.load(annotations) if annotations is not None else None
         if learn_weights is not None:
-            config = _learned_config(dets, assoc, answers, config, learn_weights, pseudo_fraction)
+            config = _learned_config(
+                dets, assoc, answers, config, learn_weights, pseudo_fraction, check_fraction
+            )
         try:
             result = link(dets, assoc, answers, config)
         except SolverError as err:
@@ -269,6 +281,7 @@ def _learned_config(
     config: LinkConfig,
     out: Path,
     fraction: float,
+    check_fraction: float,
 ) -> LinkConfig:
     """``config`` with the weights learned from ``answers`` (and, with associations, from the
     least ambiguous cells' links as pseudo-labels), the learning written to ``out``."""
@@ -285,7 +298,8 @@ def _learned_config(
     if assoc is not None and fraction > 0:
         current = link(dets, assoc, answers, config).tracks
         pseudo = pseudo_labels(dets, current, assoc, answers, fraction, config)
-    learned = learn_weights(dets, answers, assoc, config, pseudo=pseudo)
+    learn = LearnConfig(check_fraction=check_fraction)
+    learned = learn_weights(dets, answers, assoc, config, learn, pseudo=pseudo)
     atomic_write_text(out, json.dumps(learned.to_dict(), indent=1))
     return learned.config
 

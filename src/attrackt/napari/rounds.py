@@ -174,13 +174,26 @@ class RoundJob:
 
             return tick
 
+        checked = ""
         if self.finetune:
+            from attrackt.link.held_out import check_associations
+
             report(Progress("fine-tuning", 1, stages))
-            model = self._finetune(partial / "finetune", ticker(1, "steps"))
+            model, held = self._finetune(partial / "finetune", ticker(1, "steps"))
             self._check()
             report(Progress("predicting", 2, stages))
-            associations = self._predict(model, ticker(2, "batches"))
-            associations.save(partial / "associations.parquet")
+            tuned = self._predict(model, ticker(2, "batches"))
+            self._check()
+            associations, verdict = check_associations(
+                self.detections, self.associations, tuned, self.answers, held, self.config.link
+            )
+            checked = verdict["reason"] + (
+                ": the round uses the fine-tuned model"
+                if verdict["kept"] == "tuned"
+                else ": the round keeps the model before"
+            )
+            if associations is not None:
+                associations.save(partial / "associations.parquet")
             self._check()
         stage = self.labels.index("re-solving") + 1
         report(Progress("re-solving", stage, stages))
@@ -188,9 +201,10 @@ class RoundJob:
         self._check()
         result.tracks.save(partial / "tracks")
         guard = "" if result.guard is None else result.guard.message()
-        return result.tracks, associations, model, guard
+        return result.tracks, associations, model, "\n".join(filter(None, [checked, guard]))
 
-    def _finetune(self, out: Path, tick: Callable[[int, int], None]) -> Path:
+    def _finetune(self, out: Path, tick: Callable[[int, int], None]) -> tuple[Path, list[int]]:
+        """The fine-tuned model's checkpoint and the answered cells held out of its training."""
         from attrackt.active import pseudo_labels
         from attrackt.finetune import finetune_checkpoint
         from attrackt.napari.session_config import default_finetune_config
@@ -206,7 +220,7 @@ class RoundJob:
                 config.pseudo_fraction,
                 candidates=self.config.link,
             )
-        finetune_checkpoint(
+        result = finetune_checkpoint(
             self.checkpoint,
             self.detections,
             self.answers,
@@ -216,7 +230,7 @@ class RoundJob:
             resume=False,
             on_step=tick,
         )
-        return out / "model.pt"
+        return out / "model.pt", result.held_out
 
     def _predict(self, model: Path, tick: Callable[[int, int], None]) -> Associations:
         from attrackt.predict import PredictConfig, predict_from_checkpoint
