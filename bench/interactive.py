@@ -394,10 +394,16 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     from attrackt.io.jsonfile import write_json
     from attrackt.store import Store
 
-    carry, results = Path(args.carry), Path(args.gpu_results)
-    plan, gpu = _jobs.load_plan(carry), _jobs.load_summary(results)
+    carry, runs = Path(args.carry), [Path(r) for r in args.gpu_results]
+    plan, summaries = _jobs.load_plan(carry), [_jobs.load_summary(r) for r in runs]
+    # each case from the last run that fine-tuned it
+    gpu = dict(summaries[-1], records={})
+    for summary in summaries:
+        gpu["records"].update(
+            {n: r for n, r in summary["records"].items() if r.get("status") == "ok"}
+        )
     scores = Path(tempfile.mkdtemp(prefix="interactive_scores_"))
-    _jobs.untar([results / "scores.tar"], scores)
+    _jobs.untar([r / "scores.tar" for r in runs], scores)
     cases = [dict(c, store=str(Path(args.stores) / f"{c['dataset']}.npz")) for c in plan["cases"]]
     found: dict[str, dict] = {c["name"]: {} for c in cases}
     # the arms without fine-tuning depend on the answers alone: cases with the same answers
@@ -476,6 +482,11 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         "provenance": provenance(),
         "gpu_provenance": gpu["provenance"],
         "gpu_commit": gpu.get("commit"),
+        "gpu_runs": [
+            {k: g.get(k) for k in ("provenance", "commit", "wall_seconds", "selected")}
+            | {"cases": sorted(n for n, r in g["records"].items() if r.get("status") == "ok")}
+            for g in summaries
+        ],
         "seeds": plan["seeds"],
         "finetune": gpu["finetune"],
         "link_config": guarded_link_config().to_dict(),
@@ -485,7 +496,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         "pinned and the guard on",
         "arms": sorted(wanted),
         "failed": failed,
-        "not_run": sorted(n for n, r in gpu["records"].items() if r.get("status") != "ok"),
+        "not_run": sorted(c["name"] for c in cases if c["name"] not in gpu["records"]),
         "datasets": datasets,
     }
     out = Path(args.json) if args.json else RESULTS / "interactive.json"
@@ -535,7 +546,10 @@ def main() -> None:
         w.add_argument(name, required=True)
     e = sub.add_parser("evaluate", help="CPU: link and score every arm; write the JSON")
     e.add_argument("--carry", required=True)
-    e.add_argument("--gpu-results", required=True)
+    e.add_argument(
+        "--gpu-results", required=True, nargs="+",
+        help="the folder(s) the gpu phase filled; each case from the last that fine-tuned it",
+    )  # fmt: skip
     e.add_argument("--stores", default=".gpu/accuracy")
     e.add_argument("--processes", type=int, default=2)
     e.add_argument("--json", help="where to write [bench/results/interactive.json]")

@@ -50,3 +50,6 @@ def test_fine_tuned_associations_are_kept_only_where_they_link_held_out_answers_
     # too few held-out cells to tell: the model before stays, even a worse one
     chosen, verdict = check_associations(det, wrong, right, journal, held[:-1], CONFIG)
     assert chosen is wrong and verdict["kept"] == "base" and "too few" in verdict["reason"]
+    # fine-tuning that held nothing out (no check asked for): its associations are used
+    chosen, verdict = check_associations(det, right, wrong, journal, None, CONFIG)
+    assert chosen is wrong and verdict["kept"] == "tuned"

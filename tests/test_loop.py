@@ -86,7 +86,7 @@ def test_finetuned_checkpoint_keeps_the_base_and_its_merged_model_predicts_the_s
     every = finetune_checkpoint(
         checkpoint, det, answers, small_finetune(check_fraction=0.0), tmp_path / "all"
     )
-    assert every.answered == 5 and every.held_out == []
+    assert every.answered == 5 and every.held_out is None
     settings = PredictConfig(tta=False, device="cpu")
     windows = windows_from_extra(extra)
     adapted = predict_associations(result.model, det, windows, settings).table

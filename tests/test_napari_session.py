@@ -300,7 +300,7 @@ def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
     digest = hashlib.sha256(base.read_bytes()).hexdigest()
     config = SessionConfig(
         finetune=FinetuneConfig(lora=LoRAConfig(rank=2, alpha=2.0), min_steps=2, max_steps=2,
-                                train=fast),
+                                train=fast, check_fraction=0.0),
         predict=PredictConfig(tta=False, device="cpu", progress=False),
     )  # fmt: skip
     session = ProofreadSession(

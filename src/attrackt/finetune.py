@@ -292,7 +292,7 @@ class FinetuneResult:
     pseudo: int
     seconds: float
     history: list[dict[str, float]]
-    held_out: list[int] = field(default_factory=list)
+    held_out: list[int] | None = None  # answered cells held out of training (None: no check)
 
 
 def finetune(
@@ -415,10 +415,10 @@ def finetune_checkpoint(
 
     ``pseudo``: ``(parents, links)`` of the pseudo-labelled cells (see :func:`pseudo_labels`).
     ``config.check_fraction`` of the answered cells are left out of training (the result's
-    ``held_out``), to check the model with. ``scratch``: start from random weights of the
-    same shape instead (a baseline; with it, every parameter trains). Writes what
-    :func:`finetune` writes plus ``out_dir/model.pt``, the merged model as a plain checkpoint
-    for prediction. ``on_step``: see :func:`attrackt.train.fit`.
+    ``held_out``; ``None`` without a check), to check the model with. ``scratch``: start from
+    random weights of the same shape instead (a baseline; with it, every parameter trains).
+    Writes what :func:`finetune` writes plus ``out_dir/model.pt``, the merged model as a plain
+    checkpoint for prediction. ``on_step``: see :func:`attrackt.train.fit`.
     """
     from attrackt.checkpoints import resolve_device
     from attrackt.model.network import AssociationModel, load_association_model, windows_from_extra
@@ -444,7 +444,7 @@ def finetune_checkpoint(
         "base": str(checkpoint),
         "scratch": scratch,
         "answered": len(supervised),
-        "held_out": sorted(held.latest()),
+        "held_out": sorted(held.latest()) if config.check_fraction > 0 else None,
         "pseudo": 0 if pseudo_labels_ is None else len(pseudo_labels_),
     }
     result = finetune(

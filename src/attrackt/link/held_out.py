@@ -11,6 +11,7 @@ learning checks itself (:mod:`attrackt.link.learn`); a fine-tuned model is check
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from attrackt.data import Annotations, Associations, Detections
@@ -49,13 +50,16 @@ def check_associations(
     base: Associations | None,
     tuned: Associations,
     annotations: Annotations,
-    held: set[int] | list[int],
+    held: Collection[int] | None,
     config: LinkConfig,
 ) -> tuple[Associations | None, dict[str, Any]]:
     """The fine-tuned associations ``tuned`` where they link the ``held``-out answered cells
     better than ``base`` (the model before fine-tuning), else ``base``; and the verdict
     (``held_out``, ``wrong_base``, ``wrong_tuned``, ``kept``: ``"tuned"`` or ``"base"``,
-    ``reason``)."""
+    ``reason``). ``held`` ``None``: fine-tuning held nothing out (no check asked for), the
+    fine-tuned associations are used."""
+    if held is None:
+        return tuned, {"held_out": 0, "kept": "tuned", "reason": "no answers were held out"}
     held = set(int(c) for c in held) & set(annotations.latest())
     verdict: dict[str, Any] = {"held_out": len(held)}
     if len(held) < MIN_CHECK:
