@@ -192,7 +192,11 @@ def gpu_phase(args: argparse.Namespace) -> None:
     work.mkdir(parents=True, exist_ok=True)
     gpus = torch.cuda.device_count()
     seeds = [int(s) for s in args.seeds.split(",")]
-    datasets = args.datasets.split(",") if args.datasets else list(DATASETS)
+    prepared = _jobs.load_plan(carry)["datasets"]  # the stores the carry folder holds
+    datasets = args.datasets.split(",") if args.datasets else [n for n in DATASETS if n in prepared]
+    missing = sorted(set(datasets) - set(prepared))
+    if missing:
+        raise SystemExit(f"{carry}: no store for {missing}; run prepare for them first")
     z_input = tuple(n for n in args.z_input.split(",") if n)
     motion = tuple(float(w) for w in args.motion_weights.split(",") if w)
     jobs = job_list(datasets, seeds, z_input, motion, args.supervised, args.unsupervised)
