@@ -363,8 +363,9 @@ HELA_RUNS = {
     "accuracy_hela_alone.json": "HeLa's jobs, auto-encoder 2 min",
     "accuracy_supervised.json": "the supervised models alone, best checkpoint by the fewest "
     "wrong parents on held-out frames instead of the lowest loss",
-    "accuracy_interactive_base.json": "HeLa's and DIC's jobs; its seed-0 models were an "
-    "earlier fine-tuning benchmark's base",
+    "accuracy_interactive_base.json": "the unsupervised jobs of all four datasets, no "
+    "supervised ones, the look-alike set's in a second call; its HeLa and DIC seed-0 models "
+    "are the fine-tuning benchmark's base",
     "accuracy_ensemble.json": "HeLa's unsupervised jobs alone, 9 seeds",
 }
 
@@ -615,7 +616,7 @@ def render_interactive(data: dict) -> list[str]:
         "`results/interactive.json`)",
         "",
         "The base model's linking of 02 (an accuracy run's seed-0 unsupervised model, guarded"
-        + ("; that of `accuracy_fixed_crops.json`" if ft.get("embedded") else "")
+        + ("; that of `accuracy_interactive_base.json`" if ft.get("check_fraction") else "")
         + ") is proof-read from the ground truth at the top B cells of each ranking (children "
         "within the linker's reach of 1 frame, as a person must answer); every arm links with "
         "those answers pinned. *Errors outside*: wrong links (false and missed) leaving "
@@ -626,7 +627,7 @@ def render_interactive(data: dict) -> list[str]:
         + _unsupervised_term(ft)
         + "; SSVM: the linker's weights learned from the "
         "answers (pin+ssvm+pseudo: and the pseudo-labels, an ablation prompted by the test "
-        "movie, see the script)." + _start_costs(data),
+        "movie, see the script)." + _start_costs(data) + _held_out(ft),
         "",
     ]
     arms = ["pin", "pin+lora", "pin+ssvm", "pin+both"]
@@ -650,7 +651,9 @@ def render_interactive(data: dict) -> list[str]:
                         continue
                     figures = found[arm]
                     aogm, _ = mean_sd(figures["aogm"])
-                    cells.append(f"{_cell(figures['errors_outside'], 1)} ({aogm:.1f})")
+                    cells.append(
+                        f"{_cell(figures['errors_outside'], 1)} ({aogm:.1f}{_used(figures)})"
+                    )
                 lines.append(f"| {ranking} | {budget} | " + " | ".join(cells) + " |")
         seconds = [
             s
@@ -667,6 +670,27 @@ def render_interactive(data: dict) -> list[str]:
             ]
         lines += ["", *_interactive_findings(rankings), ""]
     return lines
+
+
+def _held_out(ft: dict) -> str:
+    fraction = ft.get("check_fraction")
+    if not fraction:
+        return ""
+    return (
+        f" A {fraction:.0%} share of each case's answered cells is held out of the learning "
+        "(fine-tuning and weights alike), and what was learned is used only where it links "
+        "those cells better, with the other answers pinned, than what it would replace "
+        "(`attrackt.link.held_out`); *k/n*: in how many of the n seeds' cases it was used."
+    )
+
+
+def _used(figures: dict) -> str:
+    """``; k/n``: how many seeds' cases used what was learned (runs that record it)."""
+    kept = figures.get("kept")
+    if not kept or not any(kept):
+        return ""
+    used = sum(("tuned" in k) or ("learned" in k) for k in kept)
+    return f"; {used}/{len(kept)}"
 
 
 def _interactive_findings(rankings: dict) -> list[str]:

@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 import attrackt.loop as loop_module
 from attrackt.active import proofread
 from attrackt.cli import app
-from attrackt.data import Annotations, Tracks
+from attrackt.data import Annotations, Associations, Tracks
 from attrackt.features import regionprops_features
 from attrackt.finetune import FinetuneConfig, finetune_checkpoint
+from attrackt.link import LinkConfig
+from attrackt.link.held_out import held_out_errors
 from attrackt.loop import LoopConfig, simulate
 from attrackt.model import TransformerConfig, WindowConfig
 from attrackt.model.lora import LoRAConfig, lora_layers
@@ -172,6 +174,26 @@ def test_cli_finetune_and_loop(base, tmp_path):
     assert (tmp_path / "ft" / "adapters.pt").is_file() and (tmp_path / "ft" / "model.pt").is_file()
     result = run(app, args[: -len(small) - 2] + small)  # pseudo-labels without their inputs
     assert result.exit_code == 1 and "--tracks and --associations" in result.output
+    assert not (tmp_path / "ft" / "check.json").exists()  # nothing to check against: no check
+    # with the base model's associations, a quarter of 16 answers is held out to check on
+    settings = PredictConfig(tta=False, device="cpu")
+    base_model, extra = load_association_model(checkpoint)
+    before = predict_associations(base_model, det, windows_from_extra(extra), settings)
+    before.save(tmp_path / "base.parquet")
+    many = proofread(det.ids[:16], gt, Annotations(tmp_path / "many.jsonl"))
+    checked = ["finetune", str(checkpoint), str(tmp_path / "det.parquet"), str(many.path),
+               "--out", str(tmp_path / "checked"), "--pseudo-fraction", "0",
+               "--associations", str(tmp_path / "base.parquet"), *small]  # fmt: skip
+    result = run(app, checked)
+    assert result.exit_code == 0, result.output
+    verdict = json.loads((tmp_path / "checked" / "check.json").read_text())
+    assert verdict["held_out"] == 4 and verdict["kept"] in ("tuned", "base")
+    _, tuned_extra = load_association_model(tmp_path / "checked" / "model.pt")
+    held = set(tuned_extra["finetune"]["held_out"])
+    assert len(held) == 4 and held <= set(many.latest())
+    assert verdict["wrong_base"] == held_out_errors(det, before, many, held, LinkConfig())
+    chosen = Associations.load(tmp_path / "checked" / "associations.parquet")
+    assert chosen.equals(before) == (verdict["kept"] == "base")
     args = ["loop", str(checkpoint), str(tmp_path / "det.parquet"), "--gt", str(tmp_path / "gt"),
             "--out", str(tmp_path / "loop"), "--budget", "2,4", "--no-tta", *small]  # fmt: skip
     result = run(app, args)

@@ -24,9 +24,9 @@ from attrackt.cli.common import (
     reported,
     training_data,
 )
-from attrackt.data import Detections
+from attrackt.data import Annotations, Associations, Detections
 from attrackt.errors import InputError
-from attrackt.finetune import FinetuneConfig
+from attrackt.finetune import FinetuneConfig, FinetuneResult
 from attrackt.model.lora import LoRAConfig
 from attrackt.predict import PredictConfig
 from attrackt.training import AssociationTrainConfig
@@ -277,6 +277,13 @@ PseudoFractionOption = Annotated[
 StepsPerCellOption = Annotated[int, typer.Option(help="Optimiser steps per answered cell.")]
 MaxStepsOption = Annotated[int | None, typer.Option(help="At most this many steps.")]
 MinutesOption = Annotated[float | None, typer.Option(help="At most this long (steps measured).")]
+CheckFractionOption = Annotated[
+    float,
+    typer.Option(
+        help="Share of answered cells held out of training: the fine-tuned model's associations "
+        "are used only where they link those cells better than the base model's (0: no check)."
+    ),
+]
 LrOption = Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up + cosine).")]
 BatchOption = Annotated[int, typer.Option(help="Windows per step.")]
 
@@ -296,6 +303,7 @@ class FinetuneOptions:
     minutes: float | None
     lr: float
     batch_size: int
+    check_fraction: float
 
     def config(self, device: str, seed: int) -> FinetuneConfig:
         """The fine-tuning these options ask for, on ``device`` with ``seed``."""
@@ -314,6 +322,7 @@ class FinetuneOptions:
             min_steps=min(100, self.max_steps or 100),
             max_steps=self.max_steps,
             minutes=self.minutes,
+            check_fraction=self.check_fraction,
             train=TrainConfig(
                 lr=self.lr,
                 batch_size=self.batch_size,
@@ -340,6 +349,7 @@ _FINETUNE_OPTIONS = [
         ("minutes", MinutesOption, None),
         ("lr", LrOption, FINETUNE.train.lr),
         ("batch_size", BatchOption, FINETUNE.train.batch_size),
+        ("check_fraction", CheckFractionOption, FINETUNE.check_fraction),
     )
 ]
 
@@ -377,7 +387,11 @@ def finetune_command(
         Path | None, typer.Option(help="The solver's tracks folder (for pseudo-labels).")
     ] = None,
     associations: Annotated[
-        Path | None, typer.Option(help="The model's associations (for pseudo-labels).")
+        Path | None,
+        typer.Option(
+            help="The base model's associations (for pseudo-labels, and to check the "
+            "fine-tuned model on the held-out answers: without them nothing is held out)."
+        ),
     ] = None,
     *,
     tuning: FinetuneOptions,
@@ -385,14 +399,23 @@ def finetune_command(
     seed: SeedOption = 0,
     resume: Annotated[bool, typer.Option(help="Continue a fine-tuning left in OUT.")] = True,
 ) -> None:
-    """Fine-tune the association model on proof-reading answers (LoRA by default)."""
+    """Fine-tune the association model on proof-reading answers (LoRA by default). With the
+    base model's --associations, a share of the answers is held out and OUT/associations.parquet
+    holds the associations to link with: the fine-tuned model's where they link the held-out
+    answers better, else the base model's (the verdict in OUT/check.json)."""
+    import dataclasses
+
     from attrackt.active import pseudo_labels
-    from attrackt.data import Annotations, Associations, Tracks
+    from attrackt.data import Tracks
     from attrackt.finetune import finetune_checkpoint
     from attrackt.link import LinkConfig
 
+    log = logging.getLogger(__name__)
     with reported():
         config = tuning.config(device, seed)
+        if associations is None and config.check_fraction > 0:
+            log.info("no --associations of the base model to check against: nothing held out")
+            config = dataclasses.replace(config, check_fraction=0.0)
         dets = Detections.load(detections)
         answers = Annotations.load(annotations)
         pseudo = None
@@ -408,10 +431,37 @@ def finetune_command(
         result = finetune_checkpoint(
             checkpoint, dets, answers, config, out, pseudo=pseudo, resume=resume
         )
+        log.info(
+            "fine-tuned on %d answered and %d pseudo-labelled cells, %d steps -> %s",
+            result.answered,
+            result.pseudo,
+            result.steps,
+            out / "model.pt",
+        )
+        if result.held_out is not None and associations is not None:
+            _check_finetuned(dets, Associations.load(associations), answers, result, out, device)
+
+
+def _check_finetuned(
+    dets: Detections,
+    base: Associations,
+    answers: Annotations,
+    result: FinetuneResult,
+    out: Path,
+    device: str,
+) -> None:
+    """Predict with the fine-tuned model and write the associations to link with (the
+    fine-tuned model's or the base model's, by the held-out answers) and the verdict."""
+    from attrackt.io.jsonfile import write_json
+    from attrackt.link import LinkConfig
+    from attrackt.link.held_out import check_associations
+    from attrackt.predict import predict_from_checkpoint
+
+    tuned = predict_from_checkpoint(out / "model.pt", dets, PredictConfig(device=device))
+    chosen, verdict = check_associations(dets, base, tuned, answers, result.held_out, LinkConfig())
+    chosen.save(out / "associations.parquet")
+    write_json(out / "check.json", verdict)
     logging.getLogger(__name__).info(
-        "fine-tuned on %d answered and %d pseudo-labelled cells, %d steps -> %s",
-        result.answered,
-        result.pseudo,
-        result.steps,
-        out / "model.pt",
-    )
+        "%s: %s holds the %s associations", verdict["reason"], out / "associations.parquet",
+        "fine-tuned model's" if verdict["kept"] == "tuned" else "base model's",
+    )  # fmt: skip
