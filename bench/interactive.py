@@ -32,10 +32,15 @@ pseudo-label and transitive terms only (as in an earlier run). A fixed step plan
 
 ``evaluate`` keeps each task's figures under ``CARRY/evaluated`` (delete it after changing the
 code): a stopped run goes on where it was, and ``--arms pin,pin+lora`` scores the linking-only
-arms of every case first. The weight-learning arms are slow (minutes a case on HeLa); the
-committed run scored them on the GPU machine's 16 CPU cores (highspy, traccuracy, geff and their
-needs carried as wheels, ``--processes 16 --arms pin+ssvm,pin+ssvm+pseudo,pin+both --cache DIR``,
-the cache tarred into ``$OUT``) and copied that cache here before the final ``evaluate``.
+arms of every case first. ``gpu --select confidence:100,random:250`` fine-tunes only those
+rankings and budgets (a call that would not fit the device's time); ``evaluate --gpu-results A
+B`` takes each case from the last run that fine-tuned it.
+
+Every learner holds a quarter of each case's answered cells out (``FinetuneConfig`` and
+``LearnConfig``'s ``check_fraction``) and what it learned is used only where it links those
+cells better, with the other answers pinned (:mod:`attrackt.link.held_out`); each arm's
+``kept`` says what was used, per seed (``base``/``tuned`` for the model, ``start``/``learned``
+for the weights).
 """
 
 from __future__ import annotations

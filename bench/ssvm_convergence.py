@@ -3,7 +3,9 @@
 
 For each dataset and budget (confidence ranking, seed 0) the weights are learned from the
 answers and the pseudo-labels, and every bundle iteration's objective, bound and gap is kept, with
-the completion rounds' objectives and the weights before and after.
+the completion rounds' objectives and the weights before and after. The learning itself is
+measured: without the held-out check (``LearnConfig(check_fraction=0)``), which would keep the
+starting weights without learning from every answer where the held-out answers disagree.
 
     python bench/ssvm_convergence.py --carry .gpu/interactive   # after interactive.py prepare
 """
@@ -26,6 +28,7 @@ def learn_case(carry: str, store: str, dataset: str, budget: int) -> dict:
 
     from attrackt.data import Detections
     from attrackt.link import learn_weights
+    from attrackt.link.learn import LearnConfig
 
     config = guarded_link_config()
     folder = Path(carry)
@@ -33,7 +36,8 @@ def learn_case(carry: str, store: str, dataset: str, budget: int) -> dict:
     associations = load_scores(folder / f"{dataset}_base.npz", detections)
     name = case_name(dataset, "confidence", budget, 0)
     _, answers, pseudo = case_inputs(folder, Path(store), name)  # as interactive.py scores it
-    result = learn_weights(detections, answers, associations, config, pseudo=pseudo)
+    unchecked = LearnConfig(check_fraction=0)
+    result = learn_weights(detections, answers, associations, config, unchecked, pseudo=pseudo)
     last = result.record[-1] if result.record else {}
     print(
         f"{name}: {result.iterations} iterations, converged {result.converged}, "
