@@ -202,10 +202,10 @@ def learn_weights(
         raise InputError("annotations", "there are no answers to learn weights from")
     start = time.perf_counter()
     associations, _ = guarded(detections, associations, config)
-    kept, held = annotations.hold_out(learn.check_fraction, learn.seed)
+    others, held = annotations.hold_out(learn.check_fraction, learn.seed)
     if pseudo is not None:
         annotations = with_pseudo_answers(annotations, *pseudo)
-        kept = with_pseudo_answers(kept, *pseudo)
+        others = with_pseudo_answers(others, *pseudo)
     solver_config = replace(config, solver="fast", threads=1)
     problem = build_problem(detections, associations, annotations, config)
     graph = problem.graph
@@ -223,10 +223,10 @@ def learn_weights(
     check: dict[str, Any] = {}
     source, converged = learner, True  # whose record the result reports
     if learn.check_fraction > 0:
-        check, held_out, converged = _check(
-            problem, kept, held, reference, basis, solver_config, learn, w0, lower
+        check, checker, converged = _check(
+            problem, others, held, reference, basis, solver_config, learn, w0, lower
         )
-        source = held_out or learner
+        source = checker or learner
     if check.get("kept", "learned") == "learned":
         w, converged = learner.run()
         source = learner
@@ -265,7 +265,7 @@ def learn_weights(
 
 def _check(
     problem: LinkProblem,
-    kept: Annotations,
+    others: Annotations,
     held: Annotations,
     reference: Selection,
     basis: _Basis,
@@ -274,7 +274,7 @@ def _check(
     w0: np.ndarray,
     lower: np.ndarray,
 ) -> tuple[dict[str, Any], _Learner | None, bool]:
-    """The verdict of the ``held``-out answers on learning from the ``kept`` ones (and the
+    """The verdict of the ``held``-out answers on learning from the ``others`` (with the
     pseudo-labels; module text), the learner of those (``None`` where too few cells are held
     out to check) and whether it converged."""
     verdict: dict[str, Any] = {"held_out": len(held)}
@@ -286,18 +286,18 @@ def _check(
     g = problem.graph
     is_held = np.zeros(g.num_nodes, bool)
     is_held[g.rows_of(np.fromiter(held.latest(), np.int64, len(held)))] = True
-    others = replace(
+    unheld = replace(
         problem,
         edge_pin=np.where(is_held[g.edge_rows[:, 0]], FREE, problem.edge_pin).astype(np.int8),
         hyper_pin=np.where(is_held[g.hyper_rows[:, 0]], FREE, problem.hyper_pin).astype(np.int8),
     )
-    task = _Task.of(others, kept, reference, learn.subgraph)
+    task = _Task.of(unheld, others, reference, learn.subgraph)
     learner = _Learner(g, basis, task, solver_config, learn, w0, lower)
     w, converged = learner.run()
     target = _Task.of(problem, held, reference, learn.subgraph)
 
     def wrong(weights: np.ndarray) -> int:
-        solution = solve_fast(replace(others, costs=basis.costs(weights)), solver_config)
+        solution = solve_fast(replace(unheld, costs=basis.costs(weights)), solver_config)
         return round(target.loss(solution.selection))
 
     verdict["wrong_start"], verdict["wrong_learned"] = wrong(w0), wrong(w)
