@@ -214,8 +214,8 @@ class Annotations:
         held = set(np.random.default_rng(seed).choice(cells, count, replace=False).tolist())
 
         def part(inside: bool) -> Annotations:
-            return Annotations(answers=[Answer(c, latest[c]) for c in cells.tolist()
-                                        if (c in held) == inside])  # fmt: skip
+            chosen = [c for c in cells.tolist() if (c in held) == inside]
+            return Annotations(answers=[Answer(c, latest[c]) for c in chosen])
 
         return part(False), part(True)
 
