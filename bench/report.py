@@ -170,6 +170,29 @@ def render_accuracy(data: dict) -> list[str]:
     return lines
 
 
+def render_replicate(data: dict) -> list[str]:
+    """The unsupervised arms of a second accuracy run (no supervised models), beside the
+    first: how far the guard's verdicts and the models' figures hold from run to run."""
+    budgets = data["budgets_minutes"]
+    names = list(data["datasets"])
+    lines = [
+        "### The unsupervised arms again, in a second run "
+        "(`results/accuracy_interactive_base.json`)",
+        "",
+        f"The same protocol as `accuracy.json`, unsupervised models only, at commit "
+        f"{data['gpu_commit']}: each model trained {_minutes(budgets['unsupervised'])} "
+        f"(auto-encoder {_minutes(budgets['ae'])}) while {_sharing(data)}; "
+        f"{len(data['seeds'])} seeds, mean ± sd of AOGM on 02." + _start_costs(data),
+        "",
+        "| arm | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for arm in ("position", "unsupervised", "guarded"):
+        cells = [_cell(data["datasets"][n]["arms"][arm]["aogm"], 1) for n in names]
+        lines.append(f"| {ACCURACY_ARMS[arm]} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_crop_field(data: dict) -> list[str]:
     fields = [f"{f:g}" for f in data["fields"]]
     choice = data["choice"]
@@ -405,7 +428,7 @@ def render_hela_runs(_: dict) -> list[str]:
         ]
         run = next(r for r in runs if name in r["datasets"])
         gpus = len(run["provenance"]["machine"]["gpus"])
-        jobs = sum(job.split("/")[0] in run["datasets"] for job in training)
+        jobs = run.get("jobs") or sum(job.split("/")[0] in run["datasets"] for job in training)
         supervised = (
             f"{_cell(arms['supervised']['aogm'], 1)} / {_cell(arms['supervised_last']['aogm'], 1)}"
             if any(v is not None for v in arms["supervised"]["aogm"])
@@ -813,6 +836,7 @@ def render_run_3d(data: dict) -> list[str]:
 #: result file -> its renderer, in the order of the section
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy.json": render_accuracy,
+    "accuracy_interactive_base.json": render_replicate,
     "crop_field.json": render_crop_field,
     "accuracy_run_a.json": render_input_ablation,
     "accuracy_motion.json": render_motion,
