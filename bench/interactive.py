@@ -348,7 +348,7 @@ def score_case(
     answered = set(answers.latest())
     sources = {"base": load_scores(carry_path / f"{dataset}_base.npz", detections)}
     tuned = Path(scores) / f"{name}.npz"
-    kept = {"base": "", "lora": ""}
+    kept, check_seconds = {"base": "", "lora": ""}, 0.0
     if record.get("status") == "ok" and tuned.is_file():
         start = time.perf_counter()
         sources["lora"], verdict = check_associations(

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,19 +205,25 @@ class Annotations:
     def __len__(self) -> int:
         return len(self.latest())
 
+    def split(self, cells: Collection[int]) -> tuple[Annotations, Annotations]:
+        """``(others, chosen)``: the latest answers of the ``cells`` not among ``cells`` and of
+        those among them, in memory."""
+        chosen = set(int(c) for c in cells)
+        latest = self.latest()
+
+        def part(inside: bool) -> Annotations:
+            return Annotations(
+                answers=[Answer(c, latest[c]) for c in sorted(latest) if (c in chosen) == inside]
+            )
+
+        return part(False), part(True)
+
     def hold_out(self, fraction: float, seed: int = 0) -> tuple[Annotations, Annotations]:
         """``(kept, held)``: the latest answers split in memory, ``held`` a ``fraction`` of the
         answered cells drawn with ``seed`` (to check what is learned from ``kept``)."""
-        latest = self.latest()
-        cells = np.array(sorted(latest), np.int64)
+        cells = np.array(sorted(self.latest()), np.int64)
         count = int(round(fraction * len(cells)))
-        held = set(np.random.default_rng(seed).choice(cells, count, replace=False).tolist())
-
-        def part(inside: bool) -> Annotations:
-            chosen = [c for c in cells.tolist() if (c in held) == inside]
-            return Annotations(answers=[Answer(c, latest[c]) for c in chosen])
-
-        return part(False), part(True)
+        return self.split(np.random.default_rng(seed).choice(cells, count, replace=False).tolist())
 
     def save(self, path: str | Path) -> None:
         """Write the whole history to a new journal file (atomically)."""

@@ -32,12 +32,11 @@ def held_out_errors(
 ) -> int:
     """Held-out answered cells (``held``, ids) whose children the linking gets wrong when every
     other answer of ``annotations`` is pinned."""
-    from attrackt.data import Answer
     from attrackt.link import link
 
     latest = annotations.latest()
-    kept = Annotations(answers=[Answer(c, k) for c, k in latest.items() if c not in held])
-    tracks = link(detections, associations, kept, config).tracks
+    others, _ = annotations.split(held)
+    tracks = link(detections, associations, others, config).tracks
     children: dict[int, set[int]] = {c: set() for c in held}
     for parent, child in tracks.edges.tolist():
         if parent in children:

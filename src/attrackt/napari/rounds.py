@@ -203,8 +203,11 @@ class RoundJob:
         guard = "" if result.guard is None else result.guard.message()
         return result.tracks, associations, model, "\n".join(filter(None, [checked, guard]))
 
-    def _finetune(self, out: Path, tick: Callable[[int, int], None]) -> tuple[Path, list[int]]:
-        """The fine-tuned model's checkpoint and the answered cells held out of its training."""
+    def _finetune(
+        self, out: Path, tick: Callable[[int, int], None]
+    ) -> tuple[Path, list[int] | None]:
+        """The fine-tuned model's checkpoint and the answered cells held out of its training
+        (``None``: none held out, no check)."""
         from attrackt.active import pseudo_labels
         from attrackt.finetune import finetune_checkpoint
         from attrackt.napari.session_config import default_finetune_config
