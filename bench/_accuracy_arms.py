@@ -114,10 +114,12 @@ class Evaluation:
                 "link_status": result.status}  # fmt: skip
 
     def guard(self, seq: str, associations):
-        from attrackt.link.guard import check_associations
+        """The guard's verdict on ``associations`` of ``seq``, as :func:`attrackt.link.link`
+        reaches it (the easy cells, then the links they change)."""
+        from attrackt.link import guarded
 
-        dets = self.detections(seq)
-        return check_associations(dets, associations, self.config, self.guard_config)
+        config = dataclasses.replace(self.config, guard=True)
+        return guarded(self.detections(seq), associations, config, self.guard_config)[1]
 
     def run(self) -> dict:
         arms: dict[str, dict[str, list]] = {}
@@ -262,7 +264,8 @@ def print_dataset(name: str, found: dict) -> None:
         for seq, v in entry["guard"].items():
             print(
                 f"tuning {seq} seed {entry['seed']}: guard use={v['use']}, disagreement "
-                f"{v['disagreement']:.4f} (at most {v['upper']:.4f}); AOGM position "
+                f"{v['disagreement']:.4f} (at most {v['upper']:.4f}), changes "
+                f"{v.get('changes')}; AOGM position "
                 f"{entry['aogm_position']}, "
                 f"unsupervised {entry['aogm_unsupervised']}"
             )

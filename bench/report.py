@@ -156,15 +156,22 @@ def render_accuracy(data: dict) -> list[str]:
             values = data["datasets"][name]["arms"].get(arm)
             cells.append("–" if values is None else _cell(values["aogm"], 1))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "The guard on the training movies (01), where its settings were chosen:", ""]
-    lines += ["| dataset | seed | guard | easy cells it disagrees on | AOGM position → model |",
-              "|---|---|---|---|---|"]  # fmt: skip
-    for name in names:
-        for entry in data["datasets"][name].get("tuning", []):
+    return lines + ["", *_guard_tuning(data)]
+
+
+def _guard_tuning(data: dict) -> list[str]:
+    """The guard's verdicts on the training movies (01) beside their AOGM."""
+    lines = ["The guard on the training movies (01), where its settings were chosen:", ""]
+    lines += ["| dataset | seed | guard | easy cells it disagrees on | links it changes | "
+              "AOGM position → model |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, found in data["datasets"].items():
+        for entry in found.get("tuning", []):
             for verdict in entry["guard"].values():
+                changes = verdict.get("changes")
                 lines.append(
                     f"| {name} | {entry['seed']} | {'use' if verdict['use'] else 'off'} | "
                     f"{verdict['disagreement']:.2%} (≤ {verdict['upper']:.2%}) | "
+                    f"{'–' if changes is None else changes} | "
                     f"{entry['aogm_position']:g} → {entry['aogm_unsupervised']:g} |"
                 )
     return lines
@@ -190,7 +197,7 @@ def render_replicate(data: dict) -> list[str]:
     for arm in ("position", "unsupervised", "guarded"):
         cells = [_cell(data["datasets"][n]["arms"][arm]["aogm"], 1) for n in names]
         lines.append(f"| {ACCURACY_ARMS[arm]} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + ["", *_guard_tuning(data)]
 
 
 def render_crop_field(data: dict) -> list[str]:

@@ -3,14 +3,21 @@ obvious, and switches off those that do not."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from attrackt.data import Associations, Detections
 from attrackt.errors import InputError
-from attrackt.link import LinkConfig, candidate_links, link
+from attrackt.link import LinkConfig, candidate_links, guarded, link
 from attrackt.link.affinities import embedding_associations, position_associations
-from attrackt.link.guard import GuardConfig, check_associations, easy_disagreements
+from attrackt.link.guard import (
+    GuardConfig,
+    check_associations,
+    count_changes,
+    easy_disagreements,
+)
 
 CONFIG = LinkConfig(k=4)
 
@@ -134,11 +141,43 @@ def test_apply_switches_off_only_the_failing_sequence():
     assert np.array_equal(guarded.edges, position.edges)
 
 
+def test_a_model_that_changes_too_few_links_is_not_used():
+    """The true links fix 4 of position's links on this movie: used where 4 changes are
+    enough, not where 5 are needed (nor at the default), and then the linking is position's."""
+    det, links = movie(frames=20, step=4.0, seed=1)
+    truth = as_associations(links)
+    position = link(det, None, config=CONFIG).tracks.edges
+    kept, verdict = guarded(det, truth, CONFIG, GuardConfig(min_changes=4))
+    seq = verdict.sequences["m"]
+    assert seq.use and seq.changes == 4 and len(kept) == len(truth)
+    with_model = link(det, kept, config=dataclasses.replace(CONFIG, guard=False)).tracks.edges
+    assert len({*map(tuple, with_model.tolist())} - {*map(tuple, position.tolist())}) == 4
+    dropped, verdict = guarded(det, truth, CONFIG, GuardConfig(min_changes=5))
+    assert not verdict.sequences["m"].use and len(dropped) == 0
+    assert "changes only 4 of position's links" in verdict.sequences["m"].reason
+    default = link(det, truth, config=CONFIG)
+    assert default.guard.verdict == "off" and default.guard.sequences["m"].changes == 4
+    assert np.array_equal(default.tracks.edges, position)
+
+
+def test_changes_are_counted_per_sequence_of_the_child():
+    a, _ = movie("a", cells=4, frames=3)
+    b, _ = movie("b", cells=4, frames=3, seed=1, first_id=100)
+    det = Detections.concat([a, b])
+    position = np.array([[0, 4], [1, 5], [100, 104]])
+    with_model = np.array([[0, 4], [1, 6], [2, 5], [100, 105], [101, 104], [102, 106]])
+    assert count_changes(det, with_model, position) == {"a": 2, "b": 3}
+    assert count_changes(det, position, position) == {}
+    assert count_changes(det, with_model[:1], np.zeros((0, 2), np.int64)) == {"a": 1}
+
+
 def test_guard_settings_are_checked():
     with pytest.raises(InputError, match="confidence"):
         GuardConfig(confidence=0.2)
     with pytest.raises(InputError, match="easy_ratio"):
         GuardConfig(easy_ratio=1.5)
+    with pytest.raises(InputError, match="min_changes"):
+        GuardConfig(min_changes=-1)
 
 
 def test_label_free_sources_score_exactly_the_candidates():

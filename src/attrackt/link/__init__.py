@@ -23,7 +23,7 @@ from attrackt.link.config import LinkConfig
 from attrackt.link.costs import Costs, compute_costs
 from attrackt.link.fast_solver import solve_fast
 from attrackt.link.greedy import solve_greedy
-from attrackt.link.guard import GuardConfig, GuardVerdict, check_associations
+from attrackt.link.guard import GuardConfig, GuardVerdict, check_associations, count_changes
 from attrackt.link.learn import LearnConfig, LearnResult, learn_weights
 from attrackt.link.pins import pin_annotations
 from attrackt.link.problem import LinkProblem, Selection, Solution, objective
@@ -106,14 +106,36 @@ def solve(problem: LinkProblem, config: LinkConfig | None = None) -> Solution:
 
 
 def guarded(
-    detections: Detections, associations: Associations | None, config: LinkConfig
+    detections: Detections,
+    associations: Associations | None,
+    config: LinkConfig,
+    guard: GuardConfig | None = None,
 ) -> tuple[Associations | None, GuardVerdict | None]:
     """The associations the linker may use under ``config`` (with ``config.guard``, only those of
-    the sequences the label-free guard passes) and the guard's verdict (``None``: not run)."""
+    the sequences the label-free guard passes) and the guard's verdict (``None``: not run).
+
+    The guard checks the easy cells (:func:`~attrackt.link.guard.check_associations`), then,
+    where they pass, links with and without the associations (no answers pinned) and keeps
+    them only where they change enough links (:meth:`GuardVerdict.require_changes`)."""
     if associations is None or not config.guard:
         return associations, None
-    verdict = check_associations(detections, associations, config)
+    verdict = check_associations(detections, associations, config, guard)
+    if verdict.verdict != "off":
+        with_model = _links(detections, verdict.apply(associations), config)
+        verdict.require_changes(
+            count_changes(detections, with_model, _links(detections, None, config))
+        )
+    for line in verdict.message().splitlines():
+        logger.info("guard: %s", line)
     return verdict.apply(associations), verdict
+
+
+def _links(
+    detections: Detections, associations: Associations | None, config: LinkConfig
+) -> np.ndarray:
+    """The links (parent -> child ids) of ``detections`` linked under ``config``, no answers."""
+    problem = build_problem(detections, associations, None, config)
+    return solve(problem, config).selection.links(problem.graph)
 
 
 def link(
