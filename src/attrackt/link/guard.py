@@ -21,9 +21,9 @@ linking differs from position's in only a handful of links, what it could gain i
 of links, fewer than its seeds disagree by. So a model that passes the easy cells must also
 change at least ``min_changes`` links of its sequence's linking (against position alone, no
 answers pinned: :func:`count_changes`), else the sequence is linked on position alone. On the
-training movies (01) of the benchmark, the unsupervised models changed 3 to 9 links of HeLa,
-DIC and the look-alike cells and linked worse than position in 7 of those 9 cases, while
-those of the crowded movie changed 77 to 94 and linked far better (``bench/results/
+training movies (01) of the benchmark, the four unsupervised models that passed the easy cells
+but changed 3 to 9 links (HeLa, DIC) all linked worse than position, while the three that
+changed 77 to 94 (the crowded movie) linked far better (``bench/results/
 accuracy_interactive_base.json``, ``tuning``); ``min_changes`` lies between the two.
 
 Appearance itself is not a safe judge: on DIC-C2DH-HeLa, associations that linked worse than
