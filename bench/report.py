@@ -161,7 +161,7 @@ def render_accuracy(data: dict) -> list[str]:
 
 def _guard_tuning(data: dict) -> list[str]:
     """The guard's verdicts on the training movies (01) beside their AOGM."""
-    lines = ["The guard on the training movies (01), where its settings were chosen:", ""]
+    lines = ["The guard on the training movies (01), where its settings are chosen:", ""]
     lines += ["| dataset | seed | guard | easy cells it disagrees on | links it changes | "
               "AOGM position → model |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name, found in data["datasets"].items():
