@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from attrackt.data import Associations, Detections
+from attrackt.data import Annotations, Answer, Associations, Detections
 from attrackt.errors import InputError
 from attrackt.link import LinkConfig, candidate_links, guarded, link
 from attrackt.link.affinities import embedding_associations, position_associations
@@ -158,6 +158,29 @@ def test_a_model_that_changes_too_few_links_is_not_used():
     default = link(det, truth, config=CONFIG)
     assert default.guard.verdict == "off" and default.guard.sequences["m"].changes == 4
     assert np.array_equal(default.tracks.edges, position)
+
+
+def test_link_reuses_the_linking_the_guard_solved(monkeypatch):
+    """Without answers, the guard's own linking with the model is the result: two solves, not
+    three; with answers the result is solved anew, the answers pinned."""
+    import attrackt.link as linking
+    import attrackt.link.guard as guard_module
+
+    det, links = movie(frames=20, step=4.0, seed=1)
+    truth = as_associations(links)
+    calls = []
+    solve = linking.solve
+    monkeypatch.setattr(linking, "solve", lambda *a: calls.append(1) or solve(*a))
+    monkeypatch.setattr(guard_module, "GuardConfig", lambda: GuardConfig(min_changes=4))
+    plain = dataclasses.replace(CONFIG, guard=False)
+    result = link(det, truth, config=CONFIG)
+    assert result.guard.verdict == "use" and len(calls) == 2
+    assert np.array_equal(result.tracks.edges, link(det, truth, config=plain).tracks.edges)
+    calls.clear()
+    parent, child = farthest_links(det)[5]  # a wrong answer, so that pinning shows
+    answers = Annotations(answers=[Answer(int(parent), (int(child),))])
+    pinned = link(det, truth, answers, CONFIG)
+    assert len(calls) == 3 and [parent, child] in pinned.tracks.edges.tolist()
 
 
 def test_changes_are_counted_per_sequence_of_the_child():

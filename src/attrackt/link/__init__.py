@@ -117,25 +117,34 @@ def guarded(
     The guard checks the easy cells (:func:`~attrackt.link.guard.check_associations`), then,
     where they pass, links with and without the associations (no answers pinned) and keeps
     them only where they change enough links (:meth:`GuardVerdict.require_changes`)."""
+    kept, verdict, _ = _guard(detections, associations, config, guard)
+    return kept, verdict
+
+
+_Solved = tuple[LinkProblem, Solution]
+
+
+def _guard(
+    detections: Detections,
+    associations: Associations | None,
+    config: LinkConfig,
+    guard: GuardConfig | None = None,
+) -> tuple[Associations | None, GuardVerdict | None, dict[str, _Solved]]:
+    """:func:`guarded`, and the linkings it solved on the way (``"use"``: with the associations
+    of the sequences that passed the easy cells, ``"off"``: on position alone; no answers)."""
     if associations is None or not config.guard:
-        return associations, None
+        return associations, None, {}
     verdict = check_associations(detections, associations, config, guard)
+    solved: dict[str, _Solved] = {}
     if verdict.verdict != "off":
-        with_model = _links(detections, verdict.apply(associations), config)
-        verdict.require_changes(
-            count_changes(detections, with_model, _links(detections, None, config))
-        )
+        for key, given in (("use", verdict.apply(associations)), ("off", None)):
+            problem = build_problem(detections, given, None, config)
+            solved[key] = (problem, solve(problem, config))
+        links = {key: sol.selection.links(prob.graph) for key, (prob, sol) in solved.items()}
+        verdict.require_changes(count_changes(detections, links["use"], links["off"]))
     for line in verdict.message().splitlines():
         logger.info("guard: %s", line)
-    return verdict.apply(associations), verdict
-
-
-def _links(
-    detections: Detections, associations: Associations | None, config: LinkConfig
-) -> np.ndarray:
-    """The links (parent -> child ids) of ``detections`` linked under ``config``, no answers."""
-    problem = build_problem(detections, associations, None, config)
-    return solve(problem, config).selection.links(problem.graph)
+    return verdict.apply(associations), verdict, solved
 
 
 def link(
@@ -152,9 +161,13 @@ def link(
     """
     config = config or LinkConfig()
     start = time.perf_counter()
-    associations, verdict = guarded(detections, associations, config)
-    problem = build_problem(detections, associations, annotations, config)
-    solution = solve(problem, config)
+    associations, verdict, solved = _guard(detections, associations, config)
+    answered = annotations is not None and len(annotations) > 0
+    if verdict is not None and not answered and verdict.verdict in solved:
+        problem, solution = solved[verdict.verdict]  # the guard solved this very problem
+    else:
+        problem = build_problem(detections, associations, annotations, config)
+        solution = solve(problem, config)
     kept = solution.selection.nodes
     dets = detections if kept.all() else detections.take(kept)
     tracks = Tracks(dets, solution.selection.links(problem.graph))
