@@ -13,6 +13,8 @@ model's linking; each answer pins that cell's children. Arms, per ranking and bu
   pseudo-labels of fine-tuning. An ablation found on the test movie: on HeLa 02 the weights
   learned from 100 answers alone favoured divisions everywhere; on the training movies (01) the
   pseudo-labels did not help, so the default learns from the answers alone.
+- ``pin+lora-unchecked``: the fine-tuned model used whatever the held-out check says (what
+  the check holds back).
 
 Rankings: ``confidence`` (the method's), ``random`` and ``oracle`` (every cell the base
 linking gets wrong, a swapped child included, first). Figures: AOGM of the whole movie, and
@@ -34,7 +36,9 @@ pseudo-label and transitive terms only (as in an earlier run). A fixed step plan
 code): a stopped run goes on where it was, and ``--arms pin,pin+lora`` scores the linking-only
 arms of every case first. ``gpu --select confidence:100,random:250`` fine-tunes only those
 rankings and budgets (a call that would not fit the device's time); ``evaluate --gpu-results A
-B`` takes each case from the last run that fine-tuned it.
+B`` takes each case from the last run that fine-tuned it; ``gpu --lr --max-steps`` set the
+fine-tuning's learning rate and step cap (in the JSON's ``finetune``); ``prepare --rankings
+--budgets`` prepare a subset of the cases.
 
 Every learner holds a quarter of each case's answered cells out (``FinetuneConfig`` and
 ``LearnConfig``'s ``check_fraction``) and what it learned is used only where it links those
@@ -72,8 +76,12 @@ RANKINGS = ("confidence", "random", "oracle")
 BUDGETS = (10, 100, 250, 1000)
 ARMS = ("pin", "pin+lora", "pin+ssvm", "pin+both")
 PSEUDO_ARM = "pin+ssvm+pseudo"
+#: the fine-tuned model used whatever the held-out check says (what the check holds back)
+UNCHECKED_ARM = "pin+lora-unchecked"
 #: the fine-tuning plan of every case: the method's 100 steps per answered cell, capped
 STEPS_PER_CELL, MIN_STEPS, MAX_STEPS = 100, 100, 200
+#: the fine-tuning's learning rate (``gpu --lr``)
+LR = 1e-4
 #: the unsupervised term's weight where the base model's embedding was kept (the method's)
 UNSUPERVISED_WEIGHT = 1.0
 
@@ -139,7 +147,8 @@ def prepare_phase(args: argparse.Namespace) -> None:
     (carry / "cases").mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     config = guarded_link_config()
-    plan = {"seeds": seeds, "budgets": list(BUDGETS), "rankings": list(RANKINGS), "cases": [],
+    rankings, budgets = args.rankings.split(","), [int(b) for b in args.budgets.split(",")]
+    plan = {"seeds": seeds, "budgets": budgets, "rankings": rankings, "cases": [],
             "embedded": [], "datasets": args.datasets.split(",")}  # fmt: skip
     for dataset in plan["datasets"]:
         store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select(["02"])
@@ -155,13 +164,13 @@ def prepare_phase(args: argparse.Namespace) -> None:
         save_scores(carry / f"{dataset}_base.npz", detections, assoc)
         tracks = link(detections, assoc, None, config).tracks
         tracks.save(carry / f"{dataset}_base_tracks")
-        for ranking in RANKINGS:
+        for ranking in rankings:
             for seed in seeds:
                 order = rank_cells(
                     detections, tracks, assoc, RankConfig(ranking, seed), gt=gt,
                     candidates=config,
                 )  # fmt: skip
-                for budget in BUDGETS:
+                for budget in budgets:
                     name = case_name(dataset, ranking, budget, seed)
                     answers = proofread(select(order, budget), gt, max_gap=config.max_gap)
                     answers.save(carry / "cases" / f"{name}.jsonl")
@@ -183,22 +192,24 @@ def prepare_phase(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def finetune_config(seed: int, device: str, unsupervised: bool = False):
+def finetune_config(
+    seed: int, device: str, unsupervised: bool = False, lr: float = LR, max_steps: int = MAX_STEPS
+):
     """Every case's fine-tuning; ``unsupervised``: with the unsupervised term."""
     from attrackt.finetune import FinetuneConfig
     from attrackt.train import TrainConfig
 
     return FinetuneConfig(
-        steps_per_cell=STEPS_PER_CELL, min_steps=MIN_STEPS, max_steps=MAX_STEPS,
+        steps_per_cell=STEPS_PER_CELL, min_steps=MIN_STEPS, max_steps=max_steps,
         unsupervised_weight=UNSUPERVISED_WEIGHT if unsupervised else 0.0,
         train=TrainConfig(
-            lr=1e-4, batch_size=8, warmup_steps=0.05, checkpoint_every=0, checkpoint_seconds=0,
+            lr=lr, batch_size=8, warmup_steps=0.05, checkpoint_every=0, checkpoint_seconds=0,
             log_every=25, seed=seed, device=device, progress=False,
         ),
     )  # fmt: skip
 
 
-def run_case(carry: Path, out: Path, case: dict, device: str) -> dict:
+def run_case(carry: Path, out: Path, case: dict, device: str, recipe: dict) -> dict:
     """Fine-tune the base model on one case's answers, predict movie 02, export the scores."""
     from attrackt.data import Annotations, Detections
     from attrackt.finetune import finetune_checkpoint
@@ -212,7 +223,7 @@ def run_case(carry: Path, out: Path, case: dict, device: str) -> dict:
         start = time.perf_counter()
         result = finetune_checkpoint(
             carry / f"{dataset}.pt", detections, answers,
-            finetune_config(case["seed"], device, case.get("unsupervised", False)),
+            finetune_config(case["seed"], device, case.get("unsupervised", False), **recipe),
             tmp, pseudo=(saved["parents"], saved["links"]), resume=False,
         )  # fmt: skip
         seconds = time.perf_counter() - start
@@ -236,7 +247,11 @@ def worker(args: argparse.Namespace) -> None:
             records[case["name"]] = {"status": "not run: out of time"}
             continue
         try:
-            records[case["name"]] = {"status": "ok", **run_case(carry, out, case, args.device)}
+            recipe = json.loads(args.recipe)
+            records[case["name"]] = {
+                "status": "ok",
+                **run_case(carry, out, case, args.device, recipe),
+            }
         except Exception:
             records[case["name"]] = {"status": "error", "error": traceback.format_exc()[-2000:]}
         print(case["name"], records[case["name"]], flush=True)
@@ -254,6 +269,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
     start = time.time()
     deadline = start + 60 * args.wall_minutes
     queues: list[list[dict]] = [[] for _ in range(args.workers)]
+    recipe = {"lr": args.lr, "max_steps": args.max_steps}
     chosen = set(args.select.split(",")) if args.select else None
     cases = [
         c for c in plan["cases"] if chosen is None or f"{c['ranking']}:{c['budget']}" in chosen
@@ -270,7 +286,8 @@ def gpu_phase(args: argparse.Namespace) -> None:
     workers = []
     for index, queue in enumerate(queues):
         options = {"--carry": carry, "--export": export, "--cases": json.dumps(queue),
-                   "--deadline": deadline, "--device": args.device, "--index": index}  # fmt: skip
+                   "--deadline": deadline, "--device": args.device, "--index": index,
+                   "--recipe": json.dumps(recipe)}  # fmt: skip
         # HeLa's queues on the first GPU, DIC's on the second
         gpu = (0 if index < half else 1) if gpus > 1 else None
         workers.append(
@@ -290,7 +307,8 @@ def gpu_phase(args: argparse.Namespace) -> None:
         "wall_seconds": round(time.time() - start, 1),
         "selected": sorted(chosen) if chosen else "all",
         "finetune": {"steps_per_cell": STEPS_PER_CELL, "min_steps": MIN_STEPS,
-                     "max_steps": MAX_STEPS, "unsupervised_weight": UNSUPERVISED_WEIGHT,
+                     "max_steps": args.max_steps, "lr": args.lr,
+                     "unsupervised_weight": UNSUPERVISED_WEIGHT,
                      "embedded": plan.get("embedded", []), "batch_size": 8,
                      "check_fraction": finetune_config(0, "cpu").check_fraction},
         "records": records,
@@ -351,28 +369,32 @@ def score_case(
     kept, check_seconds = {"base": "", "lora": ""}, 0.0
     if record.get("status") == "ok" and tuned.is_file():
         start = time.perf_counter()
+        sources["unchecked"] = load_scores(tuned, detections)
         sources["lora"], verdict = check_associations(
-            detections, sources["base"], load_scores(tuned, detections), answers,
+            detections, sources["base"], sources["unchecked"], answers,
             record.get("held_out", []), config,
         )  # fmt: skip
-        kept["lora"] = verdict["kept"]
+        kept["lora"], kept["unchecked"] = verdict["kept"], "tuned"
         check_seconds = time.perf_counter() - start
     out = {}
     for arm in arms:
-        source = "lora" if arm in ("pin+lora", "pin+both") else "base"
+        source = {"pin+lora": "lora", "pin+both": "lora", UNCHECKED_ARM: "unchecked"}.get(
+            arm, "base"
+        )
         if source not in sources:
             continue
         start = time.perf_counter()
         weights, used = config, [kept[source]]
-        if arm != "pin" and arm != "pin+lora":
+        if arm not in ("pin", "pin+lora", UNCHECKED_ARM):
             extra = pseudo if arm == PSEUDO_ARM else None
             learned = learn_weights(detections, answers, sources[source], config, pseudo=extra)
             weights = learned.config
             used.append(learned.check["kept"])
         learn_seconds = time.perf_counter() - start + (check_seconds if source == "lora" else 0)
         tracks = link(detections, sources[source], answers, weights).tracks
-        steps = record.get("steps", 0) if source == "lora" else 0
-        seconds = (record.get("seconds", 0.0) if source == "lora" else 0.0) + learn_seconds
+        tuned_model = source != "base"
+        steps = record.get("steps", 0) if tuned_model else 0
+        seconds = (record.get("seconds", 0.0) if tuned_model else 0.0) + learn_seconds
         out[arm] = {
             "aogm": evaluate(tracks, gt, chota=False)["AOGM"],
             "errors_outside": errors_outside(tracks, gt, answered),
@@ -417,7 +439,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     for case in cases:
         same.setdefault(_answers_key(carry, case), []).append(case["name"])
     by_name = {c["name"]: c for c in cases}
-    wanted = set(args.arms.split(",")) if args.arms else set(ARMS) | {PSEUDO_ARM}
+    wanted = set(args.arms.split(",")) if args.arms else set(ARMS) | {PSEUDO_ARM, UNCHECKED_ARM}
     # linking-only arms first, the arms that learn weights after: a cut-short run has the
     # fast figures of every case
     tasks: list[tuple[list[str], dict, dict, tuple[str, ...]]] = []
@@ -428,7 +450,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             tasks.append((names, first, {}, arms if learning else ("pin",)))
         for case in cases:
             record = gpu["records"].get(case["name"], {})
-            arms = ("pin+both",) if learning else ("pin+lora",)
+            arms = ("pin+both",) if learning else ("pin+lora", UNCHECKED_ARM)
             tasks.append(([case["name"]], case, record, arms))
 
     # the budgets and ranking the issue's criterion reads first (100 and 250 cells, confidence)
@@ -536,6 +558,8 @@ def main() -> None:
     p.add_argument("--stores", default=".gpu/accuracy", help="the accuracy benchmark's stores")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset")
+    p.add_argument("--rankings", default=",".join(RANKINGS), help="comma-separated subset")
+    p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="comma-separated subset")
     g = sub.add_parser("gpu", help="GPU: fine-tune every case, predict, export the scores")
     g.add_argument("--carry", required=True)
     g.add_argument("--out", required=True)
@@ -543,11 +567,15 @@ def main() -> None:
     g.add_argument("--wall-minutes", type=float, default=8.0)
     g.add_argument("--device", default="auto")
     g.add_argument("--commit", help="the commit the device runs (it has no git)")
+    g.add_argument("--lr", type=float, default=LR, help="the fine-tuning's learning rate")
+    g.add_argument(
+        "--max-steps", type=int, default=MAX_STEPS, help="the most steps of a fine-tuning"
+    )
     g.add_argument(
         "--select", help="fine-tune only these RANKING:BUDGET cases (comma-separated) [all]"
     )
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
-    for name in ("--carry", "--export", "--cases", "--deadline", "--device", "--index"):
+    for name in ("--carry", "--export", "--cases", "--deadline", "--device", "--index", "--recipe"):
         w.add_argument(name, required=True)
     e = sub.add_parser("evaluate", help="CPU: link and score every arm; write the JSON")
     e.add_argument("--carry", required=True)
@@ -558,7 +586,9 @@ def main() -> None:
     e.add_argument("--stores", default=".gpu/accuracy")
     e.add_argument("--processes", type=int, default=2)
     e.add_argument("--json", help="where to write [bench/results/interactive.json]")
-    e.add_argument("--arms", help=f"comma-separated arms to score [all: {ARMS + (PSEUDO_ARM,)}]")
+    e.add_argument(
+        "--arms", help=f"comma-separated arms [all: {ARMS + (PSEUDO_ARM, UNCHECKED_ARM)}]"
+    )
     e.add_argument("--cache", help="each task's figures, kept across runs [CARRY/evaluated]")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
