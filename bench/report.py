@@ -177,14 +177,15 @@ def _guard_tuning(data: dict) -> list[str]:
     return lines
 
 
-def render_replicate(data: dict) -> list[str]:
-    """The unsupervised arms of a second accuracy run (no supervised models), beside the
+def render_replicate(
+    data: dict, name: str = "accuracy_interactive_base.json", which: str = "a second"
+) -> list[str]:
+    """The unsupervised arms of another accuracy run (no supervised models), beside the
     first: how far the guard's verdicts and the models' figures hold from run to run."""
     budgets = data["budgets_minutes"]
     names = list(data["datasets"])
     lines = [
-        "### The unsupervised arms again, in a second run "
-        "(`results/accuracy_interactive_base.json`)",
+        f"### The unsupervised arms again, in {which} run (`results/{name}`)",
         "",
         f"The same protocol as `accuracy.json`, unsupervised models only, at commit "
         f"{data['gpu_commit']}: each model trained {_minutes(budgets['unsupervised'])} "
@@ -397,6 +398,8 @@ HELA_RUNS = {
     "supervised ones, the look-alike set's in a second call; its HeLa and DIC seed-0 models "
     "are the fine-tuning benchmark's base",
     "accuracy_ensemble.json": "HeLa's unsupervised jobs alone, 9 seeds",
+    "accuracy_lr_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
+    "seed-0 models are the base of `interactive_lr.json`",
 }
 
 
@@ -639,21 +642,23 @@ def _unsupervised_term(ft: dict) -> str:
     return f" + the unsupervised term (weight {ft['unsupervised_weight']:g}; {', '.join(embedded)})"
 
 
-def render_interactive(data: dict) -> list[str]:
+def render_interactive(
+    data: dict, name: str = "interactive.json", base: str = "accuracy_interactive_base.json"
+) -> list[str]:
     ft = data["finetune"]
     lines = [
         "### Learning from answers, apart from pinning them (`bench/interactive.py` → "
-        "`results/interactive.json`)",
+        f"`results/{name}`)",
         "",
         "The base model's linking of 02 (an accuracy run's seed-0 unsupervised model, guarded"
-        + ("; that of `accuracy_interactive_base.json`" if ft.get("check_fraction") else "")
+        + (f"; that of `{base}`" if ft.get("check_fraction") else "")
         + ") is proof-read from the ground truth at the top B cells of each ranking (children "
         "within the linker's reach of 1 frame, as a person must answer); every arm links with "
         "those answers pinned. *Errors outside*: wrong links (false and missed) leaving "
         "cells nobody answered, mean ± sd over seeds "
         f"({', '.join(map(str, data['seeds']))}); AOGM of the whole movie in brackets. LoRA: "
         f"{ft['max_steps']} steps at most ({ft['steps_per_cell']} per answered cell, batch "
-        f"{ft['batch_size']}), supervised + pseudo-labels + transitive terms"
+        f"{ft['batch_size']}{_learning_rate(ft)}), supervised + pseudo-labels + transitive terms"
         + _unsupervised_term(ft)
         + "; SSVM: the linker's weights learned from the "
         "answers (pin+ssvm+pseudo: and the pseudo-labels, an ablation prompted by the test "
@@ -702,6 +707,11 @@ def render_interactive(data: dict) -> list[str]:
     return lines
 
 
+def _learning_rate(ft: dict) -> str:
+    """``, learning rate X`` where the run records it (runs before set none: 1e-4)."""
+    return f", learning rate {ft['lr']:g}" if "lr" in ft else ""
+
+
 def _held_out(ft: dict) -> str:
     fraction = ft.get("check_fraction")
     if not fraction:
@@ -741,15 +751,20 @@ def _interactive_findings(rankings: dict) -> list[str]:
             f"{budget} answers: {best} {value:.1f} against {pin:.1f} "
             f"({100 * (value - pin) / pin:+.0f} %)"
         )
+    findings = (
+        "Best learning arm against pinning alone (errors outside, confidence ranking): "
+        + "; ".join(learned)
+        + "."
+    )
+    if "random" not in rankings:  # a run of the confidence ranking alone
+        return [findings]
     versus = [
         (budget, mean(found, "pin", "aogm"), mean(rankings["random"][budget], "pin", "aogm"))
         for budget, found in rankings["confidence"].items()
     ]
     lower = sum(c < r for _, c, r in versus)
     return [
-        "Best learning arm against pinning alone (errors outside, confidence ranking): "
-        + "; ".join(learned)
-        + f". Confidence against random (pinning alone, AOGM): lower at {lower} of "
+        findings + f" Confidence against random (pinning alone, AOGM): lower at {lower} of "
         f"{len(versus)} budgets ("
         + ", ".join(f"{b}: {c:.1f} vs {r:.1f}" for b, c, r in versus)
         + ")."
@@ -844,6 +859,9 @@ def render_run_3d(data: dict) -> list[str]:
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy.json": render_accuracy,
     "accuracy_interactive_base.json": render_replicate,
+    "accuracy_lr_base.json": lambda data: render_replicate(
+        data, "accuracy_lr_base.json", "a third"
+    ),
     "crop_field.json": render_crop_field,
     "accuracy_run_a.json": render_input_ablation,
     "accuracy_motion.json": render_motion,
@@ -852,6 +870,9 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "link_weights.json": render_link_weights,
     "ranking.json": render_ranking,
     "interactive.json": render_interactive,
+    "interactive_lr.json": lambda data: render_interactive(
+        data, "interactive_lr.json", "accuracy_lr_base.json"
+    ),
     "ssvm_convergence.json": render_ssvm,
     "run_cpu.json": render_run_cpu,
     "run_3d.json": render_run_3d,
