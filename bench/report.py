@@ -873,6 +873,9 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "interactive_lr.json": lambda data: render_interactive(
         data, "interactive_lr.json", "accuracy_lr_base.json"
     ),
+    "interactive_lr_control.json": lambda data: render_interactive(
+        data, "interactive_lr_control.json", "accuracy_lr_base.json"
+    ),
     "ssvm_convergence.json": render_ssvm,
     "run_cpu.json": render_run_cpu,
     "run_3d.json": render_run_3d,
