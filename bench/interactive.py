@@ -44,7 +44,9 @@ Every learner holds a quarter of each case's answered cells out (``FinetuneConfi
 ``LearnConfig``'s ``check_fraction``) and what it learned is used only where it links those
 cells better, with the other answers pinned (:mod:`attrackt.link.held_out`); each arm's
 ``kept`` says what was used, per seed (``base``/``tuned`` for the model, ``start``/``learned``
-for the weights).
+for the weights), and ``checks`` the checks' counts (cells held out, how many of them were
+linked wrong before and after the learning; the weights' ``after``: learned from the other
+answers, before they are learned again from every answer).
 """
 
 from __future__ import annotations
@@ -367,6 +369,7 @@ def score_case(
     sources = {"base": load_scores(carry_path / f"{dataset}_base.npz", detections)}
     tuned = Path(scores) / f"{name}.npz"
     kept, check_seconds = {"base": "", "lora": ""}, 0.0
+    verdicts: dict[str, dict] = {}
     if record.get("status") == "ok" and tuned.is_file():
         start = time.perf_counter()
         sources["unchecked"] = load_scores(tuned, detections)
@@ -375,6 +378,7 @@ def score_case(
             record.get("held_out", []), config,
         )  # fmt: skip
         kept["lora"], kept["unchecked"] = verdict["kept"], "tuned"
+        verdicts["lora"] = verdicts["unchecked"] = _counts(verdict, "wrong_base", "wrong_tuned")
         check_seconds = time.perf_counter() - start
     out = {}
     for arm in arms:
@@ -385,11 +389,13 @@ def score_case(
             continue
         start = time.perf_counter()
         weights, used = config, [kept[source]]
+        checks = {"model": verdicts[source]} if source in verdicts else {}
         if arm not in ("pin", "pin+lora", UNCHECKED_ARM):
             extra = pseudo if arm == PSEUDO_ARM else None
             learned = learn_weights(detections, answers, sources[source], config, pseudo=extra)
             weights = learned.config
             used.append(learned.check["kept"])
+            checks["weights"] = _counts(learned.check, "wrong_start", "wrong_learned")
         learn_seconds = time.perf_counter() - start + (check_seconds if source == "lora" else 0)
         tracks = link(detections, sources[source], answers, weights).tracks
         tuned_model = source != "base"
@@ -401,8 +407,19 @@ def score_case(
             "steps": steps,
             "seconds": round(seconds, 2),
             "kept": "+".join(filter(None, used)),
+            "checks": checks,
         }
     return out
+
+
+def _counts(verdict: dict, before: str, after: str) -> dict:
+    """A held-out check's verdict as counts: cells held out, and how many of them the linking
+    got wrong before and after the learning (absent where too few were held out)."""
+    return {
+        "held_out": verdict["held_out"],
+        "wrong_before": verdict.get(before),
+        "wrong_after": verdict.get(after),
+    }
 
 
 def _answers_key(carry: Path, case: dict) -> tuple:
@@ -495,10 +512,12 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         budget = datasets.setdefault(case["dataset"], {}).setdefault(case["ranking"], {})
         for arm, figures in arms.items():
             entry = budget.setdefault(str(case["budget"]), {}).setdefault(
-                arm, {"aogm": [], "errors_outside": [], "steps": [], "seconds": [], "kept": []}
+                arm,
+                {key: [] for key in ("aogm", "errors_outside", "steps", "seconds", "kept")}
+                | {"checks": []},
             )
-            for key in entry:
-                entry[key].append(figures[key])
+            for key in entry:  # figures kept by runs before "checks" lack it
+                entry[key].append(figures.get(key, {}) if key == "checks" else figures[key])
     base = {}
     for dataset in plan.get("datasets", DATASETS):
         store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select(["02"])
