@@ -703,8 +703,27 @@ def render_interactive(
                 f"A LoRA fine-tuning took {median:.0f} s (median; {min(seconds):.0f}-"
                 f"{max(seconds):.0f} s; GPUs shared by the jobs, as the gpu_provenance says).",
             ]
-        lines += ["", *_interactive_findings(rankings), ""]
+        lines += ["", *_interactive_findings(rankings), *_check_counts(rankings), ""]
     return lines
+
+
+def _check_counts(rankings: dict) -> list[str]:
+    """The held-out check of the fine-tuned model per seed, confidence ranking (runs that
+    record it): held-out cells linked wrong before → after the fine-tuning."""
+    parts = []
+    for budget, found in rankings.get("confidence", {}).items():
+        checks = [c.get("model") for c in found.get("pin+lora", {}).get("checks", [])]
+        if not checks or None in checks or checks[0]["wrong_before"] is None:
+            continue
+        pairs = ", ".join(f"{c['wrong_before']} → {c['wrong_after']}" for c in checks)
+        parts.append(f"{budget} answers ({checks[0]['held_out']} held out): {pairs}")
+    if not parts:
+        return []
+    return [
+        "",
+        "The fine-tuned model's check, per seed (held-out cells linked wrong by the model "
+        "before → after fine-tuning; used where fewer): " + "; ".join(parts) + ".",
+    ]
 
 
 def _learning_rate(ft: dict) -> str:
