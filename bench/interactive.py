@@ -243,13 +243,12 @@ def worker(args: argparse.Namespace) -> None:
     carry, out = Path(args.carry), Path(args.export)
     out.mkdir(parents=True, exist_ok=True)
     deadline = float(args.deadline)
-    records = {}
+    records, recipe = {}, json.loads(args.recipe)
     for case in json.loads(args.cases):
         if time.time() > deadline:
             records[case["name"]] = {"status": "not run: out of time"}
             continue
         try:
-            recipe = json.loads(args.recipe)
             records[case["name"]] = {
                 "status": "ok",
                 **run_case(carry, out, case, args.device, recipe),
