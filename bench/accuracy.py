@@ -73,14 +73,20 @@ DATASETS: dict[str, dict] = {
     "synthetic-look-alike": {"preset": "look-alike", "gpu": 1},
     "synthetic-crowded": {"preset": "crowded", "gpu": 1},
 }
+
+
+def base_embedding(sequence: str) -> str:
+    """The export member holding the seed-0 auto-encoder's embedding of ``sequence`` (the
+    fine-tuning base model's appearance), in its dataset's tar."""
+    return f"embedding_s0_{sequence}.npz"
+
+
 SYNTHETIC_SEEDS = {"01": 101, "02": 102}  # the synthetic movies' own seeds
 CROP_PIXELS = 32
 #: datasets whose unsupervised model is also trained with z in its input (the ablation)
 Z_INPUT = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
 #: datasets whose seed-0 unsupervised model is exported for the fine-tuning benchmark
 FINETUNING_BASE = ("Fluo-N2DL-HeLa", "DIC-C2DH-HeLa")
-#: the seed-0 auto-encoder's embedding of 02 (the base model's), in its dataset's export
-BASE_EMBEDDING = "embedding_s0_02.npz"
 ARMS = ("position", "embedding", "unsupervised", "guarded", "supervised")
 #: model sizes: the method's (the benchmark) and a small one for checking the phases on a CPU
 MODELS = {
@@ -308,9 +314,11 @@ class Job:
         embedded.save(self.folder / "embedded.npz")
         test = embedded.select(["02"]).detections
         if self.name in FINETUNING_BASE and self.seed == 0:  # the base model's appearance
-            path = self.export / BASE_EMBEDDING  # in the dataset's tar: $OUT holds 8 files
-            embedding = test.vectors["embedding"].astype(np.float16)
-            np.savez_compressed(path, ids=test.ids, embedding=embedding)
+            for seq in ("01", "02"):  # in the dataset's tar: $OUT holds 8 files
+                cells = embedded.select([seq]).detections
+                embedding = cells.vectors["embedding"].astype(np.float16)
+                path = self.export / base_embedding(seq)
+                np.savez_compressed(path, ids=cells.ids, embedding=embedding)
         for kind in ("distance", "affinity"):
             assoc = embedding_associations(test, link_config(), kind=kind)
             save_scores(self.export / f"assoc_embedding-{kind}_s{self.seed}_02.npz", test, assoc)

@@ -14,7 +14,8 @@ model's linking; each answer pins that cell's children. Arms, per ranking and bu
   learned from 100 answers alone favoured divisions everywhere; on the training movies (01) the
   pseudo-labels did not help, so the default learns from the answers alone.
 - ``pin+lora-unchecked``: the fine-tuned model used whatever the held-out check says (what
-  the check holds back).
+  the check holds back);
+- ``pin+lora-mix``: the mean of the base and the fine-tuned model's associations, unchecked.
 
 Rankings: ``confidence`` (the method's), ``random`` and ``oracle`` (every cell the base
 linking gets wrong, a swapped child included, first). Figures: AOGM of the whole movie, and
@@ -69,7 +70,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _jobs  # noqa: E402
 from _common import RESULTS, mean_sd, provenance, write_results  # noqa: E402
-from accuracy import BASE_EMBEDDING, link_config, load_scores, save_scores  # noqa: E402
+from accuracy import base_embedding, link_config, load_scores, save_scores  # noqa: E402
 
 log = logging.getLogger("interactive")
 
@@ -80,6 +81,8 @@ ARMS = ("pin", "pin+lora", "pin+ssvm", "pin+both")
 PSEUDO_ARM = "pin+ssvm+pseudo"
 #: the fine-tuned model used whatever the held-out check says (what the check holds back)
 UNCHECKED_ARM = "pin+lora-unchecked"
+#: the mean of the base and the fine-tuned model's associations, unchecked (a milder update)
+MIX_ARM = "pin+lora-mix"
 #: the fine-tuning plan of every case: the method's 100 steps per answered cell, capped
 STEPS_PER_CELL, MIN_STEPS, MAX_STEPS = 100, 100, 200
 #: the fine-tuning's learning rate (``gpu --lr``)
@@ -114,28 +117,29 @@ def _base_member(base: Path, dataset: str, member: str, read):
     return None
 
 
-def _base_associations(base: Path, dataset: str, detections):
-    """The accuracy run's seed-0 unsupervised associations of movie 02."""
-    member = "assoc_unsupervised-best_s0_02.npz"
+def _base_associations(base: Path, dataset: str, detections, sequence: str):
+    """The accuracy run's seed-0 unsupervised associations of ``sequence``."""
+    member = f"assoc_unsupervised-best_s0_{sequence}.npz"
     found = _base_member(base, dataset, member, lambda path: load_scores(path, detections))
     if found is None:
         raise SystemExit(f"{base}: no {member} for {dataset}")
     return found
 
 
-def _base_embedding(base: Path, dataset: str, detections) -> np.ndarray | None:
-    """The embedding of movie 02 that the base model was trained with, in the rows of
+def _base_embedding(base: Path, dataset: str, detections, sequence: str) -> np.ndarray | None:
+    """The embedding of ``sequence`` that the base model was trained with, in the rows of
     ``detections`` (None where the accuracy run did not keep it): in the dataset's tar, or
-    beside it as ``DATASET_embedding.npz`` (the runs before that)."""
+    (02, the runs before that) beside it as ``DATASET_embedding.npz``."""
     beside = base / f"{dataset}_embedding.npz"
-    if beside.is_file():
+    if beside.is_file() and sequence == "02":
         saved = dict(np.load(beside))
     else:
-        saved = _base_member(base, dataset, BASE_EMBEDDING, lambda path: dict(np.load(path)))
+        member = base_embedding(sequence)
+        saved = _base_member(base, dataset, member, lambda path: dict(np.load(path)))
     if saved is None:
         return None
-    if not np.array_equal(saved["ids"], detections.ids):  # written from the same store's 02
-        raise SystemExit(f"{base}: the embedding's cells are not those of {dataset} 02")
+    if not np.array_equal(saved["ids"], detections.ids):  # written from the same store
+        raise SystemExit(f"{base}: the embedding's cells are not those of {dataset} {sequence}")
     return saved["embedding"].astype(np.float32)
 
 
@@ -150,17 +154,18 @@ def prepare_phase(args: argparse.Namespace) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     config = guarded_link_config()
     rankings, budgets = args.rankings.split(","), [int(b) for b in args.budgets.split(",")]
+    sequence = args.sequence
     plan = {"seeds": seeds, "budgets": budgets, "rankings": rankings, "cases": [],
-            "embedded": [], "datasets": args.datasets.split(",")}  # fmt: skip
+            "embedded": [], "datasets": args.datasets.split(","), "sequence": sequence}  # fmt: skip
     for dataset in plan["datasets"]:
-        store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select(["02"])
+        store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select([sequence])
         detections = Detections(store.detections.table, {}, store.detections.meta)
-        embedding = _base_embedding(base, dataset, detections)
+        embedding = _base_embedding(base, dataset, detections, sequence)
         if embedding is not None:  # fine-tuning gets the unsupervised term
             detections = detections.with_vectors(embedding=embedding)
             plan["embedded"].append(dataset)
         gt = store.tracks[store.sequences[0]]
-        assoc = _base_associations(base, dataset, detections)
+        assoc = _base_associations(base, dataset, detections, sequence)
         shutil.copy(base / f"{dataset}.pt", carry / f"{dataset}.pt")
         detections.save(carry / f"{dataset}.parquet")
         save_scores(carry / f"{dataset}_base.npz", detections, assoc)
@@ -183,7 +188,7 @@ def prepare_phase(args: argparse.Namespace) -> None:
                     plan["cases"].append(
                         {"name": name, "dataset": dataset, "ranking": ranking,
                          "budget": budget, "seed": seed, "answered": len(answers.latest()),
-                         "unsupervised": embedding is not None}
+                         "unsupervised": embedding is not None, "sequence": sequence}
                     )  # fmt: skip
         print(f"{dataset}: {len(detections)} cells, cases written", flush=True)
     _jobs.save_plan(carry, plan)
@@ -195,15 +200,24 @@ def prepare_phase(args: argparse.Namespace) -> None:
 
 
 def finetune_config(
-    seed: int, device: str, unsupervised: bool = False, lr: float = LR, max_steps: int = MAX_STEPS
+    seed: int,
+    device: str,
+    unsupervised: bool = False,
+    lr: float = LR,
+    max_steps: int = MAX_STEPS,
+    supervised_weight: float = 1.0,
+    full: bool = False,
 ):
-    """Every case's fine-tuning; ``unsupervised``: with the unsupervised term."""
+    """Every case's fine-tuning; ``unsupervised``: with the unsupervised term; ``full``: every
+    parameter trains (no LoRA adapters)."""
     from attrackt.finetune import FinetuneConfig
     from attrackt.train import TrainConfig
 
     return FinetuneConfig(
         steps_per_cell=STEPS_PER_CELL, min_steps=MIN_STEPS, max_steps=max_steps,
         unsupervised_weight=UNSUPERVISED_WEIGHT if unsupervised else 0.0,
+        supervised_weight=supervised_weight,
+        **({"lora": None} if full else {}),
         train=TrainConfig(
             lr=lr, batch_size=8, warmup_steps=0.05, checkpoint_every=0, checkpoint_seconds=0,
             log_every=25, seed=seed, device=device, progress=False,
@@ -212,7 +226,7 @@ def finetune_config(
 
 
 def run_case(carry: Path, out: Path, case: dict, device: str, recipe: dict) -> dict:
-    """Fine-tune the base model on one case's answers, predict movie 02, export the scores."""
+    """Fine-tune the base model on one case's answers, predict its movie, export the scores."""
     from attrackt.data import Annotations, Detections
     from attrackt.finetune import finetune_checkpoint
     from attrackt.predict import PredictConfig, predict_from_checkpoint
@@ -270,7 +284,8 @@ def gpu_phase(args: argparse.Namespace) -> None:
     start = time.time()
     deadline = start + 60 * args.wall_minutes
     queues: list[list[dict]] = [[] for _ in range(args.workers)]
-    recipe = {"lr": args.lr, "max_steps": args.max_steps}
+    recipe = {"lr": args.lr, "max_steps": args.max_steps,
+              "supervised_weight": args.supervised_weight, "full": args.full}  # fmt: skip
     chosen = set(args.select.split(",")) if args.select else None
     cases = [
         c for c in plan["cases"] if chosen is None or f"{c['ranking']}:{c['budget']}" in chosen
@@ -308,8 +323,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
         "wall_seconds": round(time.time() - start, 1),
         "selected": sorted(chosen) if chosen else "all",
         "finetune": {"steps_per_cell": STEPS_PER_CELL, "min_steps": MIN_STEPS,
-                     "max_steps": args.max_steps, "lr": args.lr,
-                     "unsupervised_weight": UNSUPERVISED_WEIGHT,
+                     **recipe, "unsupervised_weight": UNSUPERVISED_WEIGHT,
                      "embedded": plan.get("embedded", []), "batch_size": 8,
                      "check_fraction": finetune_config(0, "cpu").check_fraction},
         "records": records,
@@ -333,8 +347,8 @@ def errors_outside(tracks, gt, answered: set[int]) -> int:
     return len(ours ^ true)
 
 
-def case_inputs(carry: Path, store: Path, name: str) -> tuple:
-    """The ground truth of movie 02, the case's answers and its pseudo-labels ``(parents,
+def case_inputs(carry: Path, store: Path, name: str, sequence: str = "02") -> tuple:
+    """The ground truth of the movie, the case's answers and its pseudo-labels ``(parents,
     links)`` (the fine-tuning's, also the weights'). The answers are given again within the
     linker's reach: cases prepared before the simulated proof-reader knew it hold a
     ground-truth gap link (DIC 02: 1412 -> 1452, 4 frames)."""
@@ -342,7 +356,7 @@ def case_inputs(carry: Path, store: Path, name: str) -> tuple:
     from attrackt.data import Annotations
     from attrackt.store import Store
 
-    loaded = Store.load(store, masks=False).select(["02"])
+    loaded = Store.load(store, masks=False).select([sequence])
     gt = loaded.tracks[loaded.sequences[0]]
     asked = Annotations.load(carry / "cases" / f"{name}.jsonl").latest()
     answers = proofread(sorted(asked), gt, max_gap=guarded_link_config().max_gap)
@@ -354,7 +368,7 @@ def score_case(
     carry: str, scores: str, case: dict, record: dict, arms: tuple[str, ...] = ARMS
 ) -> dict:
     """The ``arms`` of one case: AOGM, errors outside the answered cells, steps, seconds."""
-    from attrackt.data import Detections
+    from attrackt.data import Associations, Detections
     from attrackt.evaluate import evaluate
     from attrackt.link import learn_weights, link
     from attrackt.link.held_out import check_associations
@@ -363,7 +377,9 @@ def score_case(
     dataset, name = case["dataset"], case["name"]
     detections = Detections.load(carry_path / f"{dataset}.parquet")
     config = guarded_link_config()
-    gt, answers, pseudo = case_inputs(carry_path, Path(case["store"]), name)
+    gt, answers, pseudo = case_inputs(
+        carry_path, Path(case["store"]), name, case.get("sequence", "02")
+    )
     answered = set(answers.latest())
     sources = {"base": load_scores(carry_path / f"{dataset}_base.npz", detections)}
     tuned = Path(scores) / f"{name}.npz"
@@ -372,24 +388,25 @@ def score_case(
     if record.get("status") == "ok" and tuned.is_file():
         start = time.perf_counter()
         sources["unchecked"] = load_scores(tuned, detections)
+        sources["mix"] = Associations.mean([sources["base"], sources["unchecked"]])
         sources["lora"], verdict = check_associations(
             detections, sources["base"], sources["unchecked"], answers,
             record.get("held_out", []), config,
         )  # fmt: skip
-        kept["lora"], kept["unchecked"] = verdict["kept"], "tuned"
+        kept["lora"], kept["unchecked"], kept["mix"] = verdict["kept"], "tuned", "mix"
         verdicts["lora"] = verdicts["unchecked"] = _counts(verdict, "wrong_base", "wrong_tuned")
         check_seconds = time.perf_counter() - start
     out = {}
     for arm in arms:
-        source = {"pin+lora": "lora", "pin+both": "lora", UNCHECKED_ARM: "unchecked"}.get(
-            arm, "base"
-        )
+        sources_of = {"pin+lora": "lora", "pin+both": "lora", UNCHECKED_ARM: "unchecked",
+                      MIX_ARM: "mix"}  # fmt: skip
+        source = sources_of.get(arm, "base")
         if source not in sources:
             continue
         start = time.perf_counter()
         weights, used = config, [kept[source]]
         checks = {"model": verdicts[source]} if source in verdicts else {}
-        if arm not in ("pin", "pin+lora", UNCHECKED_ARM):
+        if arm not in ("pin", "pin+lora", UNCHECKED_ARM, MIX_ARM):
             extra = pseudo if arm == PSEUDO_ARM else None
             learned = learn_weights(detections, answers, sources[source], config, pseudo=extra)
             weights = learned.config
@@ -455,7 +472,8 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     for case in cases:
         same.setdefault(_answers_key(carry, case), []).append(case["name"])
     by_name = {c["name"]: c for c in cases}
-    wanted = set(args.arms.split(",")) if args.arms else set(ARMS) | {PSEUDO_ARM, UNCHECKED_ARM}
+    extra = {PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM}
+    wanted = set(args.arms.split(",")) if args.arms else set(ARMS) | extra
     # linking-only arms first, the arms that learn weights after: a cut-short run has the
     # fast figures of every case
     tasks: list[tuple[list[str], dict, dict, tuple[str, ...]]] = []
@@ -466,7 +484,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             tasks.append((names, first, {}, arms if learning else ("pin",)))
         for case in cases:
             record = gpu["records"].get(case["name"], {})
-            arms = ("pin+both",) if learning else ("pin+lora", UNCHECKED_ARM)
+            arms = ("pin+both",) if learning else ("pin+lora", UNCHECKED_ARM, MIX_ARM)
             tasks.append(([case["name"]], case, record, arms))
 
     # the budgets and ranking the issue's criterion reads first (100 and 250 cells, confidence)
@@ -517,9 +535,9 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             )
             for key in entry:  # figures kept by runs before "checks" lack it
                 entry[key].append(figures.get(key, {}) if key == "checks" else figures[key])
-    base = {}
+    base, sequence = {}, plan.get("sequence", "02")
     for dataset in plan.get("datasets", DATASETS):
-        store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select(["02"])
+        store = Store.load(Path(args.stores) / f"{dataset}.npz", masks=False).select([sequence])
         tracks = Tracks.load(carry / f"{dataset}_base_tracks")
         base[dataset] = evaluate(tracks, store.tracks[store.sequences[0]], chota=False)["AOGM"]
     report = {
@@ -536,7 +554,9 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         "finetune": gpu["finetune"],
         "link_config": guarded_link_config().to_dict(),
         "base_aogm": base,
-        "protocol": "GT detections, test movie 02; answers from the ground truth for the top "
+        "sequence": sequence,
+        "protocol": f"GT detections, movie {sequence} ({'test' if sequence == '02' else 'training'}"
+        "); answers from the ground truth for the top "
         "B cells of each ranking of the base model's linking; every arm links with the answers "
         "pinned and the guard on",
         "arms": sorted(wanted),
@@ -552,7 +572,8 @@ def evaluate_phase(args: argparse.Namespace) -> None:
 
 def print_table(report: dict) -> None:
     for dataset, rankings in report["datasets"].items():
-        print(f"\n{dataset} 02 (base AOGM {report['base_aogm'][dataset]}); errors outside")
+        movie = f"{dataset} {report.get('sequence', '02')}"
+        print(f"\n{movie} (base AOGM {report['base_aogm'][dataset]}); errors outside")
         for ranking, budgets in rankings.items():
             for budget, arms in budgets.items():
                 cells = []
@@ -578,6 +599,9 @@ def main() -> None:
     p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset")
     p.add_argument("--rankings", default=",".join(RANKINGS), help="comma-separated subset")
     p.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="comma-separated subset")
+    p.add_argument(
+        "--sequence", default="02", help="the movie: 02 (the test movie), or 01 to choose on"
+    )
     g = sub.add_parser("gpu", help="GPU: fine-tune every case, predict, export the scores")
     g.add_argument("--carry", required=True)
     g.add_argument("--out", required=True)
@@ -589,6 +613,10 @@ def main() -> None:
     g.add_argument(
         "--max-steps", type=int, default=MAX_STEPS, help="the most steps of a fine-tuning"
     )
+    g.add_argument(
+        "--supervised-weight", type=float, default=1.0, help="the answers' term's weight"
+    )
+    g.add_argument("--full", action="store_true", help="train every parameter (no LoRA)")
     g.add_argument(
         "--select", help="fine-tune only these RANKING:BUDGET cases (comma-separated) [all]"
     )
@@ -605,7 +633,7 @@ def main() -> None:
     e.add_argument("--processes", type=int, default=2)
     e.add_argument("--json", help="where to write [bench/results/interactive.json]")
     e.add_argument(
-        "--arms", help=f"comma-separated arms [all: {ARMS + (PSEUDO_ARM, UNCHECKED_ARM)}]"
+        "--arms", help=f"comma-separated arms [all: {ARMS + (PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM)}]"
     )
     e.add_argument("--cache", help="each task's figures, kept across runs [CARRY/evaluated]")
     args = parser.parse_args()
