@@ -294,7 +294,7 @@ def gpu_phase(args: argparse.Namespace) -> None:
     cases.sort(key=lambda c: (c["budget"] not in (100, 250), c["ranking"] != "confidence"))
     heavy = [c for c in cases if c["dataset"] == DATASETS[0]]
     light = [c for c in cases if c["dataset"] != DATASETS[0]]
-    half = max(1, args.workers // 2)
+    half = max(1, min(args.workers - 1, round(args.workers * args.hela_share)))
     for k, case in enumerate(heavy):
         queues[k % half].append(case)
     for k, case in enumerate(light):
@@ -617,6 +617,9 @@ def main() -> None:
         "--supervised-weight", type=float, default=1.0, help="the answers' term's weight"
     )
     g.add_argument("--full", action="store_true", help="train every parameter (no LoRA)")
+    g.add_argument(
+        "--hela-share", type=float, default=0.5, help="the share of workers for HeLa's cases"
+    )
     g.add_argument(
         "--select", help="fine-tune only these RANKING:BUDGET cases (comma-separated) [all]"
     )
