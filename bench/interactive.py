@@ -38,8 +38,12 @@ code): a stopped run goes on where it was, and ``--arms pin,pin+lora`` scores th
 arms of every case first. ``gpu --select confidence:100,random:250`` fine-tunes only those
 rankings and budgets (a call that would not fit the device's time); ``evaluate --gpu-results A
 B`` takes each case from the last run that fine-tuned it; ``gpu --lr --max-steps`` set the
-fine-tuning's learning rate and step cap (in the JSON's ``finetune``); ``prepare --rankings
---budgets`` prepare a subset of the cases.
+fine-tuning's learning rate and step cap (in the JSON's ``finetune``; ``--supervised-weight``
+and ``--full`` the answers' weight and LoRA or every weight); ``prepare --rankings --budgets``
+prepare a subset of the cases; ``prepare --sequence 01`` the cases of the training movie, to
+choose a recipe on; ``evaluate --no-guard`` links every arm with the model's associations
+(the guard links the training movie 01 of HeLa on position alone, which hides what learning
+does to the model).
 
 Every learner holds a quarter of each case's answered cells out (``FinetuneConfig`` and
 ``LearnConfig``'s ``check_fraction``) and what it learned is used only where it links those
@@ -95,10 +99,10 @@ def case_name(dataset: str, ranking: str, budget: int, seed: int) -> str:
     return f"{dataset}_{ranking}_{budget}_s{seed}"
 
 
-def guarded_link_config():
+def guarded_link_config(guard: bool = True):
     """How every arm links: the benchmark's linker with the label-free guard (attrackt's
-    default)."""
-    return dataclasses.replace(link_config(), guard=True)
+    default; ``guard=False``: the model's associations are always used)."""
+    return dataclasses.replace(link_config(), guard=guard)
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,9 +369,15 @@ def case_inputs(carry: Path, store: Path, name: str, sequence: str = "02") -> tu
 
 
 def score_case(
-    carry: str, scores: str, case: dict, record: dict, arms: tuple[str, ...] = ARMS
+    carry: str,
+    scores: str,
+    case: dict,
+    record: dict,
+    arms: tuple[str, ...] = ARMS,
+    guard: bool = True,
 ) -> dict:
-    """The ``arms`` of one case: AOGM, errors outside the answered cells, steps, seconds."""
+    """The ``arms`` of one case: AOGM, errors outside the answered cells, steps, seconds
+    (``guard``: linked with the guard on)."""
     from attrackt.data import Associations, Detections
     from attrackt.evaluate import evaluate
     from attrackt.link import learn_weights, link
@@ -376,7 +386,7 @@ def score_case(
     carry_path = Path(carry)
     dataset, name = case["dataset"], case["name"]
     detections = Detections.load(carry_path / f"{dataset}.parquet")
-    config = guarded_link_config()
+    config = guarded_link_config(guard)
     gt, answers, pseudo = case_inputs(
         carry_path, Path(case["store"]), name, case.get("sequence", "02")
     )
@@ -508,7 +518,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
                 for name in names:
                     found[name].update(json.loads(saved.read_text()))
                 continue
-            task = (str(carry), str(scores), case, record, arms)
+            task = (str(carry), str(scores), case, record, arms, args.guard)
             futures[pool.submit(score_case, *task)] = (names, saved, arms)
         for future in as_completed(futures):
             names, saved, arms = futures[future]
@@ -552,13 +562,13 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         ],
         "seeds": plan["seeds"],
         "finetune": gpu["finetune"],
-        "link_config": guarded_link_config().to_dict(),
+        "link_config": guarded_link_config(args.guard).to_dict(),
         "base_aogm": base,
         "sequence": sequence,
         "protocol": f"GT detections, movie {sequence} ({'test' if sequence == '02' else 'training'}"
         "); answers from the ground truth for the top "
         "B cells of each ranking of the base model's linking; every arm links with the answers "
-        "pinned and the guard on",
+        f"pinned and the guard {'on' if args.guard else 'off'}",
         "arms": sorted(wanted),
         "failed": failed,
         "not_run": sorted(c["name"] for c in cases if c["name"] not in gpu["records"]),
@@ -639,6 +649,10 @@ def main() -> None:
         "--arms", help=f"comma-separated arms [all: {ARMS + (PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM)}]"
     )
     e.add_argument("--cache", help="each task's figures, kept across runs [CARRY/evaluated]")
+    e.add_argument(
+        "--guard", action=argparse.BooleanOptionalAction, default=True,
+        help="link every arm with the guard (--no-guard: always with the model's associations)",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     {"prepare": prepare_phase, "gpu": gpu_phase, "worker": worker,
