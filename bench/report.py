@@ -400,6 +400,8 @@ HELA_RUNS = {
     "accuracy_ensemble.json": "HeLa's unsupervised jobs alone, 9 seeds",
     "accuracy_lr_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
     "seed-0 models are the base of `interactive_lr.json`",
+    "accuracy_recipe_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
+    "seed-0 models are the base of `interactive_01_*.json` and `interactive_recipe.json`",
 }
 
 
@@ -827,10 +829,19 @@ def render_recipes(_: dict) -> list[str]:
         "### The fine-tuning recipe, chosen on the training movies (`bench/interactive.py "
         "prepare --sequence 01` → `results/interactive_01_*.json`)",
         "",
-        "The accuracy run's seed-0 unsupervised model links movie 01 (trained on 01 and 02 "
-        "without labels); the ground truth answers the top 100 and 250 cells of the confidence "
-        f"ranking (seeds {', '.join(map(str, first['seeds']))}), and each recipe fine-tunes on "
-        "them (one GPU, the recipes' jobs side by side). Errors outside the answered cells, "
+        "The accuracy run's seed-0 unsupervised model (`accuracy_recipe_base.json`, trained on "
+        "01 and 02 without labels) links movie 01; the ground truth answers the top 100 and 250 "
+        "cells of the confidence ranking (seeds "
+        f"{', '.join(map(str, first['seeds']))}), and each recipe fine-tunes on them (one GPU, "
+        "the recipes' 48 jobs side by side: *seconds* is a shared GPU's). Every arm links "
+        + (
+            "with the guard on"
+            if first["link_config"].get("guard")
+            else "with the model's "
+            "associations, the guard off: the guard links both 01 movies on position alone, "
+            "which would hide what each recipe does to the model"
+        )
+        + ". Errors outside the answered cells, "
         "mean ± sd; *checked*: the fine-tuned model where the held-out check keeps it (k/n: "
         "kept in k of n seeds); *unchecked*: always; *mix*: the mean of the base and the "
         "fine-tuned associations. The choice: the lowest mean, over both movies and budgets, "
@@ -957,6 +968,9 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy_interactive_base.json": render_replicate,
     "accuracy_lr_base.json": lambda data: render_replicate(
         data, "accuracy_lr_base.json", "a third"
+    ),
+    "accuracy_recipe_base.json": lambda data: render_replicate(
+        data, "accuracy_recipe_base.json", "a fourth"
     ),
     "crop_field.json": render_crop_field,
     "accuracy_run_a.json": render_input_ablation,
