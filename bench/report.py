@@ -658,7 +658,8 @@ def render_interactive(
         "within the linker's reach of 1 frame, as a person must answer); every arm links with "
         "those answers pinned. *Errors outside*: wrong links (false and missed) leaving "
         "cells nobody answered, mean ± sd over seeds "
-        f"({', '.join(map(str, data['seeds']))}); AOGM of the whole movie in brackets. LoRA: "
+        f"({', '.join(map(str, data['seeds']))}); AOGM of the whole movie in brackets. "
+        f"{'Fine-tuning of every weight' if ft.get('full') else 'LoRA'}: "
         f"{ft['max_steps']} steps at most ({ft['steps_per_cell']} per answered cell, batch "
         f"{ft['batch_size']}{_learning_rate(ft)}), supervised + pseudo-labels + transitive terms"
         + _unsupervised_term(ft)
@@ -863,6 +864,21 @@ def render_recipes(_: dict) -> list[str]:
                     + " | ".join(cells)
                     + f" | {np.median(seconds):.0f} |"
                 )
+    weights = [
+        f"{name} 01, {budget} answers: {_cell(found['pin+ssvm']['errors_outside'], 1)} "
+        f"({_used(found['pin+ssvm']).lstrip('; ')} learned) against "
+        f"{_cell(found['pin']['errors_outside'], 1)}"
+        for data in runs.values()
+        for name, rankings in data["datasets"].items()
+        for budget, found in rankings["confidence"].items()
+        if "pin+ssvm" in found
+    ]
+    if weights:
+        lines += [
+            "",
+            "The linker's weights learned from the same answers (pin+ssvm, checked the same "
+            "way), errors outside: " + "; ".join(weights) + ".",
+        ]
     scores = recipe_scores(runs)
     (file, arm), best = min(scores.items(), key=lambda item: item[1])
     lines += [
