@@ -879,6 +879,7 @@ def render_recipes(_: dict) -> list[str]:
             "The linker's weights learned from the same answers (pin+ssvm, checked the same "
             "way), errors outside: " + "; ".join(weights) + ".",
         ]
+    lines += ["", _passed_checks(runs)]
     scores = recipe_scores(runs)
     (file, arm), best = min(scores.items(), key=lambda item: item[1])
     lines += [
@@ -892,6 +893,36 @@ def render_recipes(_: dict) -> list[str]:
         + " next).",
     ]
     return lines
+
+
+def _passed_checks(runs: dict[str, dict]) -> str:
+    """Every held-out check a learned result passed on the training movies: by how many cells,
+    and whether that result then linked the cells nobody answered better or worse."""
+    margins, worse, better = [], 0, 0
+    for data in runs.values():
+        for rankings in data["datasets"].values():
+            for found in rankings["confidence"].values():
+                pin = found["pin"]["errors_outside"]
+                for arm, key, result in (
+                    ("pin+lora", "model", "pin+lora-unchecked"),
+                    ("pin+ssvm", "weights", "pin+ssvm"),
+                ):
+                    for seed, check in enumerate(found.get(arm, {}).get("checks", [])):
+                        check = check.get(key) or {}
+                        before, after = check.get("wrong_before"), check.get("wrong_after")
+                        if before is None or after >= before:
+                            continue
+                        margins.append(before - after)
+                        outside = found[result]["errors_outside"][seed]
+                        worse += outside > pin[seed]
+                        better += outside < pin[seed]
+    return (
+        f"The held-out check (at the rule of these runs: used where fewer held-out cells are "
+        f"wrong) passed {len(margins)} learned results, by {', '.join(map(str, margins))} "
+        f"cell(s); {worse} of them linked the cells nobody answered worse than pinning alone, "
+        f"{better} better. Since then a learned result must get at least 2 fewer held-out cells "
+        "wrong (`attrackt.link.held_out.MIN_GAIN`)."
+    )
 
 
 def render_run_cpu(data: dict) -> list[str]:

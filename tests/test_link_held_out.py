@@ -7,7 +7,13 @@ from test_link_learn import answers, carousel
 
 from attrackt.data import Annotations, Answer, Associations
 from attrackt.link import LinkConfig
-from attrackt.link.held_out import MIN_CHECK, check_associations, held_out_errors
+from attrackt.link.held_out import (
+    MIN_CHECK,
+    MIN_GAIN,
+    check_associations,
+    held_out_errors,
+    learned_is_better,
+)
 
 CONFIG = LinkConfig(k=3, association_weight=-1.0, hyper_association_weight=-1.0, guard=False)
 
@@ -30,16 +36,21 @@ def test_hold_out_splits_the_latest_answers_reproducibly() -> None:
     assert journal.hold_out(0.0)[1].latest() == {} and len(journal.hold_out(0.0)[0]) == 19
 
 
-def test_fine_tuned_associations_are_kept_only_where_they_link_held_out_answers_better() -> None:
-    det, right, truth, ids = carousel()
+def _carousel_case():
+    """The carousel's right associations, associations that follow distance instead (the
+    nearest candidate, the wrong one here), answers, and ``MIN_CHECK`` of them held out."""
+    det, right, _, ids = carousel()
     pairs = np.stack([right.table["source"], right.table["target"]], 1)
-    # associations that follow distance (the nearest candidate, the wrong one here) instead
     pos = det.positions()
     rows = det.rows_of(pairs.reshape(-1)).reshape(-1, 2)
     dist = np.linalg.norm(pos[rows[:, 0]] - pos[rows[:, 1]], axis=1)
     wrong = Associations.from_arrays(pairs[:, 0], pairs[:, 1], np.exp(-dist / dist.mean()))
     journal = answers({ids[(c, t)]: (ids[(c, t + 1)],) for c in range(0, 12, 3) for t in (1, 4)})
-    held = sorted(journal.latest())[:MIN_CHECK]
+    return det, right, wrong, journal, sorted(journal.latest())[:MIN_CHECK]
+
+
+def test_fine_tuned_associations_are_kept_only_where_they_link_held_out_answers_better() -> None:
+    det, right, wrong, journal, held = _carousel_case()
     assert held_out_errors(det, right, journal, set(held), CONFIG) == 0
     assert held_out_errors(det, wrong, journal, set(held), CONFIG) == MIN_CHECK
     chosen, verdict = check_associations(det, wrong, right, journal, held, CONFIG)
@@ -53,3 +64,18 @@ def test_fine_tuned_associations_are_kept_only_where_they_link_held_out_answers_
     # fine-tuning that held nothing out (no check asked for): its associations are used
     chosen, verdict = check_associations(det, right, wrong, journal, None, CONFIG)
     assert chosen is wrong and verdict["kept"] == "tuned"
+
+
+def test_one_held_out_cell_more_right_is_not_enough_to_use_what_was_learned() -> None:
+    det, right, wrong, journal, held = _carousel_case()
+    # the model before fine-tuning follows distance except where it leaves the held-out
+    # cells after the first: it links one of them wrong
+    others = np.isin(right.table["source"], held[1:])
+    score = np.where(others, right.table["score"], wrong.table["score"])
+    before = Associations.from_arrays(right.table["source"], right.table["target"], score)
+    assert held_out_errors(det, before, journal, set(held), CONFIG) == 1
+    chosen, verdict = check_associations(det, before, right, journal, held, CONFIG)
+    assert chosen is before and verdict["kept"] == "base"
+    assert (verdict["wrong_base"], verdict["wrong_tuned"]) == (1, 0)
+    assert f"at least {MIN_GAIN} fewer" in verdict["reason"]
+    assert learned_is_better(MIN_GAIN, 0) and not learned_is_better(MIN_GAIN - 1, 0)

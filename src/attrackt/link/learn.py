@@ -32,8 +32,9 @@ the links of the rest (on the benchmark movies, weights learned from 100 confide
 answers of HeLa 02 got as many of the answered cells right as the starting weights and linked
 the other cells far worse). So a share of the answered cells is held out: weights are learned
 from the other answers, and the whole movie is linked with those answers pinned, once at the
-starting weights and once at the learned ones. Only where the learned weights get fewer of the
-held-out cells wrong are they kept, learned again from every answer; otherwise the starting
+starting weights and once at the learned ones. Only where the learned weights get at least
+:data:`~attrackt.link.held_out.MIN_GAIN` fewer of the held-out cells wrong are they kept,
+learned again from every answer; otherwise the starting
 weights stay (also where fewer than ``min_check`` cells would be held out). Pseudo-labels are
 never held out: they only join the learning.
 """
@@ -53,7 +54,7 @@ from attrackt.link.candidates import CandidateGraph
 from attrackt.link.config import LinkConfig
 from attrackt.link.costs import WEIGHTS, Costs, cost_basis
 from attrackt.link.fast_solver import solve_fast
-from attrackt.link.held_out import MIN_CHECK
+from attrackt.link.held_out import MIN_CHECK, MIN_GAIN, learned_is_better
 from attrackt.link.problem import FREE, OFF, ON, LinkProblem, Selection, degrees, objective
 
 logger = logging.getLogger(__name__)
@@ -301,12 +302,12 @@ def _check(
         return round(target.loss(solution.selection))
 
     verdict["wrong_start"], verdict["wrong_learned"] = wrong(w0), wrong(w)
-    better = verdict["wrong_learned"] < verdict["wrong_start"]
+    better = learned_is_better(verdict["wrong_start"], verdict["wrong_learned"])
     verdict["kept"] = "learned" if better else "start"
     verdict["reason"] = (
         f"the weights learned from the other answers get {verdict['wrong_learned']} of "
         f"{len(held)} held-out answered cells wrong, the starting weights "
-        f"{verdict['wrong_start']}"
+        f"{verdict['wrong_start']} (at least {MIN_GAIN} fewer needed)"
     )
     logger.info(
         "weight learning: %s; %s", verdict["reason"],
