@@ -47,7 +47,8 @@ does to the model).
 
 Every learner holds a quarter of each case's answered cells out (``FinetuneConfig`` and
 ``LearnConfig``'s ``check_fraction``) and what it learned is used only where it links those
-cells better, with the other answers pinned (:mod:`attrackt.link.held_out`); each arm's
+cells better (by ``MIN_GAIN`` cells since 7df11f7, by one before), with the other answers
+pinned (:mod:`attrackt.link.held_out`); each arm's
 ``kept`` says what was used, per seed (``base``/``tuned`` for the model, ``start``/``learned``
 for the weights), and ``checks`` the checks' counts (cells held out, how many of them were
 linked wrong before and after the learning; the weights' ``after``: learned from the other
