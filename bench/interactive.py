@@ -34,8 +34,9 @@ pseudo-label and transitive terms only (as in an earlier run). A fixed step plan
     python bench/interactive.py evaluate --carry .gpu/interactive --gpu-results DIR   # CPU
 
 ``evaluate`` keeps each task's figures under ``CARRY/evaluated`` (delete it after changing the
-code): a stopped run goes on where it was, and ``--arms pin,pin+lora`` scores the linking-only
-arms of every case first. ``gpu --select confidence:100,random:250`` fine-tunes only those
+code): a stopped run goes on where it was, ``--arms pin,pin+lora`` scores the linking-only
+arms of every case first, and ``--cached-only`` writes the JSON from the kept figures alone (a
+run cut short; the tasks not scored are listed in ``unscored``). ``gpu --select confidence:100,random:250`` fine-tunes only those
 rankings and budgets (a call that would not fit the device's time); ``evaluate --gpu-results A
 B`` takes each case from the last run that fine-tuned it; ``gpu --lr --max-steps`` set the
 fine-tuning's learning rate and step cap (in the JSON's ``finetune``; ``--supervised-weight``
@@ -508,6 +509,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     cache = Path(args.cache or carry / "evaluated")
     cache.mkdir(parents=True, exist_ok=True)
     failed: dict[str, str] = {}
+    unscored: list[str] = []
     with ProcessPoolExecutor(args.processes) as pool:
         futures = {}
         for names, case, record, arms in tasks:
@@ -518,6 +520,10 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             if saved.is_file():
                 for name in names:
                     found[name].update(json.loads(saved.read_text()))
+                continue
+            if args.cached_only:  # a task without a fine-tuned model has nothing to score
+                if arms[0] in ("pin", "pin+ssvm") or record.get("status") == "ok":
+                    unscored.append(saved.stem)
                 continue
             task = (str(carry), str(scores), case, record, arms, args.guard)
             futures[pool.submit(score_case, *task)] = (names, saved, arms)
@@ -572,6 +578,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         f"pinned and the guard {'on' if args.guard else 'off'}",
         "arms": sorted(wanted),
         "failed": failed,
+        "unscored": unscored,
         "not_run": sorted(c["name"] for c in cases if c["name"] not in gpu["records"]),
         "datasets": datasets,
     }
@@ -650,6 +657,11 @@ def main() -> None:
         "--arms", help=f"comma-separated arms [all: {ARMS + (PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM)}]"
     )
     e.add_argument("--cache", help="each task's figures, kept across runs [CARRY/evaluated]")
+    e.add_argument(
+        "--cached-only", action="store_true",
+        help="write the JSON from the figures already kept in the cache; tasks not scored yet "
+        "are listed in `unscored`",
+    )  # fmt: skip
     e.add_argument(
         "--guard", action=argparse.BooleanOptionalAction, default=True,
         help="link every arm with the guard (--no-guard: always with the model's associations)",

@@ -707,6 +707,13 @@ def render_interactive(
                 f"{max(seconds):.0f} s; GPUs shared by the jobs, as the gpu_provenance says).",
             ]
         lines += ["", *_interactive_findings(rankings), *_check_counts(rankings), ""]
+    if data.get("unscored"):
+        lines += [
+            f"Not scored (the evaluation was cut short): {len(data['unscored'])} tasks, "
+            + ", ".join(f"`{t}`" for t in data["unscored"])
+            + ".",
+            "",
+        ]
     return lines
 
 
