@@ -34,17 +34,17 @@ pseudo-label and transitive terms only (as in an earlier run). A fixed step plan
     python bench/interactive.py evaluate --carry .gpu/interactive --gpu-results DIR   # CPU
 
 ``evaluate`` keeps each task's figures under ``CARRY/evaluated`` (delete it after changing the
-code): a stopped run goes on where it was, ``--arms pin,pin+lora`` scores the linking-only
-arms of every case first, and ``--cached-only`` writes the JSON from the kept figures alone (a
-run cut short; the tasks not scored are listed in ``unscored``). ``gpu --select confidence:100,random:250`` fine-tunes only those
-rankings and budgets (a call that would not fit the device's time); ``evaluate --gpu-results A
-B`` takes each case from the last run that fine-tuned it; ``gpu --lr --max-steps`` set the
-fine-tuning's learning rate and step cap (in the JSON's ``finetune``; ``--supervised-weight``
-and ``--full`` the answers' weight and LoRA or every weight); ``prepare --rankings --budgets``
-prepare a subset of the cases; ``prepare --sequence 01`` the cases of the training movie, to
-choose a recipe on; ``evaluate --no-guard`` links every arm with the model's associations
-(the guard links the training movie 01 of HeLa on position alone, which hides what learning
-does to the model).
+code): a stopped run goes on where it was, ``--arms pin,pin+lora`` scores the linking-only arms
+of every case first, and ``--cached-only`` writes the JSON from the kept figures alone (a run
+cut short; the tasks not scored are listed in ``unscored``). ``gpu --select
+confidence:100,random:250`` fine-tunes only those rankings and budgets (a call that would not
+fit the device's time); ``evaluate --gpu-results A B`` takes each case from the last run that
+fine-tuned it; ``gpu --lr --max-steps`` set the fine-tuning's learning rate and step cap (in
+the JSON's ``finetune``; ``--supervised-weight`` and ``--full`` the answers' weight and LoRA or
+every weight); ``prepare --rankings --budgets`` prepare a subset of the cases; ``prepare
+--sequence 01`` the cases of the training movie, to choose a recipe on; ``evaluate --no-guard``
+links every arm with the model's associations (the guard links the training movie 01 of HeLa on
+position alone, which hides what learning does to the model).
 
 Every learner holds a quarter of each case's answered cells out (``FinetuneConfig`` and
 ``LearnConfig``'s ``check_fraction``) and what it learned is used only where it links those
