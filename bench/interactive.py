@@ -464,6 +464,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     from attrackt.data import Tracks
     from attrackt.evaluate import evaluate
     from attrackt.io.jsonfile import write_json
+    from attrackt.link.held_out import MIN_CHECK, MIN_GAIN
     from attrackt.store import Store
 
     carry, runs = Path(args.carry), [Path(r) for r in args.gpu_results]
@@ -579,6 +580,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         "arms": sorted(wanted),
         "failed": failed,
         "unscored": unscored,
+        "held_out_rule": {"min_check": MIN_CHECK, "min_gain": MIN_GAIN},
         "not_run": sorted(c["name"] for c in cases if c["name"] not in gpu["records"]),
         "datasets": datasets,
     }

@@ -665,7 +665,7 @@ def render_interactive(
         + _unsupervised_term(ft)
         + "; SSVM: the linker's weights learned from the "
         "answers (pin+ssvm+pseudo: and the pseudo-labels, an ablation prompted by the test "
-        "movie, see the script)." + _start_costs(data) + _held_out(ft),
+        "movie, see the script)." + _start_costs(data) + _held_out(ft, data.get("held_out_rule")),
         "",
     ]
     arms = ["pin", "pin+lora", "pin+ssvm", "pin+both"]
@@ -703,7 +703,7 @@ def render_interactive(
             median = sorted(seconds)[len(seconds) // 2]
             lines += [
                 "",
-                f"A LoRA fine-tuning took {median:.0f} s (median; {min(seconds):.0f}-"
+                f"A fine-tuning took {median:.0f} s (median; {min(seconds):.0f}-"
                 f"{max(seconds):.0f} s; GPUs shared by the jobs, as the gpu_provenance says).",
             ]
         lines += ["", *_interactive_findings(rankings), *_check_counts(rankings), ""]
@@ -732,7 +732,7 @@ def _check_counts(rankings: dict) -> list[str]:
     return [
         "",
         "The fine-tuned model's check, per seed (held-out cells linked wrong by the model "
-        "before → after fine-tuning; used where fewer): " + "; ".join(parts) + ".",
+        "before → after fine-tuning): " + "; ".join(parts) + ".",
     ]
 
 
@@ -741,14 +741,15 @@ def _learning_rate(ft: dict) -> str:
     return f", learning rate {ft['lr']:g}" if "lr" in ft else ""
 
 
-def _held_out(ft: dict) -> str:
+def _held_out(ft: dict, rule: dict | None = None) -> str:
     fraction = ft.get("check_fraction")
     if not fraction:
         return ""
+    margin = f" (at least {rule['min_gain']} of them fewer wrong)" if rule else ""
     return (
         f" A {fraction:.0%} share of each case's answered cells is held out of the learning "
         "(fine-tuning and weights alike), and what was learned is used only where it links "
-        "those cells better, with the other answers pinned, than what it would replace "
+        f"those cells better{margin}, with the other answers pinned, than what it would replace "
         "(`attrackt.link.held_out`); *k/n*: in how many of the n seeds' cases it was used."
     )
 
@@ -756,7 +757,7 @@ def _held_out(ft: dict) -> str:
 def _used(figures: dict) -> str:
     """``; k/n``: how many seeds' cases used what was learned (runs that record it)."""
     kept = figures.get("kept")
-    if not kept or not any(kept):
+    if not kept or not any(kept) or set(kept) == {"mix"}:
         return ""
     used = sum(("tuned" in k) or ("learned" in k) for k in kept)
     return f"; {used}/{len(kept)}"
@@ -1033,7 +1034,9 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy_ensemble.json": render_ensemble,
     "link_weights.json": render_link_weights,
     "ranking.json": render_ranking,
-    "interactive.json": render_interactive,
+    "interactive.json": lambda data: render_interactive(
+        data, "interactive.json", "accuracy_recipe_base.json"
+    ),
     "interactive_lr.json": lambda data: render_interactive(
         data, "interactive_lr.json", "accuracy_lr_base.json"
     ),
