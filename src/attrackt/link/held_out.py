@@ -5,8 +5,8 @@ fine-tuned model, linking weights) can suit those cells and break the links of t
 learner therefore holds a share of the answered cells out (:meth:`Annotations.hold_out
 <attrackt.data.Annotations.hold_out>`) and its result is used only where, linked with the other
 answers pinned, it gets at least :data:`MIN_GAIN` fewer of the held-out cells wrong than what it
-would replace. Weight
-learning checks itself (:mod:`attrackt.link.learn`); a fine-tuned model is checked here.
+would replace. Weight learning checks itself (:mod:`attrackt.link.learn`); a fine-tuned model is
+checked here.
 """
 
 from __future__ import annotations
@@ -66,10 +66,9 @@ def check_associations(
 ) -> tuple[Associations | None, dict[str, Any]]:
     """The fine-tuned associations ``tuned`` where they link the ``held``-out answered cells
     better than ``base`` (the model before fine-tuning) by :data:`MIN_GAIN` cells, else
-    ``base``; and the verdict
-    (``held_out``, ``wrong_base``, ``wrong_tuned``, ``kept``: ``"tuned"`` or ``"base"``,
-    ``reason``). ``held`` ``None``: fine-tuning held nothing out (no check asked for), the
-    fine-tuned associations are used."""
+    ``base``; and the verdict (``held_out``, ``wrong_base``, ``wrong_tuned``, ``kept``:
+    ``"tuned"`` or ``"base"``, ``reason``). ``held`` ``None``: fine-tuning held nothing out
+    (no check asked for), the fine-tuned associations are used."""
     if held is None:
         return tuned, {"held_out": 0, "kept": "tuned", "reason": "no answers were held out"}
     held = set(int(c) for c in held) & set(annotations.latest())

@@ -34,9 +34,9 @@ the other cells far worse). So a share of the answered cells is held out: weight
 from the other answers, and the whole movie is linked with those answers pinned, once at the
 starting weights and once at the learned ones. Only where the learned weights get at least
 :data:`~attrackt.link.held_out.MIN_GAIN` fewer of the held-out cells wrong are they kept,
-learned again from every answer; otherwise the starting
-weights stay (also where fewer than ``min_check`` cells would be held out). Pseudo-labels are
-never held out: they only join the learning.
+learned again from every answer; otherwise the starting weights stay (also where fewer than
+``min_check`` cells would be held out). Pseudo-labels are never held out: they only join the
+learning.
 """
 
 from __future__ import annotations
