@@ -89,6 +89,10 @@ PSEUDO_ARM = "pin+ssvm+pseudo"
 UNCHECKED_ARM = "pin+lora-unchecked"
 #: the mean of the base and the fine-tuned model's associations, unchecked (a milder update)
 MIX_ARM = "pin+lora-mix"
+#: the arms beyond the issue's four
+EXTRA_ARMS = (PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM)
+#: the associations each fine-tuned arm links with (the others: the base model's)
+SOURCES = {"pin+lora": "lora", "pin+both": "lora", UNCHECKED_ARM: "unchecked", MIX_ARM: "mix"}
 #: the fine-tuning plan of every case: the method's 100 steps per answered cell, capped
 STEPS_PER_CELL, MIN_STEPS, MAX_STEPS = 100, 100, 200
 #: the fine-tuning's learning rate (``gpu --lr``)
@@ -410,9 +414,7 @@ def score_case(
         check_seconds = time.perf_counter() - start
     out = {}
     for arm in arms:
-        sources_of = {"pin+lora": "lora", "pin+both": "lora", UNCHECKED_ARM: "unchecked",
-                      MIX_ARM: "mix"}  # fmt: skip
-        source = sources_of.get(arm, "base")
+        source = SOURCES.get(arm, "base")
         if source not in sources:
             continue
         start = time.perf_counter()
@@ -485,8 +487,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     for case in cases:
         same.setdefault(_answers_key(carry, case), []).append(case["name"])
     by_name = {c["name"]: c for c in cases}
-    extra = {PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM}
-    wanted = set(args.arms.split(",")) if args.arms else set(ARMS) | extra
+    wanted = set(args.arms.split(",")) if args.arms else set(ARMS + EXTRA_ARMS)
     # linking-only arms first, the arms that learn weights after: a cut-short run has the
     # fast figures of every case
     tasks: list[tuple[list[str], dict, dict, tuple[str, ...]]] = []
@@ -517,7 +518,8 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             arms = tuple(a for a in arms if a in wanted)
             if not arms:
                 continue
-            saved = cache / f"{case['name']}_{'_'.join(arms).replace('+', '-')}.json"
+            guard = "" if args.guard else "_no-guard"  # the same arms linked otherwise
+            saved = cache / f"{case['name']}_{'_'.join(arms).replace('+', '-')}{guard}.json"
             if saved.is_file():
                 for name in names:
                     found[name].update(json.loads(saved.read_text()))
@@ -655,9 +657,7 @@ def main() -> None:
     e.add_argument("--stores", default=".gpu/accuracy")
     e.add_argument("--processes", type=int, default=2)
     e.add_argument("--json", help="where to write [bench/results/interactive.json]")
-    e.add_argument(
-        "--arms", help=f"comma-separated arms [all: {ARMS + (PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM)}]"
-    )
+    e.add_argument("--arms", help=f"comma-separated arms [all: {ARMS + EXTRA_ARMS}]")
     e.add_argument("--cache", help="each task's figures, kept across runs [CARRY/evaluated]")
     e.add_argument(
         "--cached-only", action="store_true",

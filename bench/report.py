@@ -401,7 +401,7 @@ HELA_RUNS = {
     "accuracy_lr_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
     "seed-0 models are the base of `interactive_lr.json`",
     "accuracy_recipe_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
-    "seed-0 models are the base of `interactive_01_*.json` and `interactive_recipe.json`",
+    "seed-0 models are the base of `interactive_01_*.json` and `interactive.json`",
 }
 
 
