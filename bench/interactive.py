@@ -16,6 +16,9 @@ model's linking; each answer pins that cell's children. Arms, per ranking and bu
 - ``pin+lora-unchecked``: the fine-tuned model used whatever the held-out check says (what
   the check holds back);
 - ``pin+lora-mix``: the mean of the base and the fine-tuned model's associations, unchecked.
+- ``pin+lora-free``: the fine-tuned model where it links the held-out cells better with no other
+  answer pinned (a check with more errors to count: with the other answers pinned, the
+  held-out cells are rarely linked wrong).
 
 Rankings: ``confidence`` (the method's), ``random`` and ``oracle`` (every cell the base
 linking gets wrong, a swapped child included, first). Figures: AOGM of the whole movie, and
@@ -89,10 +92,15 @@ PSEUDO_ARM = "pin+ssvm+pseudo"
 UNCHECKED_ARM = "pin+lora-unchecked"
 #: the mean of the base and the fine-tuned model's associations, unchecked (a milder update)
 MIX_ARM = "pin+lora-mix"
+#: the fine-tuned model where it links the held-out cells better with no other answer pinned
+FREE_ARM = "pin+lora-free"
 #: the arms beyond the issue's four
-EXTRA_ARMS = (PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM)
+EXTRA_ARMS = (PSEUDO_ARM, UNCHECKED_ARM, MIX_ARM, FREE_ARM)
 #: the associations each fine-tuned arm links with (the others: the base model's)
-SOURCES = {"pin+lora": "lora", "pin+both": "lora", UNCHECKED_ARM: "unchecked", MIX_ARM: "mix"}
+SOURCES = {
+    "pin+lora": "lora", "pin+both": "lora", UNCHECKED_ARM: "unchecked", MIX_ARM: "mix",
+    FREE_ARM: "free",
+}  # fmt: skip
 #: the fine-tuning plan of every case: the method's 100 steps per answered cell, capped
 STEPS_PER_CELL, MIN_STEPS, MAX_STEPS = 100, 100, 200
 #: the fine-tuning's learning rate (``gpu --lr``)
@@ -387,7 +395,12 @@ def score_case(
     from attrackt.data import Associations, Detections
     from attrackt.evaluate import evaluate
     from attrackt.link import learn_weights, link
-    from attrackt.link.held_out import check_associations
+    from attrackt.link.held_out import (
+        MIN_CHECK,
+        check_associations,
+        held_out_errors,
+        learned_is_better,
+    )
 
     carry_path = Path(carry)
     dataset, name = case["dataset"], case["name"]
@@ -411,6 +424,18 @@ def score_case(
         )  # fmt: skip
         kept["lora"], kept["unchecked"], kept["mix"] = verdict["kept"], "tuned", "mix"
         verdicts["lora"] = verdicts["unchecked"] = _counts(verdict, "wrong_base", "wrong_tuned")
+        held = set(record.get("held_out", [])) & answered
+        _, alone = answers.split(held)  # the held-out answers alone: nothing else pinned
+        free = {
+            key: held_out_errors(detections, sources[key], alone, held, config)
+            for key in ("base", "unchecked")
+        }
+        better = len(held) >= MIN_CHECK and learned_is_better(free["base"], free["unchecked"])
+        sources["free"] = sources["unchecked" if better else "base"]
+        kept["free"] = "tuned" if better else "base"
+        verdicts["free"] = {
+            "held_out": len(held), "wrong_before": free["base"], "wrong_after": free["unchecked"]
+        }  # fmt: skip
         check_seconds = time.perf_counter() - start
     out = {}
     for arm in arms:
@@ -420,7 +445,7 @@ def score_case(
         start = time.perf_counter()
         weights, used = config, [kept[source]]
         checks = {"model": verdicts[source]} if source in verdicts else {}
-        if arm not in ("pin", "pin+lora", UNCHECKED_ARM, MIX_ARM):
+        if arm not in ("pin", "pin+lora", UNCHECKED_ARM, MIX_ARM, FREE_ARM):
             extra = pseudo if arm == PSEUDO_ARM else None
             learned = learn_weights(detections, answers, sources[source], config, pseudo=extra)
             weights = learned.config
@@ -498,7 +523,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
             tasks.append((names, first, {}, arms if learning else ("pin",)))
         for case in cases:
             record = gpu["records"].get(case["name"], {})
-            arms = ("pin+both",) if learning else ("pin+lora", UNCHECKED_ARM, MIX_ARM)
+            arms = ("pin+both",) if learning else ("pin+lora", UNCHECKED_ARM, MIX_ARM, FREE_ARM)
             tasks.append(([case["name"]], case, record, arms))
 
     # the budgets and ranking the criterion reads first (100 and 250 cells, confidence)
