@@ -4,8 +4,11 @@ A simulated proof-reader (the ground truth) answers the top ``B`` cells of a ran
 model's linking; each answer pins that cell's children. Arms, per ranking and budget:
 
 - ``pin``: link again with the answers pinned (the base model's associations);
-- ``pin+lora``: fine-tune LoRA adapters on the answers (plus the solver's links of the 10 %
-  least ambiguous cells as pseudo-labels), predict, and link with the answers pinned;
+- ``pin+lora``: fine-tune on the answers (LoRA adapters, or every weight: ``gpu --full``),
+  predict, and link with the answers pinned, with what attrackt's fine-tuning gives (since
+  this commit: the mean of the base and the fine-tuned model's associations, unless it links
+  the held-out cells worse; before: the fine-tuned model where it linked them better;
+  :func:`attrackt.link.held_out.check_associations`);
 - ``pin+ssvm``: learn the linker's cost weights from the answers (structured SVM,
   :mod:`attrackt.link.learn`), then link with the answers pinned;
 - ``pin+both``: both;
@@ -13,8 +16,7 @@ model's linking; each answer pins that cell's children. Arms, per ranking and bu
   pseudo-labels of fine-tuning. An ablation found on the test movie: on HeLa 02 the weights
   learned from 100 answers alone favoured divisions everywhere; on the training movies (01) the
   pseudo-labels did not help, so the default learns from the answers alone.
-- ``pin+lora-unchecked``: the fine-tuned model used whatever the held-out check says (what
-  the check holds back);
+- ``pin+lora-unchecked``: the fine-tuned model's associations alone, unchecked;
 - ``pin+lora-mix``: the mean of the base and the fine-tuned model's associations, unchecked.
 - ``pin+lora-free``: the fine-tuned model where it links the held-out cells better with no other
   answer pinned (a check with more errors to count: with the other answers pinned, the
@@ -423,7 +425,7 @@ def score_case(
             record.get("held_out", []), config,
         )  # fmt: skip
         kept["lora"], kept["unchecked"], kept["mix"] = verdict["kept"], "tuned", "mix"
-        verdicts["lora"] = verdicts["unchecked"] = _counts(verdict, "wrong_base", "wrong_tuned")
+        verdicts["lora"] = verdicts["mix"] = _counts(verdict, "wrong_base", "wrong_tuned")
         held = set(record.get("held_out", [])) & answered
         _, alone = answers.split(held)  # the held-out answers alone: nothing else pinned
         free = {

@@ -134,6 +134,12 @@ def test_the_mean_of_associations_counts_an_absent_pair_as_zero() -> None:
     assert mean.meta["ensemble"] == 2
     with pytest.raises(InputError, match="no associations"):
         Associations.mean([])
+    weighted = Associations.mean([a, b], (0.25, 0.75))
+    assert weighted.lookup(np.array([1, 1, 4]), np.array([2, 3, 5])).tolist() == pytest.approx(
+        [0.5, 0.05, 0.45]
+    )
+    with pytest.raises(InputError, match="sum to 1"):
+        Associations.mean([a, b], (0.5, 0.6))
 
 
 def test_annotations_latest_wins_history_kept(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from test_link_learn import answers, carousel
 
 from attrackt.data import Annotations, Answer, Associations
@@ -10,6 +11,8 @@ from attrackt.link import LinkConfig
 from attrackt.link.held_out import (
     MIN_CHECK,
     MIN_GAIN,
+    TUNED_SHARE,
+    blend,
     check_associations,
     held_out_errors,
     learned_is_better,
@@ -49,33 +52,54 @@ def _carousel_case():
     return det, right, wrong, journal, sorted(journal.latest())[:MIN_CHECK]
 
 
-def test_fine_tuned_associations_are_kept_only_where_they_link_held_out_answers_better() -> None:
+def _reverse_on(right: Associations, cells: list[int]) -> Associations:
+    """``right`` with the scores of the links leaving ``cells`` turned round: 0 on their true
+    links, 0.9 on the others (a fine-tuning that learned those cells wrong)."""
+    table = right.table
+    turned = np.isin(table["source"], cells)
+    score = np.where(turned, np.where(table["score"] > 0.5, 0.0, 0.9), table["score"])
+    return Associations.from_arrays(table["source"], table["target"], score)
+
+
+def test_fine_tuning_gives_the_mean_of_the_associations_before_and_after() -> None:
     det, right, wrong, journal, held = _carousel_case()
-    assert held_out_errors(det, right, journal, set(held), CONFIG) == 0
+    mixed = blend(wrong, right)
+    pairs = (right.table["source"].to_numpy(), right.table["target"].to_numpy())
+    expected = (1 - TUNED_SHARE) * wrong.lookup(*pairs) + TUNED_SHARE * right.lookup(*pairs)
+    assert mixed.lookup(*pairs) == pytest.approx(expected)
+    assert blend(None, right) is right  # nothing before: the fine-tuned model's own
     assert held_out_errors(det, wrong, journal, set(held), CONFIG) == MIN_CHECK
     chosen, verdict = check_associations(det, wrong, right, journal, held, CONFIG)
-    assert chosen is right and verdict["kept"] == "tuned"
+    assert chosen.lookup(*pairs) == pytest.approx(expected) and verdict["kept"] == "tuned"
     assert (verdict["wrong_base"], verdict["wrong_tuned"]) == (MIN_CHECK, 0)
-    chosen, verdict = check_associations(det, right, wrong, journal, held, CONFIG)
+
+
+def test_fine_tuned_associations_that_link_held_out_answers_worse_are_refused() -> None:
+    det, right, _, journal, held = _carousel_case()
+    harmful = _reverse_on(right, right.table["source"].unique().tolist())  # learned all wrong
+    assert held_out_errors(det, blend(right, harmful), journal, set(held), CONFIG) == MIN_CHECK
+    chosen, verdict = check_associations(det, right, harmful, journal, held, CONFIG)
     assert chosen is right and verdict["kept"] == "base"
-    # too few held-out cells to tell: the model before stays, even a worse one
-    chosen, verdict = check_associations(det, wrong, right, journal, held[:-1], CONFIG)
-    assert chosen is wrong and verdict["kept"] == "base" and "too few" in verdict["reason"]
-    # fine-tuning that held nothing out (no check asked for): its associations are used
-    chosen, verdict = check_associations(det, right, wrong, journal, None, CONFIG)
-    assert chosen is wrong and verdict["kept"] == "tuned"
+    assert (verdict["wrong_base"], verdict["wrong_tuned"]) == (0, MIN_CHECK)
+    assert f"refused at {MIN_GAIN} more" in verdict["reason"]
+    # too few held-out cells to tell: the model before stays
+    chosen, verdict = check_associations(det, right, harmful, journal, held[:-1], CONFIG)
+    assert chosen is right and verdict["kept"] == "base" and "too few" in verdict["reason"]
+    # none held out (no check asked for): the mean, unchecked
+    chosen, verdict = check_associations(det, right, harmful, journal, None, CONFIG)
+    assert verdict["kept"] == "tuned"
+    assert held_out_errors(det, chosen, journal, set(held), CONFIG) == MIN_CHECK
 
 
-def test_one_held_out_cell_more_right_is_not_enough_to_use_what_was_learned() -> None:
-    det, right, wrong, journal, held = _carousel_case()
-    # the model before fine-tuning follows distance except where it leaves the held-out
-    # cells after the first: it links one of them wrong
-    others = np.isin(right.table["source"], held[1:])
-    score = np.where(others, right.table["score"], wrong.table["score"])
-    before = Associations.from_arrays(right.table["source"], right.table["target"], score)
-    assert held_out_errors(det, before, journal, set(held), CONFIG) == 1
-    chosen, verdict = check_associations(det, before, right, journal, held, CONFIG)
-    assert chosen is before and verdict["kept"] == "base"
-    assert (verdict["wrong_base"], verdict["wrong_tuned"]) == (1, 0)
-    assert f"at least {MIN_GAIN} fewer" in verdict["reason"]
+def test_one_held_out_cell_more_wrong_does_not_refuse_fine_tuning() -> None:
+    det, right, _, journal, held = _carousel_case()
+    # learned all wrong but the links leaving three held-out cells: one of them is then wrong
+    slightly = _reverse_on(right, [c for c in right.table["source"] if c not in held[1:]])
+    assert held_out_errors(det, blend(right, slightly), journal, set(held), CONFIG) == 1
+    chosen, verdict = check_associations(det, right, slightly, journal, held, CONFIG)
+    assert chosen is not right and verdict["kept"] == "tuned"
+    assert (verdict["wrong_base"], verdict["wrong_tuned"]) == (0, 1)
+
+
+def test_learned_weights_must_be_better_by_the_minimum_gain() -> None:
     assert learned_is_better(MIN_GAIN, 0) and not learned_is_better(MIN_GAIN - 1, 0)

@@ -11,10 +11,10 @@ The loss is ``L_unsup + L_sup + L_pseudo`` (+ the transitive term):
 
 By default only LoRA adapters and the Attrackt heads ``m_E``/``m_D`` train; the base weights stay
 bit-identical, and the adapters are saved apart from the base checkpoint. A quarter of the
-answered cells (``check_fraction``) is held out of ``L_sup``: the fine-tuned model's
-associations are used only where they link those cells better than the base model's
-(:func:`attrackt.link.held_out.check_associations`; the answers a person gave are pinned all
-the same). Training goes through
+answered cells (``check_fraction``) is held out of ``L_sup``: what fine-tuning gives to link
+with is the mean of the base and the fine-tuned model's associations, refused where it links
+those cells worse than the base model's (:func:`attrackt.link.held_out.check_associations`;
+the answers a person gave are pinned all the same). Training goes through
 :func:`attrackt.train.fit` (checkpoints, resume after an interruption, logs).
 """
 

@@ -4,9 +4,9 @@ Round 0 links with the base model's associations. Each later round asks the simu
 proof-reader (the ground truth) about the most ambiguous unanswered cells until the round's
 budget of answered cells is reached (budgets are cumulative), fine-tunes the *base* model on
 every answer so far (a quarter held out, plus pseudo-labels from the previous round's
-solution), predicts new associations, keeps them only where they link the held-out answers
-better than the base model's (:mod:`attrackt.link.held_out`), links again with the answers
-pinned (with ``learn``, at linking weights learned afresh from every answer so far, see
+solution), predicts new associations, takes the mean of the base and the fine-tuned model's
+unless it gets the held-out answers worse (:mod:`attrackt.link.held_out`), links again with
+the answers pinned (with ``learn``, at linking weights learned afresh from every answer so far, see
 :mod:`attrackt.link.learn`) and scores the result. Every round's figures go to
 ``out_dir/rounds.json``; a finished round is not redone when the loop is run again, and an
 interrupted fine-tuning resumes.

@@ -280,8 +280,8 @@ MinutesOption = Annotated[float | None, typer.Option(help="At most this long (st
 CheckFractionOption = Annotated[
     float,
     typer.Option(
-        help="Share of answered cells held out of training: the fine-tuned model's associations "
-        "are used only where they link those cells better than the base model's (0: no check)."
+        help="Share of answered cells held out of what is learned, to check it on them "
+        "(see the README's proof-reading section; 0: no check)."
     ),
 ]
 LrOption = Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up + cosine).")]
@@ -389,8 +389,9 @@ def finetune_command(
     associations: Annotated[
         Path | None,
         typer.Option(
-            help="The base model's associations (for pseudo-labels, and to check the "
-            "fine-tuned model on the held-out answers: without them nothing is held out)."
+            help="The base model's associations (for pseudo-labels, and to write the "
+            "associations to link with, checked on the held-out answers: without them "
+            "nothing is held out)."
         ),
     ] = None,
     *,
@@ -400,9 +401,10 @@ def finetune_command(
     resume: Annotated[bool, typer.Option(help="Continue a fine-tuning left in OUT.")] = True,
 ) -> None:
     """Fine-tune the association model on proof-reading answers (LoRA by default). With the
-    base model's --associations, a share of the answers is held out and OUT/associations.parquet
-    holds the associations to link with: the fine-tuned model's where they link the held-out
-    answers better, else the base model's (the verdict in OUT/check.json)."""
+    base model's --associations, OUT/associations.parquet holds the associations to link with:
+    the mean of the base and the fine-tuned model's, unless they link a held-out share of the
+    answers (--check-fraction) worse than the base model's by 2 cells or more (then the base
+    model's; the verdict in OUT/check.json)."""
     import dataclasses
 
     from attrackt.active import pseudo_labels
@@ -438,7 +440,7 @@ def finetune_command(
             result.steps,
             out / "model.pt",
         )
-        if result.held_out is not None and associations is not None:
+        if associations is not None:
             _check_finetuned(dets, Associations.load(associations), answers, result, out, device)
 
 
@@ -450,8 +452,9 @@ def _check_finetuned(
     out: Path,
     device: str,
 ) -> None:
-    """Predict with the fine-tuned model and write the associations to link with (the
-    fine-tuned model's or the base model's, by the held-out answers) and the verdict."""
+    """Predict with the fine-tuned model and write the associations to link with (the mean of
+    the base and the fine-tuned model's, or the base model's where that mean links the held-out
+    answers worse) and the verdict."""
     from attrackt.io.jsonfile import write_json
     from attrackt.link import LinkConfig
     from attrackt.link.held_out import check_associations
@@ -463,5 +466,5 @@ def _check_finetuned(
     write_json(out / "check.json", verdict)
     logging.getLogger(__name__).info(
         "%s: %s holds the %s associations", verdict["reason"], out / "associations.parquet",
-        "fine-tuned model's" if verdict["kept"] == "tuned" else "base model's",
+        "base and fine-tuned model's mean" if verdict["kept"] == "tuned" else "base model's",
     )  # fmt: skip

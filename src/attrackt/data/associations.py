@@ -79,15 +79,23 @@ class Associations:
         return out
 
     @classmethod
-    def mean(cls, parts: Sequence[Associations]) -> Associations:
-        """The mean score of each pair over ``parts`` (a pair absent from a part counts 0): the
-        associations of an ensemble of models. ``meta`` is the first part's, with
-        ``ensemble`` (how many parts) added."""
+    def mean(
+        cls, parts: Sequence[Associations], weights: Sequence[float] | None = None
+    ) -> Associations:
+        """The mean score of each pair over ``parts`` (a pair absent from a part counts 0),
+        weighted by ``weights`` (summing to 1; equal by default): the associations of an
+        ensemble of models. ``meta`` is the first part's, with ``ensemble`` (how many parts)
+        added."""
         if not parts:
             raise InputError(None, "the mean of no associations is undefined")
-        table = pd.concat([p.table for p in parts]).groupby(["source", "target", "dt"], sort=False)
+        weights = [1 / len(parts)] * len(parts) if weights is None else list(weights)
+        if len(weights) != len(parts) or not np.isclose(sum(weights), 1.0):
+            raise InputError(None, f"weights {weights} must be one per part and sum to 1")
+        scaled = [
+            p.table.assign(score=p.table["score"] * w) for p, w in zip(parts, weights, strict=True)
+        ]
+        table = pd.concat(scaled).groupby(["source", "target", "dt"], sort=False)
         summed = table["score"].sum().reset_index()
-        summed["score"] = summed["score"] / len(parts)
         return cls(summed, dict(parts[0].meta, ensemble=len(parts)))
 
     def between(self, pairs: np.ndarray) -> Associations:

@@ -188,7 +188,7 @@ class RoundJob:
                 self.detections, self.associations, tuned, self.answers, held, self.config.link
             )
             checked = verdict["reason"] + (
-                ": the round uses the fine-tuned model"
+                ": the round uses the mean of the model's associations before and after"
                 if verdict["kept"] == "tuned"
                 else ": the round keeps the model before"
             )
