@@ -493,7 +493,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
     from attrackt.data import Tracks
     from attrackt.evaluate import evaluate
     from attrackt.io.jsonfile import write_json
-    from attrackt.link.held_out import MIN_CHECK, MIN_GAIN
+    from attrackt.link.held_out import MIN_CHECK, MIN_GAIN, TUNED_SHARE
     from attrackt.store import Store
 
     carry, runs = Path(args.carry), [Path(r) for r in args.gpu_results]
@@ -609,7 +609,7 @@ def evaluate_phase(args: argparse.Namespace) -> None:
         "arms": sorted(wanted),
         "failed": failed,
         "unscored": unscored,
-        "held_out_rule": {"min_check": MIN_CHECK, "min_gain": MIN_GAIN},
+        "held_out_rule": {"min_check": MIN_CHECK, "min_gain": MIN_GAIN, "tuned_share": TUNED_SHARE},
         "not_run": sorted(c["name"] for c in cases if c["name"] not in gpu["records"]),
         "datasets": datasets,
     }
