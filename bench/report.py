@@ -401,7 +401,10 @@ HELA_RUNS = {
     "accuracy_lr_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
     "seed-0 models are the base of `interactive_lr.json`",
     "accuracy_recipe_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
-    "seed-0 models are the base of `interactive_01_*.json` and `interactive.json`",
+    "seed-0 models are the base of the recipes' first run (`interactive_01_*.json`) and of an "
+    "earlier `interactive.json`",
+    "accuracy_run2_base.json": "the same jobs again (the same command); their seed-0 models are "
+    "the base of `interactive_01_run2.json` and `interactive.json`",
 }
 
 
@@ -731,7 +734,7 @@ def _check_counts(rankings: dict) -> list[str]:
         return []
     return [
         "",
-        "The fine-tuned model's check, per seed (held-out cells linked wrong by the model "
+        "The fine-tuning's check, per seed (held-out cells linked wrong by the model "
         "before → after fine-tuning): " + "; ".join(parts) + ".",
     ]
 
@@ -746,11 +749,22 @@ def _held_out(ft: dict, rule: dict | None = None) -> str:
     if not fraction:
         return ""
     margin = f" (at least {rule['min_gain']} of them fewer wrong)" if rule else ""
-    return (
+    held = (
         f" A {fraction:.0%} share of each case's answered cells is held out of the learning "
-        "(fine-tuning and weights alike), and what was learned is used only where it links "
-        f"those cells better{margin}, with the other answers pinned, than what it would replace "
-        "(`attrackt.link.held_out`); *k/n*: in how many of the n seeds' cases it was used."
+        "(fine-tuning and weights alike) and what was learned is checked on them, linked with "
+        "the other answers pinned (`attrackt.link.held_out`); *k/n*: in how many of the n "
+        "seeds' cases it was used."
+    )
+    if rule and "tuned_share" in rule:
+        return held + (
+            f" Learned weights are used where they link those cells better{margin}; what "
+            "fine-tuning gives (pin+lora) is the mean of the associations before and after "
+            f"(fine-tuned share {rule['tuned_share']:g}), refused where it gets "
+            f"{rule['min_gain']} or more of those cells wrong than the model before."
+        )
+    return held + (
+        f" What was learned is used only where it links those cells better{margin} than "
+        "what it would replace."
     )
 
 
@@ -828,12 +842,20 @@ def recipe_scores(runs: dict[str, dict]) -> dict[tuple[str, str], float]:
     return scores
 
 
+def _blends(data: dict) -> bool:
+    """Whether a run's ``pin+lora`` is the mean of the associations before and after
+    fine-tuning (attrackt's rule since ``held_out_rule`` records ``tuned_share``), rather than
+    the fine-tuned model where it linked the held-out cells better."""
+    return "tuned_share" in data.get("held_out_rule", {})
+
+
 def render_recipes(_: dict) -> list[str]:
     runs = {
         path.name: json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(RESULTS.glob("interactive_01_*.json"))
     }
-    first = next(iter(runs.values()))
+    first_runs = {name: data for name, data in runs.items() if not _blends(data)}
+    first = next(iter(first_runs.values()))
     lines = [
         "### The fine-tuning recipe, chosen on the training movies (`bench/interactive.py "
         "prepare --sequence 01` → `results/interactive_01_*.json`)",
@@ -859,7 +881,7 @@ def render_recipes(_: dict) -> list[str]:
         "| recipe | movie | answers | pin | checked | unchecked | mix | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for data in runs.values():
+    for data in first_runs.values():
         for name, rankings in data["datasets"].items():
             for budget, found in rankings["confidence"].items():
                 cells = [_cell(found["pin"]["errors_outside"], 1)]
@@ -876,7 +898,7 @@ def render_recipes(_: dict) -> list[str]:
         f"{name} 01, {budget} answers: {_cell(found['pin+ssvm']['errors_outside'], 1)} "
         f"({_used(found['pin+ssvm']).lstrip('; ')} learned) against "
         f"{_cell(found['pin']['errors_outside'], 1)}"
-        for data in runs.values()
+        for data in first_runs.values()
         for name, rankings in data["datasets"].items()
         for budget, found in rankings["confidence"].items()
         if "pin+ssvm" in found
@@ -887,8 +909,8 @@ def render_recipes(_: dict) -> list[str]:
             "The linker's weights learned from the same answers (pin+ssvm, checked the same "
             "way), errors outside: " + "; ".join(weights) + ".",
         ]
-    lines += ["", _passed_checks(runs)]
-    scores = recipe_scores(runs)
+    lines += ["", _passed_checks(first_runs)]
+    scores = recipe_scores(first_runs)
     (file, arm), best = min(scores.items(), key=lambda item: item[1])
     lines += [
         "",
@@ -899,6 +921,70 @@ def render_recipes(_: dict) -> list[str]:
             for (f, a), v in sorted(scores.items(), key=lambda item: item[1])[1:4]
         )
         + " next).",
+    ]
+    for name, data in runs.items():
+        if _blends(data):
+            lines += ["", *_second_run(name, data, runs[file], arm)]
+    return lines
+
+
+def _second_run(name: str, data: dict, chosen: dict, arm: str) -> list[str]:
+    """A later run of the chosen recipe on a base model trained again, with attrackt's rule
+    (the mean of the associations before and after fine-tuning, refused where it links the
+    held-out cells worse) and the check on held-out cells with nothing else pinned."""
+    rule = data["held_out_rule"]
+    lines = [
+        f"`{name}`: the chosen recipe ({_recipe(data['finetune'])}) again, on a base model "
+        "trained again by the same accuracy recipe (`accuracy_run2_base.json`), fine-tuned in "
+        "the same GPU call as the fine-tuned cases of `interactive.json`. *attrackt*: what "
+        f"fine-tuning gives now, the mean of the associations before and after (fine-tuned "
+        f"share {rule['tuned_share']:g}), refused where it gets {rule['min_gain']} or more "
+        "held-out cells wrong than the model before (k/n: used in k of n seeds); *free*: the "
+        "fine-tuned model where it gets the held-out cells, linked with no other answer "
+        "pinned, at least "
+        f"{rule['min_gain']} fewer wrong (a check with more errors to count). Held-out cells "
+        "wrong, per seed, before → after: with the other answers pinned (the mean) and with "
+        "none pinned (the fine-tuned model).",
+        "",
+        "| movie | answers | pin | attrackt | unchecked | mix | free | held-out wrong, pinned "
+        "| held-out wrong, none pinned |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def wrong(found: dict) -> str:
+        return ", ".join(
+            f"{c['model']['wrong_before']} → {c['model']['wrong_after']} of "
+            f"{c['model']['held_out']}"
+            for c in found["checks"]
+            if c.get("model", {}).get("wrong_before") is not None
+        )
+
+    for movie, rankings in data["datasets"].items():
+        for budget, found in rankings["confidence"].items():
+            cells = [_cell(found["pin"]["errors_outside"], 1)] + [
+                f"{_cell(found[a]['errors_outside'], 1)}{_used(found[a])}"
+                for a in ("pin+lora", "pin+lora-unchecked", "pin+lora-mix", "pin+lora-free")
+            ]
+            lines.append(
+                f"| {movie} 01 | {budget} | {' | '.join(cells)} | {wrong(found['pin+lora'])} "
+                f"| {wrong(found['pin+lora-free'])} |"
+            )
+    both = {"first run": recipe_scores({"": chosen}), "this run": recipe_scores({"": data})}
+    beat = [
+        arm_name
+        for arm_name in ("pin+lora-unchecked", "pin+lora-mix")
+        if all(scores[("", arm_name)] < 1 for scores in both.values())
+    ]
+    lines += [
+        "",
+        "Errors outside relative to pinning alone, mean over both movies and budgets: "
+        + "; ".join(
+            f"{arm_name} {both['first run'][('', arm_name)]:.2f} (first run), "
+            f"{both['this run'][('', arm_name)]:.2f} (this run)"
+            for arm_name in ("pin+lora-unchecked", "pin+lora-mix")
+        )
+        + f"; the first run's check (pin+lora) {both['first run'][('', 'pin+lora')]:.2f}. "
+        + f"The first run chose {arm}; below 1 in both runs: {', '.join(beat) or 'none'}.",
     ]
     return lines
 
@@ -1027,6 +1113,9 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy_recipe_base.json": lambda data: render_replicate(
         data, "accuracy_recipe_base.json", "a fourth"
     ),
+    "accuracy_run2_base.json": lambda data: render_replicate(
+        data, "accuracy_run2_base.json", "a fifth"
+    ),
     "crop_field.json": render_crop_field,
     "accuracy_run_a.json": render_input_ablation,
     "accuracy_motion.json": render_motion,
@@ -1035,7 +1124,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "link_weights.json": render_link_weights,
     "ranking.json": render_ranking,
     "interactive.json": lambda data: render_interactive(
-        data, "interactive.json", "accuracy_recipe_base.json"
+        data, "interactive.json", "accuracy_run2_base.json"
     ),
     "interactive_lr.json": lambda data: render_interactive(
         data, "interactive_lr.json", "accuracy_lr_base.json"

@@ -227,6 +227,11 @@ def test_open_project_goes_on_from_the_latest_round(movie, clip, tmp_path):
     assert again.tracks.equals(resolved)
     assert again.annotations.latest() == {ends: tuple(gt.children()[ends])}
     assert ends not in set(again.ranking["id"])
+    # a fine-tuning round's associations are the latest; the project's stay the base
+    tuned = Associations(assoc.table.assign(score=assoc.table["score"] / 2), dict(assoc.meta))
+    tuned.save(summary.folder / "associations.parquet")
+    later = ProofreadSession.open(project)
+    assert later.associations.equals(tuned) and later.base_associations.equals(assoc)
 
     other = gt.detections.table.copy()  # a second sequence "t", solved the same way
     other["sequence"] = "t"
@@ -270,11 +275,9 @@ def test_tracks_layer_round_trips(movie):
     assert len(plain.edges) == len(gt.edges)
 
 
-def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
-    movie, clip, tmp_path, single_thread
-):
-    import hashlib
-
+def _tiny_base(movie, clip, tmp_path):
+    """Detections with features, a base model trained 4 steps on them, and a session config
+    that fine-tunes it 2 steps (LoRA, nothing held out) on a CPU."""
     from attrackt.features import regionprops_features
     from attrackt.finetune import FinetuneConfig
     from attrackt.model import TransformerConfig, WindowConfig
@@ -283,8 +286,7 @@ def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
     from attrackt.train import TrainConfig
     from attrackt.training import AssociationTrainConfig, train_association_model
 
-    gt, solver, _, halved, ends = movie
-    det = regionprops_features(clip.images, clip.masks, gt.detections)
+    det = regionprops_features(clip.images, clip.masks, movie[0].detections)
     det = det.with_vectors(embedding=det.table[det.feature_columns].to_numpy(np.float32))
     fast = TrainConfig(steps=4, batch_size=4, lr=1e-3, device="cpu", progress=False)
     model = TransformerConfig(d_model=16, n_heads=2, encoder_layers=1, decoder_layers=1)
@@ -296,13 +298,22 @@ def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
         ),
         tmp_path / "base",
     )
-    base = tmp_path / "base" / "last.pt"
-    digest = hashlib.sha256(base.read_bytes()).hexdigest()
     config = SessionConfig(
         finetune=FinetuneConfig(lora=LoRAConfig(rank=2, alpha=2.0), min_steps=2, max_steps=2,
                                 train=fast, check_fraction=0.0),
         predict=PredictConfig(tta=False, device="cpu", progress=False),
     )  # fmt: skip
+    return det, tmp_path / "base" / "last.pt", config
+
+
+def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
+    movie, clip, tmp_path, single_thread
+):
+    import hashlib
+
+    gt, solver, _, halved, ends = movie
+    det, base, config = _tiny_base(movie, clip, tmp_path)
+    digest = hashlib.sha256(base.read_bytes()).hexdigest()
     session = ProofreadSession(
         det, solver, None, Annotations(), checkpoint=base, config=config, work_dir=tmp_path / "w"
     )
@@ -322,6 +333,33 @@ def test_finetune_and_resolve_writes_a_round_and_replaces_the_associations(
         map(tuple, session.tracks.edges.tolist())
     )
     assert hashlib.sha256(base.read_bytes()).hexdigest() == digest
+
+
+def test_every_round_blends_its_fine_tuned_model_with_the_associations_before_any(
+    movie, clip, tmp_path, single_thread
+):
+    from attrackt.link.held_out import blend
+    from attrackt.predict import predict_from_checkpoint
+
+    gt, solver, _, halved, ends = movie
+    det, base, config = _tiny_base(movie, clip, tmp_path)
+    before = predict_from_checkpoint(base, det, config.predict)
+    session = ProofreadSession(
+        det, solver, before, Annotations(), checkpoint=base, config=config, work_dir=tmp_path / "w"
+    )
+    pairs = (before.table["source"].to_numpy(), before.table["target"].to_numpy())
+    for number, cell in enumerate((halved, ends), 1):
+        session.go_to(cell)
+        session.give(gt.children()[cell])
+        session.finetune_and_resolve()
+        tuned = predict_from_checkpoint(
+            tmp_path / "w" / f"round{number:03d}" / "finetune" / "model.pt", det, config.predict
+        )
+        # the mean with the base model's, not with the previous round's
+        assert session.associations.lookup(*pairs) == pytest.approx(
+            blend(before, tuned).lookup(*pairs), abs=1e-6
+        )
+        assert not np.allclose(session.associations.lookup(*pairs), tuned.lookup(*pairs))
 
 
 def test_cli_napari_says_how_to_install_napari(monkeypatch):

@@ -74,8 +74,9 @@ def concat_tracks(parts: list[Tracks]) -> Tracks:
 @dataclass(frozen=True)
 class ProjectSequence:
     """One sequence of a project as a proof-reading session opens it (:func:`read_sequence`):
-    its detections, its latest tracks, associations and answers, the base model, where its
-    rounds go, and the project's store (``None``: it keeps none; its masks and movie)."""
+    its detections, its latest tracks, associations and answers, the base model and its
+    associations (those before any fine-tuning), where its rounds go, and the project's store
+    (``None``: it keeps none; its masks and movie)."""
 
     folder: Path
     name: str
@@ -86,6 +87,7 @@ class ProjectSequence:
     checkpoint: str | Path | None
     work_dir: Path
     store: Any  # attrackt.store.Store, or None
+    base_associations: Associations | None = None
 
 
 def read_sequence(
@@ -126,17 +128,19 @@ def read_sequence(
     tracks = dict(tracks.by_sequence()).get(name)
     if tracks is None:
         raise InputError(folder / "tracks", f"holds no tracks of the sequence {name!r}")
-    associations = None
+    base = None
+    if (folder / "associations.parquet").is_file():
+        base = _restrict(Associations.load(folder / "associations.parquet"), detections)
     associations_file = latest(work_dir, "associations.parquet")
-    if associations_file is None and (folder / "associations.parquet").is_file():
-        associations_file = folder / "associations.parquet"
+    associations = base
     if associations_file is not None:
         associations = _restrict(Associations.load(associations_file), detections)
     if checkpoint is None:
         checkpoint = next((folder / n for n in CHECKPOINT_FILES if (folder / n).is_file()), None)
     return ProjectSequence(
-        folder, name, detections, tracks, associations, annotations, checkpoint, work_dir, store
-    )
+        folder, name, detections, tracks, associations, annotations, checkpoint, work_dir, store,
+        base,
+    )  # fmt: skip
 
 
 def _restrict(associations: Associations, detections: Detections) -> Associations:

@@ -99,6 +99,7 @@ class RoundJob:
         self.detections: Detections = session.detections
         self.tracks: Tracks = session.tracks
         self.associations = session.associations
+        self.base_associations = session.base_associations
         self.config = session.config
         self.checkpoint = session.base_model() if finetune else None
         self.answers = Annotations(None, list(session.annotations.history))  # the snapshot
@@ -185,8 +186,9 @@ class RoundJob:
             tuned = self._predict(model, ticker(2, "batches"))
             self._check()
             associations, verdict = check_associations(
-                self.detections, self.associations, tuned, self.answers, held, self.config.link
-            )
+                self.detections, self.base_associations, tuned, self.answers, held,
+                self.config.link,
+            )  # fmt: skip
             checked = verdict["reason"] + (
                 ": the round uses the mean of the model's associations before and after"
                 if verdict["kept"] == "tuned"

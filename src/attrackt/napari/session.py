@@ -126,6 +126,9 @@ class ProofreadSession:
             )
         self.tracks = tracks
         self.associations = associations
+        # the associations before any fine-tuning: each round's fine-tuned model is blended
+        # with them (attrackt.link.held_out.blend)
+        self.base_associations = associations
         self.annotations = annotations if annotations is not None else Annotations()
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         config = config or SessionConfig()
@@ -177,6 +180,7 @@ class ProofreadSession:
         session.masks = None if store is None else store.masks.get(name)
         session.images = None if store is None else image_source(store.meta, name)
         session.project = found.folder
+        session.base_associations = found.base_associations
         session.sequence = name
         fine_tuned = latest(found.work_dir, "finetune/model.pt")
         session._model = fine_tuned
