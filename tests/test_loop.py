@@ -19,11 +19,11 @@ from attrackt.data import Annotations, Associations, Tracks
 from attrackt.features import regionprops_features
 from attrackt.finetune import FinetuneConfig, finetune_checkpoint
 from attrackt.link import LinkConfig
-from attrackt.link.held_out import held_out_errors
+from attrackt.link.held_out import blend, held_out_errors
 from attrackt.loop import LoopConfig, simulate
 from attrackt.model import TransformerConfig, WindowConfig
 from attrackt.model.lora import LoRAConfig, lora_layers
-from attrackt.predict import PredictConfig, predict_associations
+from attrackt.predict import PredictConfig, predict_associations, predict_from_checkpoint
 from attrackt.synthetic import SyntheticConfig, generate
 from attrackt.train import TrainConfig
 from attrackt.training import (
@@ -193,7 +193,12 @@ def test_cli_finetune_and_loop(base, tmp_path):
     assert len(held) == 4 and held <= set(many.latest())
     assert verdict["wrong_base"] == held_out_errors(det, before, many, held, LinkConfig())
     chosen = Associations.load(tmp_path / "checked" / "associations.parquet")
-    assert chosen.equals(before) == (verdict["kept"] == "base")
+    assert verdict["kept"] == "tuned"  # linked with the rest pinned, no held-out cell worse
+    tuned = predict_from_checkpoint(
+        tmp_path / "checked" / "model.pt", det, PredictConfig(device="cpu")
+    )
+    pairs = (before.table["source"].to_numpy(), before.table["target"].to_numpy())
+    assert chosen.lookup(*pairs) == pytest.approx(blend(before, tuned).lookup(*pairs), abs=1e-6)
     args = ["loop", str(checkpoint), str(tmp_path / "det.parquet"), "--gt", str(tmp_path / "gt"),
             "--out", str(tmp_path / "loop"), "--budget", "2,4", "--no-tta", *small]  # fmt: skip
     result = run(app, args)
