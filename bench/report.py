@@ -759,8 +759,8 @@ def _held_out(ft: dict, rule: dict | None = None) -> str:
         return held + (
             f" Learned weights are used where they link those cells better{margin}; what "
             "fine-tuning gives (pin+lora) is the mean of the associations before and after "
-            f"(fine-tuned share {rule['tuned_share']:g}), refused where it gets "
-            f"{rule['min_gain']} or more of those cells wrong than the model before."
+            f"(fine-tuned share {rule['tuned_share']:g}), refused where it gets at least "
+            f"{rule['min_gain']} more of those cells wrong than the model before."
         )
     return held + (
         f" What was learned is used only where it links those cells better{margin} than "
@@ -938,8 +938,8 @@ def _second_run(name: str, data: dict, chosen: dict, arm: str) -> list[str]:
         "trained again by the same accuracy recipe (`accuracy_run2_base.json`), fine-tuned in "
         "the same GPU call as the fine-tuned cases of `interactive.json`. *attrackt*: what "
         f"fine-tuning gives now, the mean of the associations before and after (fine-tuned "
-        f"share {rule['tuned_share']:g}), refused where it gets {rule['min_gain']} or more "
-        "held-out cells wrong than the model before (k/n: used in k of n seeds); *free*: the "
+        f"share {rule['tuned_share']:g}), refused where it gets at least {rule['min_gain']} "
+        "more held-out cells wrong than the model before (k/n: used in k of n seeds); *free*: the "
         "fine-tuned model where it gets the held-out cells, linked with no other answer "
         "pinned, at least "
         f"{rule['min_gain']} fewer wrong (a check with more errors to count). Held-out cells "
@@ -984,7 +984,12 @@ def _second_run(name: str, data: dict, chosen: dict, arm: str) -> list[str]:
             for arm_name in ("pin+lora-unchecked", "pin+lora-mix")
         )
         + f"; the first run's check (pin+lora) {both['first run'][('', 'pin+lora')]:.2f}. "
-        + f"The first run chose {arm}; below 1 in both runs: {', '.join(beat) or 'none'}.",
+        + f"The first run chose {arm}; below 1 in both runs: {', '.join(beat) or 'none'}"
+        + (
+            ", what fine-tuning gives since (`attrackt.link.held_out.TUNED_SHARE`)."
+            if beat == ["pin+lora-mix"]
+            else "."
+        ),
     ]
     return lines
 
