@@ -5,10 +5,11 @@ model's linking; each answer pins that cell's children. Arms, per ranking and bu
 
 - ``pin``: link again with the answers pinned (the base model's associations);
 - ``pin+lora``: fine-tune on the answers (LoRA adapters, or every weight: ``gpu --full``),
-  predict, and link with the answers pinned, with what attrackt's fine-tuning gives (since
-  this commit: the mean of the base and the fine-tuned model's associations, unless it links
-  the held-out cells worse; before: the fine-tuned model where it linked them better;
-  :func:`attrackt.link.held_out.check_associations`);
+  predict, and link with the answers pinned, with what attrackt's fine-tuning gives
+  (:func:`attrackt.link.held_out.check_associations`; runs whose ``held_out_rule`` records
+  ``tuned_share``: the mean of the base and the fine-tuned model's associations, unless it
+  links the held-out cells worse; runs before: the fine-tuned model where it linked them
+  better);
 - ``pin+ssvm``: learn the linker's cost weights from the answers (structured SVM,
   :mod:`attrackt.link.learn`), then link with the answers pinned;
 - ``pin+both``: both;
@@ -394,11 +395,12 @@ def score_case(
 ) -> dict:
     """The ``arms`` of one case: AOGM, errors outside the answered cells, steps, seconds
     (``guard``: linked with the guard on)."""
-    from attrackt.data import Associations, Detections
+    from attrackt.data import Detections
     from attrackt.evaluate import evaluate
     from attrackt.link import learn_weights, link
     from attrackt.link.held_out import (
         MIN_CHECK,
+        blend,
         check_associations,
         held_out_errors,
         learned_is_better,
@@ -419,7 +421,7 @@ def score_case(
     if record.get("status") == "ok" and tuned.is_file():
         start = time.perf_counter()
         sources["unchecked"] = load_scores(tuned, detections)
-        sources["mix"] = Associations.mean([sources["base"], sources["unchecked"]])
+        sources["mix"] = blend(sources["base"], sources["unchecked"])
         sources["lora"], verdict = check_associations(
             detections, sources["base"], sources["unchecked"], answers,
             record.get("held_out", []), config,

@@ -6,8 +6,8 @@ budget of answered cells is reached (budgets are cumulative), fine-tunes the *ba
 every answer so far (a quarter held out, plus pseudo-labels from the previous round's
 solution), predicts new associations, takes the mean of the base and the fine-tuned model's
 unless it gets the held-out answers worse (:mod:`attrackt.link.held_out`), links again with
-the answers pinned (with ``learn``, at linking weights learned afresh from every answer so far, see
-:mod:`attrackt.link.learn`) and scores the result. Every round's figures go to
+the answers pinned (with ``learn``, at linking weights learned afresh from every answer so
+far, see :mod:`attrackt.link.learn`) and scores the result. Every round's figures go to
 ``out_dir/rounds.json``; a finished round is not redone when the loop is run again, and an
 interrupted fine-tuning resumes.
 """

@@ -106,7 +106,7 @@ def check_associations(
     else:
         verdict["wrong_base"] = held_out_errors(detections, base, annotations, held, config)
         verdict["wrong_tuned"] = held_out_errors(detections, mixed, annotations, held, config)
-        harmful = learned_is_better(verdict["wrong_tuned"], verdict["wrong_base"])
+        harmful = verdict["wrong_tuned"] - verdict["wrong_base"] >= MIN_GAIN
         verdict["kept"] = "base" if harmful else "tuned"
         verdict["reason"] = (
             f"the fine-tuned associations get {verdict['wrong_tuned']} of {len(held)} held-out "
