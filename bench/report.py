@@ -401,8 +401,8 @@ HELA_RUNS = {
     "accuracy_lr_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
     "seed-0 models are the base of `interactive_lr.json`",
     "accuracy_recipe_base.json": "HeLa's and DIC's unsupervised jobs, no supervised ones; their "
-    "seed-0 models are the base of the recipes' first run (`interactive_01_*.json`) and of an "
-    "earlier `interactive.json`",
+    "seed-0 models are the base of the recipes' first run (`interactive_01_*.json`) and of "
+    "`interactive_recipe_base.json`",
     "accuracy_run2_base.json": "the same jobs again (the same command); their seed-0 models are "
     "the base of `interactive_01_run2.json` and `interactive.json`",
 }
@@ -1130,6 +1130,9 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "ranking.json": render_ranking,
     "interactive.json": lambda data: render_interactive(
         data, "interactive.json", "accuracy_run2_base.json"
+    ),
+    "interactive_recipe_base.json": lambda data: render_interactive(
+        data, "interactive_recipe_base.json", "accuracy_recipe_base.json"
     ),
     "interactive_lr.json": lambda data: render_interactive(
         data, "interactive_lr.json", "accuracy_lr_base.json"
