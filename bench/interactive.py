@@ -11,7 +11,8 @@ model's linking; each answer pins that cell's children. Arms, per ranking and bu
   links the held-out cells worse; runs before: the fine-tuned model where it linked them
   better);
 - ``pin+ssvm``: learn the linker's cost weights from the answers (structured SVM,
-  :mod:`attrackt.link.learn`), then link with the answers pinned;
+  :mod:`attrackt.link.learn`, bounded by ``LearnConfig.max_seconds``; ``checks.weights.timed_out``
+  says where the bound stopped it), then link with the answers pinned;
 - ``pin+both``: both;
 - ``pin+ssvm+pseudo`` (confidence ranking only): the weights learned from the answers and the
   pseudo-labels of fine-tuning. An ablation found on the test movie: on HeLa 02 the weights
@@ -455,6 +456,7 @@ def score_case(
             weights = learned.config
             used.append(learned.check["kept"])
             checks["weights"] = _counts(learned.check, "wrong_start", "wrong_learned")
+            checks["weights"]["timed_out"] = learned.timed_out
         learn_seconds = time.perf_counter() - start + (check_seconds if source == "lora" else 0)
         tracks = link(detections, sources[source], answers, weights).tracks
         tuned_model = source != "base"

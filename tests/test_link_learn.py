@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import logging
 from itertools import pairwise
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from test_link_link import clean_movie
 from typer.testing import CliRunner
 
 from attrackt.cli import app
+from attrackt.cli.link import link_command
 from attrackt.data import Annotations, Answer, Associations, Detections, Tracks
 from attrackt.errors import InputError
 from attrackt.link import LinkConfig, build_candidates, compute_costs, link
@@ -211,6 +214,57 @@ def test_a_failing_bundle_qp_keeps_the_best_weights_so_far(monkeypatch, caplog) 
     assert "keeping the best weights" in caplog.text
 
 
+def test_the_time_bound_stops_the_learning_with_what_it_learned(monkeypatch, caplog) -> None:
+    from types import SimpleNamespace
+
+    from attrackt.link import learn as learn_module
+
+    det, assoc, _, ids = carousel()
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    journal = answers({ids[(c, c % 6)]: (ids[(c, c % 6 + 1)],) for c in range(0, 12, 2)})
+
+    def strip(result) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in result.record]
+
+    # the default bound is far above this problem's learning: as without a bound
+    bounded = learn_weights(det, journal, assoc, config, UNCHECKED)
+    free = learn_weights(
+        det, journal, assoc, config, dataclasses.replace(UNCHECKED, max_seconds=None)
+    )
+    assert UNCHECKED.max_seconds == LearnConfig().max_seconds == 60
+    assert bounded.converged and not bounded.timed_out and not bounded.to_dict()["timed_out"]
+    assert bounded.weights == free.weights != bounded.initial and strip(bounded) == strip(free)
+    # a bound that has passed before the first solve: nothing learned
+    with caplog.at_level(logging.INFO, logger=learn_module.__name__):
+        late = learn_weights(
+            det, journal, assoc, config, LearnConfig(max_seconds=1e-9, check_fraction=0)
+        )
+    assert late.timed_out and late.to_dict()["timed_out"] and not late.converged
+    assert late.weights == late.initial and late.iterations == 0
+    assert caplog.text.count("the time bound stopped it after") == 1
+    # a clock that runs a second a reading: the bound stops it midway, with the best weights
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(learn_module, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    midway = learn_weights(
+        det, journal, assoc, config, LearnConfig(max_seconds=12, check_fraction=0)
+    )
+    assert midway.timed_out and not midway.converged
+    assert 0 < midway.iterations < free.iterations
+    assert strip(midway) == strip(free)[: midway.iterations]
+    assert midway.weights == midway.record[-1]["weights"] != midway.initial
+
+
+def test_the_held_out_checks_learning_is_bounded_too() -> None:
+    frames = 30
+    det, assoc, _, ids = carousel(frames=frames)
+    config = LinkConfig(k=3, association_weight=-0.2, hyper_association_weight=-0.2, guard=False)
+    journal = _one_cell_a_frame(det, assoc, ids, frames, set(), True)
+    result = learn_weights(det, journal, assoc, config, LearnConfig(max_seconds=1e-9))
+    assert result.timed_out and not result.converged and result.iterations == 0
+    assert result.check["kept"] == "start" and result.weights == result.initial
+    assert result.check["wrong_start"] == result.check["wrong_learned"] == 7
+
+
 def test_answers_the_solution_already_gets_right_leave_the_weights() -> None:
     det, truth, ids = clean_movie()
     children: dict[int, list[int]] = {}
@@ -282,6 +336,9 @@ def test_bad_input_is_clear() -> None:
         LearnConfig(weights=("speed",))
     with pytest.raises(InputError, match="regularizer must be positive"):
         LearnConfig(regularizer=0)
+    for seconds in (0, -1.0, float("nan")):
+        with pytest.raises(InputError, match="max_seconds must be positive or None"):
+            LearnConfig(max_seconds=seconds)
     with pytest.raises(InputError, match="below their bounds: \\['distance_weight'\\]"):
         learn_weights(det, answers({0: ()}), config=LinkConfig(distance_weight=0.001))
 
@@ -309,6 +366,17 @@ def test_link_command_learns_weights(tmp_path: Path) -> None:
         app, [*args[:4], "--learn-weights", str(tmp_path / "w.json")]
     )  # no answers
     assert result.exit_code == 1 and "--learn-weights: needs --annotations" in result.output
+    # the time bound: its default is the configuration's, and a tiny one stops the learning
+    signature = inspect.signature(link_command)
+    assert signature.parameters["learn_seconds"].default == LearnConfig().max_seconds
+    assert not learned["timed_out"]
+    bound = ["--learn-weights", str(tmp_path / "late.json"), "--learn-seconds"]
+    result = runner.invoke(app, [*args, *bound, "1e-9"])
+    assert result.exit_code == 0, result.output
+    late = json.loads((tmp_path / "late.json").read_text())
+    assert late["timed_out"] and not late["converged"] and late["weights"] == late["initial"]
+    result = runner.invoke(app, [*args, *bound, "0"])
+    assert result.exit_code == 1 and "max_seconds must be positive" in result.output
 
 
 def test_a_loop_round_relearns_the_weights_from_every_answer() -> None:
@@ -324,7 +392,7 @@ def test_a_loop_round_relearns_the_weights_from_every_answer() -> None:
     )
     assert "learned_weights" not in fixed and fixed["AOGM"] > 50
     assert learned["learned_weights"]["association_weight"] < -0.2
-    assert learned["learn_converged"] and learned["AOGM"] == 0
+    assert learned["learn_converged"] and not learned["learn_timed_out"] and learned["AOGM"] == 0
     assert set(map(tuple, tracks.edges.tolist())) == truth
 
 

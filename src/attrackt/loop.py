@@ -82,6 +82,7 @@ def _solve_and_score(
             "learned_weights": fit.weights,
             "learn_iterations": fit.iterations,
             "learn_converged": fit.converged,
+            "learn_timed_out": fit.timed_out,
             "learn_seconds": fit.seconds,
         }
     start = time.perf_counter()

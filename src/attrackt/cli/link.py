@@ -192,6 +192,9 @@ def link_command(
             "starting weights (0: no check)."
         ),
     ] = LEARN.check_fraction,
+    learn_seconds: Annotated[
+        float | None, typer.Option(help="Wall-clock bound of the weight learning (seconds).")
+    ] = LEARN.max_seconds,
 ) -> None:
     """Link detections into tracks: candidate graph, costs, and the method's ILP."""
     from attrackt.data import Annotations, Associations
@@ -242,8 +245,9 @@ def link_command(
         assoc = Associations.load(associations) if associations is not None else None
         answers = Annotations.load(annotations) if annotations is not None else None
         if learn_weights is not None:
+            learn = LearnConfig(check_fraction=check_fraction, max_seconds=learn_seconds)
             config = _learned_config(
-                dets, assoc, answers, config, learn_weights, pseudo_fraction, check_fraction
+                dets, assoc, answers, config, learn_weights, pseudo_fraction, learn
             )
         try:
             result = link(dets, assoc, answers, config)
@@ -281,10 +285,11 @@ def _learned_config(
     config: LinkConfig,
     out: Path,
     fraction: float,
-    check_fraction: float,
+    learn: LearnConfig,
 ) -> LinkConfig:
-    """``config`` with the weights learned from ``answers`` (and, with associations, from the
-    least ambiguous cells' links as pseudo-labels), the learning written to ``out``."""
+    """``config`` with the weights learned from ``answers`` as ``learn`` says (and, with
+    associations, from the least ambiguous cells' links as pseudo-labels), the learning written
+    to ``out``."""
     import json
 
     from attrackt.active import pseudo_labels
@@ -298,7 +303,6 @@ def _learned_config(
     if assoc is not None and fraction > 0:
         current = link(dets, assoc, answers, config).tracks
         pseudo = pseudo_labels(dets, current, assoc, answers, fraction, config)
-    learn = LearnConfig(check_fraction=check_fraction)
     learned = learn_weights(dets, answers, assoc, config, learn, pseudo=pseudo)
     atomic_write_text(out, json.dumps(learned.to_dict(), indent=1))
     return learned.config

@@ -72,9 +72,13 @@ class LearnConfig:
     ``lam`` towards the starting weights (larger: the answers move the weights less), the
     relative gap ``eps`` that ends a bundle phase, at most ``max_iterations`` loss-augmented
     solves and ``max_rounds`` completions in all, the smallest distance weight, whether to
-    learn on the answers' sub-graph or the whole problem, and the check (the share of answered
+    learn on the answers' sub-graph or the whole problem, the check (the share of answered
     cells held out, 0: none; the fewest held-out cells that can decide; the seed that picks
-    them; see the module text)."""
+    them; see the module text), and ``max_seconds``, the wall-clock bound of the learning
+    (``None``: none): counted from the start of :func:`learn_weights`, the check's learning
+    stops at half of it and the final one at all of it, each with the best weights so far,
+    not converged. The preparation and the single solves that count wrong cells are not
+    bounded."""
 
     weights: tuple[str, ...] = WEIGHTS
     regularizer: float = 10.0
@@ -86,6 +90,7 @@ class LearnConfig:
     check_fraction: float = 0.25
     min_check: int = MIN_CHECK
     seed: int = 0
+    max_seconds: float | None = 60.0
 
     def __post_init__(self) -> None:
         def bad(problem: str) -> InputError:
@@ -107,6 +112,8 @@ class LearnConfig:
             raise bad(f"check_fraction must lie in [0, 1), got {self.check_fraction}")
         if self.min_check < 1:
             raise bad(f"min_check must be at least 1, got {self.min_check}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise bad(f"max_seconds must be positive or None, got {self.max_seconds}")
 
 
 @dataclass
@@ -123,7 +130,8 @@ class LearnResult:
     the linking gets wrong at the starting (``wrong_start``) and the learned weights
     (``wrong_learned``), ``kept`` (``"learned"`` or ``"start"``) and the ``reason``; empty
     without a check. Where the start is kept, ``record`` and ``rounds`` are those of the
-    learning from the other answers, and ``weights`` are the starting ones.
+    learning from the other answers, and ``weights`` are the starting ones. ``timed_out``: the
+    time bound (:attr:`LearnConfig.max_seconds`) stopped a learning (then not ``converged``).
     """
 
     config: LinkConfig
@@ -137,6 +145,7 @@ class LearnResult:
     sizes: dict[str, int] = field(default_factory=dict)
     wrong: dict[str, int] = field(default_factory=dict)
     check: dict[str, Any] = field(default_factory=dict)
+    timed_out: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able fields (the learned config as its dict)."""
@@ -145,6 +154,7 @@ class LearnResult:
             "initial": self.initial,
             "weights": self.weights,
             "converged": self.converged,
+            "timed_out": self.timed_out,
             "iterations": self.iterations,
             "seconds": self.seconds,
             "sizes": self.sizes,
@@ -193,7 +203,8 @@ def learn_weights(
     The candidate graph, features and normalisation are the ones :func:`attrackt.link.link`
     builds with ``config`` (the associations too: with ``config.guard``, those the guard
     passes); learning always uses the fast solver. Returns ``config`` with the learned weights,
-    ready for :func:`attrackt.link.link` with the same answers.
+    ready for :func:`attrackt.link.link` with the same answers. The learning stops at
+    ``learn.max_seconds`` after the call started (:class:`LearnConfig`).
     """
     from attrackt.link import build_problem, guarded
 
@@ -220,12 +231,16 @@ def learn_weights(
     unpinned.node_pinned = problem.node_pinned
     reference = solve_fast(unpinned, solver_config).selection
     task = _Task.of(problem, annotations, reference, learn.subgraph)
-    learner = _Learner(graph, basis, task, solver_config, learn, w0, lower)
+    bound = learn.max_seconds
+    deadline = None if bound is None else start + bound
+    learner = _Learner(graph, basis, task, solver_config, learn, w0, lower, deadline)
     check: dict[str, Any] = {}
+    checker: _Learner | None = None
     source, converged = learner, True  # whose record the result reports
     if learn.check_fraction > 0:
+        half = None if bound is None else start + bound / 2
         check, checker, converged = _check(
-            problem, others, held, reference, basis, solver_config, learn, w0, lower
+            problem, others, held, reference, basis, solver_config, learn, w0, lower, half
         )
         source = checker or learner
     if check.get("kept", "learned") == "learned":
@@ -249,6 +264,7 @@ def learn_weights(
         sizes=task.sizes(),
         wrong=wrong,
         check=check,
+        timed_out=learner.timed_out or (checker is not None and checker.timed_out),
     )
     logger.info(
         "learned weights from %d answers in %d iterations (%.1f s, %s): %s; answered cells wrong "
@@ -274,10 +290,11 @@ def _check(
     learn: LearnConfig,
     w0: np.ndarray,
     lower: np.ndarray,
+    deadline: float | None,
 ) -> tuple[dict[str, Any], _Learner | None, bool]:
     """The verdict of the ``held``-out answers on learning from the ``others`` (with the
-    pseudo-labels; module text), the learner of those (``None`` where too few cells are held
-    out to check) and whether it converged."""
+    pseudo-labels; module text, learning until ``deadline``), the learner of those (``None``
+    where too few cells are held out to check) and whether it converged."""
     verdict: dict[str, Any] = {"held_out": len(held)}
     if len(held) < learn.min_check:
         verdict |= {"kept": "start", "reason": f"too few answers to check learned weights: "
@@ -293,7 +310,7 @@ def _check(
         hyper_pin=np.where(is_held[g.hyper_rows[:, 0]], FREE, problem.hyper_pin).astype(np.int8),
     )
     task = _Task.of(unheld, others, reference, learn.subgraph)
-    learner = _Learner(g, basis, task, solver_config, learn, w0, lower)
+    learner = _Learner(g, basis, task, solver_config, learn, w0, lower, deadline)
     w, converged = learner.run()
     target = _Task.of(problem, held, reference, learn.subgraph)
 
@@ -449,7 +466,8 @@ class _Task:
 
 
 class _Learner:
-    """CCCP over completions, a bundle method (BMRM) within each (see the module text)."""
+    """CCCP over completions, a bundle method (BMRM) within each (see the module text), until
+    the ``deadline`` (a :func:`time.perf_counter` value; ``None``: none) has passed."""
 
     def __init__(
         self,
@@ -460,9 +478,11 @@ class _Learner:
         learn: LearnConfig,
         w0: np.ndarray,
         lower: np.ndarray,
+        deadline: float | None,
     ) -> None:
         self.graph, self.basis, self.task, self.config = graph, basis, task, config
-        self.learn, self.w0, self.lower = learn, w0, lower
+        self.learn, self.w0, self.lower, self.deadline = learn, w0, lower, deadline
+        self.timed_out = False
         self.cuts: list[tuple[float, np.ndarray, float]] = []  # (c(y), phi(y), loss(y))
         self.record: list[dict[str, Any]] = []
         self.rounds: list[dict[str, Any]] = []
@@ -487,6 +507,8 @@ class _Learner:
         w = self.w0.copy()
         previous: Selection | None = None
         for number in range(self.learn.max_rounds):
+            if self._out_of_time():
+                return w, False
             completion = self.solve(self.task.completion, w, augmented=False)
             if previous is not None and _same(previous, completion):
                 return w, True
@@ -501,9 +523,11 @@ class _Learner:
         self, number: int, w: np.ndarray, c_star: float, phi_star: np.ndarray
     ) -> tuple[np.ndarray, bool]:
         """Minimise the convex upper bound for one completion; returns its best weights and
-        whether the gap closed within the iteration budget."""
+        whether the gap closed within the iteration and time budgets."""
         best_w, best = w, np.inf
         for iteration in range(self.learn.max_iterations - len(self.record)):
+            if self._out_of_time():
+                return best_w, False
             y = self.solve(self.task.free, w, augmented=True)
             c, phi = self.basis.energy(self.graph, y)
             self.cuts.append((c, phi, self.task.loss(y)))
@@ -526,6 +550,17 @@ class _Learner:
             if gap <= self.learn.eps * max(1.0, abs(best)):
                 return best_w, True
         return best_w, False
+
+    def _out_of_time(self) -> bool:
+        """Whether the deadline has passed (then the learning stops: noted and logged)."""
+        if self.deadline is None or time.perf_counter() < self.deadline:
+            return False
+        self.timed_out = True
+        logger.info(
+            "weight learning: the time bound stopped it after %.1f s and %d iterations; keeping "
+            "the best weights so far", time.perf_counter() - self.start, len(self.record),
+        )  # fmt: skip
+        return True
 
     def _note(
         self, number: int, iteration: int, value: float, best: float, bound: float, w: np.ndarray
