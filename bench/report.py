@@ -404,7 +404,9 @@ HELA_RUNS = {
     "seed-0 models are the base of the recipes' first run (`interactive_01_*.json`) and of "
     "`interactive_recipe_base.json`",
     "accuracy_run2_base.json": "the same jobs again (the same command); their seed-0 models are "
-    "the base of `interactive_01_run2.json` and `interactive.json`",
+    "the base of `interactive_01_run2.json` and `interactive_run2_base.json`",
+    "accuracy_run3_base.json": "the same jobs a third time (the same command); their seed-0 "
+    "models are the base of `interactive.json`",
 }
 
 
@@ -709,7 +711,8 @@ def render_interactive(
                 f"A fine-tuning took {median:.0f} s (median; {min(seconds):.0f}-"
                 f"{max(seconds):.0f} s; GPUs shared by the jobs, as the gpu_provenance says).",
             ]
-        lines += ["", *_interactive_findings(rankings), *_check_counts(rankings), ""]
+        lines += ["", *_interactive_findings(rankings), *_check_counts(rankings)]
+        lines += [*_weight_bound(rankings), ""]
     if data.get("unscored"):
         lines += [
             f"Not scored (the evaluation was cut short): {len(data['unscored'])} tasks, "
@@ -736,6 +739,25 @@ def _check_counts(rankings: dict) -> list[str]:
         "",
         "The fine-tuning's check, per seed (held-out cells linked wrong by the model "
         "before → after fine-tuning): " + "; ".join(parts) + ".",
+    ]
+
+
+def _weight_bound(rankings: dict) -> list[str]:
+    """How many weight learnings the time bound stopped (runs that record it)."""
+    stopped = [
+        check["weights"]["timed_out"]
+        for budgets in rankings.values()
+        for found in budgets.values()
+        for figures in found.values()
+        for check in figures.get("checks", [])
+        if "timed_out" in check.get("weights", {})
+    ]
+    if not stopped:
+        return []
+    return [
+        "",
+        f"The weight learning's time bound (`LearnConfig.max_seconds`) stopped {sum(stopped)} "
+        f"of its {len(stopped)} learnings here (with the best weights so far).",
     ]
 
 
@@ -936,8 +958,8 @@ def _second_run(name: str, data: dict, chosen: dict, arm: str) -> list[str]:
     lines = [
         f"`{name}`: the chosen recipe ({_recipe(data['finetune'])}) again, on a base model "
         "trained again by the same accuracy recipe (`accuracy_run2_base.json`), fine-tuned in "
-        "the same GPU call as the fine-tuned cases of `interactive.json`. *attrackt*: what "
-        f"fine-tuning gives now, the mean of the associations before and after (fine-tuned "
+        "the same GPU call as the fine-tuned cases of `interactive_run2_base.json`. *attrackt*: "
+        f"what fine-tuning gives now, the mean of the associations before and after (fine-tuned "
         f"share {rule['tuned_share']:g}), refused where it gets at least {rule['min_gain']} "
         "more held-out cells wrong than the model before (k/n: used in k of n seeds); *free*: the "
         "fine-tuned model where it gets the held-out cells, linked with no other answer "
@@ -1121,6 +1143,9 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "accuracy_run2_base.json": lambda data: render_replicate(
         data, "accuracy_run2_base.json", "a fifth"
     ),
+    "accuracy_run3_base.json": lambda data: render_replicate(
+        data, "accuracy_run3_base.json", "a sixth"
+    ),
     "crop_field.json": render_crop_field,
     "accuracy_run_a.json": render_input_ablation,
     "accuracy_motion.json": render_motion,
@@ -1129,7 +1154,10 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {
     "link_weights.json": render_link_weights,
     "ranking.json": render_ranking,
     "interactive.json": lambda data: render_interactive(
-        data, "interactive.json", "accuracy_run2_base.json"
+        data, "interactive.json", "accuracy_run3_base.json"
+    ),
+    "interactive_run2_base.json": lambda data: render_interactive(
+        data, "interactive_run2_base.json", "accuracy_run2_base.json"
     ),
     "interactive_recipe_base.json": lambda data: render_interactive(
         data, "interactive_recipe_base.json", "accuracy_recipe_base.json"
